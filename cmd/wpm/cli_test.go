@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/internal/testkit"
+)
+
+// runCLI runs wpm in-process with args, on the shipped config and the test
+// plugins, and returns its exit status and output.
+func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	if len(args) > 0 && args[0] != "version" && !strings.HasPrefix(args[0], "-") && args[0] != "nope" {
+		args = append(args, "--config", filepath.Join(testkit.ModuleRoot(), "config", "default.yaml"),
+			"--plugins-dir", filepath.Join(binDir, "plugins"))
+	}
+	code := run(args, env{stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr})
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCLI_run(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "run", "cpuload", "--task", `{"duration": 5}`)
+	require.Equal(t, 0, code, errOut)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	assert.EqualValues(t, 5, v["requestedMs"])
+
+	file := filepath.Join(t.TempDir(), "task.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"mb": 4}`), 0o600))
+	code, out, errOut = runCLI(t, "", "run", "memusage", "--task", "@"+file)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `"mb": 4`)
+
+	code, out, errOut = runCLI(t, `{"duration": 1}`, "run", "cpuload", "--task", "-")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "requestedMs")
+	testkit.RequireNoChildren(t)
+}
+
+func TestCLI_run_errors(t *testing.T) {
+	code, _, errOut := runCLI(t, "", "run", "cpuload", "--task", `{"duration": -1}`)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "invalid_task")
+
+	code, _, errOut = runCLI(t, "", "run", "../cpuload", "--task", `{}`)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "unknown_plugin")
+
+	code, _, errOut = runCLI(t, "", "run", "cpuload", "--task", `{not json`)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "not valid JSON")
+
+	code, _, errOut = runCLI(t, "", "run", "cpuload")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--task")
+
+	code, _, errOut = runCLI(t, "", "run", "--task", "{}")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "exactly one plugin")
+
+	code, _, errOut = runCLI(t, "", "run", "misbehave", "--task", `{"fault": "exit", "lines": ["bye now"]}`)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "worker_crashed")
+	assert.Contains(t, errOut, "bye now")
+	testkit.RequireNoChildren(t)
+}
+
+func TestCLI_plugins(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "plugins")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "NAME")
+	assert.Regexp(t, `cpuload\s+.*CPU`, out)
+	assert.Regexp(t, `memusage\s+.*MEM`, out)
+	assert.Contains(t, out, "misbehave")
+}
+
+func TestCLI_versionAndHelp(t *testing.T) {
+	code, out, _ := runCLI(t, "", "version")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "wpm ")
+
+	code, out, _ = runCLI(t, "", "--help")
+	assert.Equal(t, 0, code)
+	for _, c := range []string{"serve", "run", "plugins", "version"} {
+		assert.Contains(t, out, c)
+	}
+	for _, c := range []string{"serve", "run", "plugins", "version"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{c, "--help"}, env{stdout: &stdout, stderr: &stderr})
+		assert.Equal(t, 0, code, c)
+		assert.Contains(t, stdout.String(), "Usage: wpm "+c, c)
+	}
+	code, _, errOut := runCLI(t, "", "nope")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "unknown command")
+}
+
+func TestCLI_badConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("http:\n  adr: x\npools:\n  - {name: A, plugin: cpuload, workers: 0}\n"), 0o600))
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"serve", "--config", file}, env{stdout: &stdout, stderr: &stderr})
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), `http.adr`)
+	assert.Contains(t, stderr.String(), `pools[0].workers`)
+}

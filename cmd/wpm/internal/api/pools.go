@@ -1,0 +1,108 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// poolView is a pool as the API shows it: settings and live state.
+type poolView struct {
+	Name              string       `json:"name"`
+	Plugin            string       `json:"plugin"`
+	Size              int          `json:"size"`
+	Concurrency       int          `json:"concurrency"`
+	MemoryLimitMB     int          `json:"memoryLimitMB"`
+	QueueLimit        int          `json:"queueLimit"`
+	TaskTimeout       string       `json:"taskTimeout"`
+	MaxTasksPerWorker int          `json:"maxTasksPerWorker"`
+	MaxWorkerAge      string       `json:"maxWorkerAge"`
+	QueueDepth        int          `json:"queueDepth"`
+	OldestQueuedMs    float64      `json:"oldestQueuedMs"`
+	Running           int          `json:"running"`
+	Ready             int          `json:"ready"`
+	Degraded          bool         `json:"degraded"`
+	LastError         string       `json:"lastError,omitempty"`
+	LastErrorAt       *time.Time   `json:"lastErrorAt,omitempty"`
+	Workers           []workerView `json:"workers"`
+}
+
+// workerView is one worker as the API shows it.
+type workerView struct {
+	Slot      int     `json:"slot"`
+	PID       int     `json:"pid"`
+	State     string  `json:"state"`
+	Running   int     `json:"running"`
+	TasksDone int     `json:"tasksDone"`
+	RSSBytes  uint64  `json:"rssBytes"`
+	UptimeMs  float64 `json:"uptimeMs"`
+	Restarts  int     `json:"restarts"`
+	LastExit  string  `json:"lastExit,omitempty"`
+}
+
+func viewPool(s host.PoolStats) poolView {
+	v := poolView{
+		Name:              s.Config.Name,
+		Plugin:            s.Config.Plugin,
+		Size:              s.Config.Workers,
+		Concurrency:       s.Config.Concurrency,
+		MemoryLimitMB:     s.Config.MemoryLimitMB,
+		QueueLimit:        s.Config.QueueLimit,
+		TaskTimeout:       s.Config.TaskTimeout.String(),
+		MaxTasksPerWorker: s.Config.MaxTasksPerWorker,
+		MaxWorkerAge:      s.Config.MaxWorkerAge.String(),
+		QueueDepth:        s.QueueDepth,
+		OldestQueuedMs:    ms(s.OldestQueued),
+		Running:           s.Running,
+		Ready:             s.Ready,
+		Degraded:          s.Degraded(),
+		LastError:         s.LastError,
+		Workers:           make([]workerView, len(s.Workers)),
+	}
+	if !s.LastErrorAt.IsZero() {
+		t := s.LastErrorAt.UTC()
+		v.LastErrorAt = &t
+	}
+	for i, w := range s.Workers {
+		v.Workers[i] = workerView{
+			Slot: w.Slot, PID: w.PID, State: w.State.String(), Running: w.Running, TasksDone: w.TasksDone,
+			RSSBytes: w.RSSBytes, UptimeMs: ms(w.Uptime()), Restarts: w.Restarts, LastExit: w.LastExit,
+		}
+	}
+	return v
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (s *Server) listPools(c echo.Context) error {
+	stats := s.mgr.Pools()
+	views := make([]poolView, len(stats))
+	for i, p := range stats {
+		views[i] = viewPool(p)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"pools": views})
+}
+
+func (s *Server) getPool(c echo.Context) error {
+	p, err := s.mgr.Pool(c.Param("pool"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewPool(p))
+}
+
+func (s *Server) listPlugins(c echo.Context) error {
+	plugins, err := s.mgr.Plugins()
+	if err != nil {
+		return err
+	}
+	for i := range plugins {
+		if plugins[i].Pools == nil {
+			plugins[i].Pools = []string{}
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plugins": plugins})
+}

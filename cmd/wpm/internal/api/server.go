@@ -1,0 +1,427 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/labstack/echo/v4"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// Options configures a [Server].
+type Options struct {
+	// BodyLimitBytes caps request bodies; larger ones get 413.
+	BodyLimitBytes int64
+	// Logger receives one line per request and per task.
+	Logger hclog.Logger
+}
+
+// Server is wpm's HTTP API over one manager.
+type Server struct {
+	echo     *echo.Echo
+	mgr      *host.Manager
+	opts     Options
+	logger   hclog.Logger
+	shutting atomic.Bool
+}
+
+// New builds the API over mgr.
+func New(mgr *host.Manager, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.BodyLimitBytes <= 0 {
+		opts.BodyLimitBytes = 10 << 20
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{echo: e, mgr: mgr, opts: opts, logger: opts.Logger}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.logRequests, s.refuseWhileShuttingDown)
+
+	e.POST("/example/pool", s.examplePool)
+	e.POST("/example/oneShot", s.exampleOneShot)
+	e.POST("/v1/pools/:pool/tasks", s.submit)
+	e.POST("/v1/plugins/:plugin/run", s.runOnce)
+	e.GET("/v1/pools", s.listPools)
+	e.GET("/v1/pools/:pool", s.getPool)
+	e.GET("/v1/plugins", s.listPlugins)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	return s
+}
+
+// Handler returns the API as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo returns the echo instance, for adding routes such as /metrics.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// StartShutdown makes every later request but /healthz answer 503
+// shutting_down. Requests already accepted go on.
+func (s *Server) StartShutdown() { s.shutting.Store(true) }
+
+// okPool is the seed-compatible success body.
+type okSeed struct {
+	OK   bool            `json:"ok"`
+	ID   string          `json:"id"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// okNative is the /v1 success body.
+type okNative struct {
+	OK         bool            `json:"ok"`
+	ID         string          `json:"id"`
+	Pool       string          `json:"pool,omitempty"`
+	Plugin     string          `json:"plugin,omitempty"`
+	WorkerPID  int             `json:"workerPid"`
+	DurationMs float64         `json:"durationMs"`
+	Result     json.RawMessage `json:"result"`
+}
+
+// examplePoolRequest is the Node.js seed's /example/pool body.
+type examplePoolRequest struct {
+	PoolName   *string         `json:"poolName"`
+	WorkerTask json.RawMessage `json:"workerTask"`
+}
+
+// exampleOneShotRequest is the Node.js seed's /example/oneShot body.
+type exampleOneShotRequest struct {
+	WorkerScript      *string         `json:"workerScript"`
+	WorkerTask        json.RawMessage `json:"workerTask"`
+	WorkerMemoryLimit *int            `json:"workerMemoryLimit"`
+}
+
+func (s *Server) examplePool(c echo.Context) error {
+	var req examplePoolRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	if req.PoolName == nil || *req.PoolName == "" {
+		return badRequest(`"poolName" is required: the name of a pool, like "CPU"`)
+	}
+	if req.WorkerTask == nil {
+		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
+	}
+	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
+	s.logTask(c, res, err)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, okSeed{OK: true, ID: res.TaskID, Type: "workDone", Data: res.Output})
+}
+
+func (s *Server) exampleOneShot(c echo.Context) error {
+	var req exampleOneShotRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	if req.WorkerScript == nil || *req.WorkerScript == "" {
+		return badRequest(`"workerScript" is required: the name of a plugin in the plugins directory, like "cpuload"`)
+	}
+	if req.WorkerTask == nil {
+		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
+	}
+	var opts host.RunOptions
+	if req.WorkerMemoryLimit != nil {
+		if *req.WorkerMemoryLimit < 1 {
+			return badRequest(fmt.Sprintf(`"workerMemoryLimit" must be a positive number of MB, got %d`, *req.WorkerMemoryLimit))
+		}
+		opts.MemoryLimitMB = *req.WorkerMemoryLimit
+	}
+	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
+	s.logTask(c, res, err)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, okSeed{OK: true, ID: res.TaskID, Type: "workDone", Data: res.Output})
+}
+
+func (s *Server) submit(c echo.Context) error {
+	input, err := s.taskInput(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.mgr.Submit(c.Request().Context(), c.Param("pool"), input)
+	s.logTask(c, res, err)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, native(res))
+}
+
+func (s *Server) runOnce(c echo.Context) error {
+	var opts host.RunOptions
+	if v := c.QueryParam("memoryLimitMB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return badRequest(fmt.Sprintf("query parameter memoryLimitMB must be a positive whole number of MB, got %q", v))
+		}
+		opts.MemoryLimitMB = n
+	}
+	if v := c.QueryParam("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return badRequest(fmt.Sprintf("query parameter timeout must be a positive Go duration like 500ms or 2m, got %q", v))
+		}
+		opts.Timeout = d
+	}
+	input, err := s.taskInput(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.mgr.RunOnce(c.Request().Context(), c.Param("plugin"), input, opts)
+	s.logTask(c, res, err)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, native(res))
+}
+
+func native(res host.Result) okNative {
+	return okNative{
+		OK: true, ID: res.TaskID, Pool: res.Pool, Plugin: res.Plugin, WorkerPID: res.WorkerPID,
+		DurationMs: float64(res.Duration.Microseconds()) / 1000, Result: res.Output,
+	}
+}
+
+// readBody reads the whole request body within the configured limit.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > s.opts.BodyLimitBytes {
+		return nil, &http.MaxBytesError{Limit: s.opts.BodyLimitBytes}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.opts.BodyLimitBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, err
+		}
+		return nil, badRequest("could not read the request body: " + err.Error())
+	}
+	return body, nil
+}
+
+// taskInput reads a /v1 body: the task's input, which must be JSON.
+func (s *Server) taskInput(c echo.Context) ([]byte, error) {
+	body, err := s.readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, badRequest(`the body must be the task's JSON input, like {"duration": 3000}; it is empty`)
+	}
+	if !json.Valid(body) {
+		return nil, badRequest("the body is not valid JSON: " + jsonProblem(body))
+	}
+	return body, nil
+}
+
+// decode reads a JSON object body into v, strictly: field names must match
+// v's json tags exactly (encoding/json alone would take "poolname" for
+// "poolName"), and unknown fields and wrong types are bad requests that
+// name the field.
+func (s *Server) decode(c echo.Context, v any) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return badRequest(fmt.Sprintf("the body must be a JSON object, got %s", typeErr.Value))
+		}
+		return badRequest("the body is not a valid JSON object: " + err.Error())
+	}
+	if dec.More() {
+		return badRequest("the body holds more than one JSON value")
+	}
+	known := jsonFields(v)
+	for name := range fields {
+		if !slices.Contains(known, name) {
+			return badRequest(fmt.Sprintf("unknown field %q; this endpoint takes %s", name, strings.Join(known, ", ")))
+		}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return badRequest(fmt.Sprintf("field %q must be %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+		}
+		return badRequest("the body is not a valid JSON object: " + err.Error())
+	}
+	return nil
+}
+
+// jsonFields lists the json names of a struct pointer's fields.
+func jsonFields(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64", "float64":
+		return "a number"
+	case "string", "ptr":
+		return "a string"
+	}
+	return "of another type"
+}
+
+// jsonProblem says where a body stops being JSON.
+func jsonProblem(body []byte) string {
+	var v any
+	err := json.Unmarshal(body, &v)
+	if err == nil {
+		return "unknown problem"
+	}
+	return err.Error()
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"ok": true})
+}
+
+// readyBody is /readyz's answer: the reason per pool.
+type readyBody struct {
+	OK    bool              `json:"ok"`
+	Pools map[string]string `json:"pools"`
+	Error *errorDetail      `json:"error,omitempty"`
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	body := readyBody{OK: true, Pools: map[string]string{}}
+	var problems []string
+	for _, p := range s.mgr.Pools() {
+		switch {
+		case p.Ready == 0:
+			reason := "no ready worker"
+			if p.LastError != "" {
+				reason += "; last error: " + p.LastError
+			}
+			body.Pools[p.Config.Name] = reason
+			problems = append(problems, p.Config.Name)
+		case p.Degraded():
+			body.Pools[p.Config.Name] = fmt.Sprintf("degraded: %d of %d workers ready", p.Ready, p.Config.Workers)
+		default:
+			body.Pools[p.Config.Name] = "ready"
+		}
+	}
+	if len(problems) > 0 {
+		body.OK = false
+		body.Error = &errorDetail{Code: codeNotReady, Message: fmt.Sprintf("pools without a ready worker: %v", problems)}
+		return c.JSON(http.StatusServiceUnavailable, body)
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// handleError is the one place that turns an error into a response.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, body := describe(err)
+	st := status(code)
+	if code == host.CodeQueueFull {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	c.Set(ctxErrorCode, code)
+	if body.ID != "" {
+		c.Set(ctxTaskID, body.ID)
+	}
+	if err := c.JSON(st, body); err != nil {
+		s.logger.Debug("could not write error response", "error", err)
+	}
+}
+
+// Keys of values handlers leave in the echo context for the request log.
+const (
+	ctxTaskID    = "wpm.taskID"
+	ctxErrorCode = "wpm.errorCode"
+)
+
+// logTask logs a task's outcome with its ID, pool or plugin, and pid.
+func (s *Server) logTask(c echo.Context, res host.Result, err error) {
+	reqID := c.Response().Header().Get(echo.HeaderXRequestID)
+	if err != nil {
+		var te *host.TaskError
+		if errors.As(err, &te) {
+			c.Set(ctxTaskID, te.TaskID)
+			s.logger.Info("task failed", "request", reqID, "task", te.TaskID, "pool", te.Pool, "plugin", te.Plugin,
+				"pid", te.WorkerPID, "code", host.Code(err), "error", te.Err)
+		}
+		return
+	}
+	c.Set(ctxTaskID, res.TaskID)
+	s.logger.Debug("task done", "request", reqID, "task", res.TaskID, "pool", res.Pool, "plugin", res.Plugin,
+		"pid", res.WorkerPID, "duration", res.Duration)
+}
+
+// logRequests gives each request an ID and logs one line when it ends.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" || len(id) > 64 {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		args := []any{"request", id, "method", c.Request().Method, "route", c.Path(),
+			"status", c.Response().Status, "duration", time.Since(start)}
+		if v, ok := c.Get(ctxTaskID).(string); ok {
+			args = append(args, "task", v)
+		}
+		if v, ok := c.Get(ctxErrorCode).(string); ok {
+			args = append(args, "code", v)
+		}
+		s.logger.Info("request", args...)
+		return nil
+	}
+}
+
+// refuseWhileShuttingDown answers 503 once shutdown began, except for
+// /healthz, which answers as long as the process serves.
+func (s *Server) refuseWhileShuttingDown(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.shutting.Load() && c.Path() != "/healthz" {
+			return &Error{Code: host.CodeShuttingDown, Message: "wpm is shutting down and takes no new requests; retry on another instance or after restart"}
+		}
+		return next(c)
+	}
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

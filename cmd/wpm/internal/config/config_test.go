@@ -1,0 +1,516 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// shippedConfig is config/default.yaml, relative to this package.
+const shippedConfig = "../../../../config/default.yaml"
+
+// mustWriteFile writes content to a file called name in a fresh directory
+// and returns its path.
+func mustWriteFile(tb testing.TB, name, content string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), name)
+	require.NoError(tb, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+// mustFlags returns a flag set with RegisterFlags' flags, parsed from args.
+func mustFlags(tb testing.TB, args ...string) *pflag.FlagSet {
+	tb.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	require.NoError(tb, fs.Parse(args))
+	return fs
+}
+
+// problems returns the separate problems in err, which Load joined.
+func problems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var out []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, e.Error())
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+// mustFail loads a YAML file with content and returns the problems.
+func mustFail(tb testing.TB, content string) (path string, probs []string) {
+	tb.Helper()
+	path = mustWriteFile(tb, "wpm.yaml", content)
+	_, err := Load(Options{File: path})
+	require.Error(tb, err)
+	return path, problems(err)
+}
+
+const onePool = `
+pools:
+  - { name: CPU, plugin: cpuload, workers: 1 }
+`
+
+func TestLoad_defaults(t *testing.T) {
+	c, err := Load(Options{})
+	require.NoError(t, err)
+	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000}, c.HTTP)
+	assert.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
+	assert.Equal(t, 30*time.Second, c.Shutdown.Grace)
+	want := host.DefaultConfig()
+	assert.Equal(t, want.PluginDir, c.Host.PluginDir)
+	assert.Equal(t, want.OneShot, c.Host.OneShot)
+	assert.Equal(t, host.OneShotConfig{
+		MemoryLimitMB: 4096, Timeout: 5 * time.Minute, MaxConcurrent: 8,
+		MaxWait: 5 * time.Second, Spares: 0, StartTimeout: 10 * time.Second,
+	}, c.Host.OneShot)
+	assert.Empty(t, c.Host.Pools)
+}
+
+func TestLoad_layering(t *testing.T) {
+	file := mustWriteFile(t, "wpm.yaml", `
+http: { addr: "127.0.0.1:1001", authToken: from-file }
+log: { level: debug, format: json }
+plugins: { dir: file/plugins }
+oneShot: { spares: 1 }
+`)
+	environ := []string{"WPM_HTTP_ADDR=127.0.0.1:1002", "WPM_LOG_LEVEL=warn", "WPM_ONESHOT_SPARES=2", "HOME=/root"}
+	tests := []struct {
+		name   string
+		opts   Options
+		addr   string
+		level  string
+		format string
+		dir    string
+		token  string
+		spares int
+	}{
+		{"defaults", Options{}, "127.0.0.1:3000", "info", "text", "bin/plugins", "", 0},
+		{"file over defaults", Options{File: file}, "127.0.0.1:1001", "debug", "json", "file/plugins", "from-file", 1},
+		{"env over file", Options{File: file, Environ: environ}, "127.0.0.1:1002", "warn", "json", "file/plugins", "from-file", 2},
+		{"flags over env", Options{File: file, Environ: environ, Flags: mustFlags(t, "--addr", "127.0.0.1:1003", "--log-format=text")},
+			"127.0.0.1:1003", "warn", "text", "file/plugins", "from-file", 2},
+		{"unset flags override nothing", Options{File: file, Environ: environ, Flags: mustFlags(t)},
+			"127.0.0.1:1002", "warn", "json", "file/plugins", "from-file", 2},
+		{"flags over defaults", Options{Flags: mustFlags(t, "--plugins-dir", "flag/plugins", "--log-level", "error")},
+			"127.0.0.1:3000", "error", "text", "flag/plugins", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.opts)
+			require.NoError(t, err)
+			assert.Equal(t, tt.addr, c.HTTP.Addr)
+			assert.Equal(t, tt.level, c.Log.Level)
+			assert.Equal(t, tt.format, c.Log.Format)
+			assert.Equal(t, tt.dir, c.Host.PluginDir)
+			assert.Equal(t, tt.token, c.HTTP.AuthToken)
+			assert.Equal(t, tt.spares, c.Host.OneShot.Spares)
+		})
+	}
+}
+
+func TestLoad_doesNotReadProcessEnvironment(t *testing.T) {
+	t.Setenv("WPM_HTTP_ADDR", "127.0.0.1:9999")
+	t.Setenv("WPM_NO_SUCH_KEY", "x")
+	c, err := Load(Options{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:3000", c.HTTP.Addr)
+}
+
+func TestLoad_envMapsLevelsCaseInsensitively(t *testing.T) {
+	c, err := Load(Options{Environ: []string{
+		"WPM_ONESHOT_MEMORYLIMITMB=2048",
+		"WPM_http_authToken=s3cret",
+		"WPM_Http_MetricsAuth=true",
+		"WPM_HTTP_BODYLIMIT=1MiB",
+		"WPM_ONESHOT_TIMEOUT=90s",
+		"WPM_SHUTDOWN_GRACE=0",
+		"WPM_PLUGINS_DIR=/opt/wpm/plugins",
+		"WPM_LOG_LEVEL=DEBUG",
+		"WPM_PLUGIN=wpm-task-v1", // go-plugin's handshake cookie, not a setting
+		"NOT_WPM_HTTP_ADDR=ignored",
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, 2048, c.Host.OneShot.MemoryLimitMB)
+	assert.Equal(t, "s3cret", c.HTTP.AuthToken)
+	assert.True(t, c.HTTP.MetricsAuth)
+	assert.Equal(t, int64(1<<20), c.HTTP.BodyLimitBytes)
+	assert.Equal(t, 90*time.Second, c.Host.OneShot.Timeout)
+	assert.Equal(t, time.Duration(0), c.Shutdown.Grace)
+	assert.Equal(t, "/opt/wpm/plugins", c.Host.PluginDir)
+	assert.Equal(t, "debug", c.Log.Level)
+}
+
+func TestLoad_envUnknownVariable(t *testing.T) {
+	tests := []struct{ env, want string }{
+		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+		{"WPM_HTPP_ADDR=x", `WPM_HTPP_ADDR: unknown variable: no section "HTPP"`},
+		{"WPM_HTTP=x", `WPM_HTTP: unknown variable: expected WPM_HTTP_<KEY>`},
+		{"WPM_ONESHOT_MEMORY_LIMIT_MB=1", `WPM_ONESHOT_MEMORY_LIMIT_MB: unknown variable`},
+		{"WPM_POOLS_0_WORKERS=3", `WPM_POOLS_0_WORKERS: pools can not be set from the environment`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			_, err := Load(Options{Environ: []string{tt.env}})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestLoad_envValueProblemNamesVariableAndKey(t *testing.T) {
+	_, err := Load(Options{Environ: []string{"WPM_ONESHOT_TIMEOUT=5 minutes", "WPM_ONESHOT_SPARES=two"}})
+	require.Error(t, err)
+	assert.ElementsMatch(t, []string{
+		`WPM_ONESHOT_TIMEOUT: oneShot.timeout: "5 minutes" is not a duration like 30s or 5m`,
+		`WPM_ONESHOT_SPARES: oneShot.spares: must be a whole number, got "two"`,
+	}, problems(err))
+}
+
+func TestLoad_flagValueProblemNamesFlagAndKey(t *testing.T) {
+	_, err := Load(Options{Flags: mustFlags(t, "--log-level=verbose", "--addr=3000")})
+	require.Error(t, err)
+	assert.ElementsMatch(t, []string{
+		`--log-level: log.level: "verbose" is not one of trace, debug, info, warn, error`,
+		`--addr: http.addr: "3000" is not host:port like 127.0.0.1:3000`,
+	}, problems(err))
+}
+
+func TestLoad_validationMessagesNameTheKey(t *testing.T) {
+	tests := []struct{ name, file, want string }{
+		{"unknown section key", "http: { adr: x }",
+			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+		{"unknown top-level key", "htp: { addr: x }",
+			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, pools)`},
+		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
+			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout)`},
+		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
+			`unknown key "oneShot.memorylimitmb" (keys are case-sensitive: did you mean memoryLimitMB?)`},
+		{"pool key differs only in case", "pools: [{ name: CPU, plugin: cpuload, Workers: 1 }]",
+			`unknown key "pools[0].Workers" (keys are case-sensitive: did you mean workers?)`},
+		{"section not a map", "log: debug",
+			`log: must be a map of log settings (level, format), got "debug"`},
+		{"pools not a list", "pools: { CPU: { plugin: cpuload } }",
+			`pools: must be a list of pools`},
+		{"pool not a map", "pools: [CPU]",
+			`pools[0]: must be a map of pool settings (name, plugin, workers,`},
+		{"wrong type of count", "pools: [{ name: CPU, plugin: cpuload, workers: two }]",
+			`pools[0].workers: must be a whole number, got "two"`},
+		{"fractional count", "oneShot: { maxConcurrent: 2.5 }",
+			`oneShot.maxConcurrent: must be a whole number, got 2.5`},
+		{"wrong type of string", "plugins: { dir: [a, b] }",
+			`plugins.dir: must be a string, got a list`},
+		{"number for a string", "http: { authToken: 12345 }",
+			`http.authToken: must be a string, got 12345 (put it in quotes)`},
+		{"wrong type of bool", "http: { metricsAuth: maybe }",
+			`http.metricsAuth: must be true or false, got "maybe"`},
+		{"bad duration", "oneShot: { timeout: 5 minutes }",
+			`oneShot.timeout: "5 minutes" is not a duration like 30s or 5m`},
+		{"duration without unit", "shutdown: { grace: 30 }",
+			`shutdown.grace: 30 is not a duration like 30s or 5m (give a unit)`},
+		{"bad pool duration", "pools: [{ name: CPU, plugin: cpuload, workers: 1, taskTimeout: soon }]",
+			`pools[0].taskTimeout: "soon" is not a duration like 30s or 5m`},
+		{"garbage size", "http: { bodyLimit: lots }",
+			`http.bodyLimit: "lots" is not a size like 10MB, 512KB, 1MiB or 1048576 (bytes)`},
+		{"zero size", "http: { bodyLimit: 0 }",
+			`http.bodyLimit: must be more than 0 bytes, got 0`},
+		{"negative size", `http: { bodyLimit: "-1MB" }`,
+			`http.bodyLimit: must be more than 0 bytes, got "-1MB"`},
+		{"bad address", `http: { addr: "localhost" }`,
+			`http.addr: "localhost" is not host:port like 127.0.0.1:3000`},
+		{"bad log level", "log: { level: verbose }",
+			`log.level: "verbose" is not one of trace, debug, info, warn, error`},
+		{"bad log format", "log: { format: xml }",
+			`log.format: "xml" is not one of text, json`},
+		{"negative grace", "shutdown: { grace: -1s }",
+			`shutdown.grace: must not be negative, got -1s`},
+		{"host: count below 1", "pools: [{ name: CPU, plugin: cpuload, workers: 0 }]",
+			`pools[0].workers: must be at least 1, got 0`},
+		{"host: missing workers", "pools: [{ name: CPU, plugin: cpuload }]",
+			`pools[0].workers: must be at least 1, got 0`},
+		{"host: empty plugins dir", `plugins: { dir: "" }`,
+			`plugins.dir: must name the plugins directory`},
+		{"host: bad plugin name", "pools: [{ name: CPU, plugin: ../bin/sh, workers: 1 }]",
+			`pools[0].plugin: "../bin/sh" must be a plain file name in the plugins directory`},
+		{"host: negative oneShot count", "oneShot: { spares: -1 }",
+			`oneShot.spares: must be 0 (none) or more, got -1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, probs := mustFail(t, tt.file)
+			require.Len(t, probs, 1, "problems: %q", probs)
+			assert.True(t, strings.HasPrefix(probs[0], path+": "), "%q does not name the file", probs[0])
+			assert.Contains(t, probs[0], tt.want)
+		})
+	}
+}
+
+func TestLoad_reportsEveryProblemOnce(t *testing.T) {
+	path, probs := mustFail(t, `
+http: { adr: x, bodyLimit: none }
+log: { level: loud }
+oneShot: { timeout: 5 minutes }
+pools:
+  - { name: CPU, plugin: cpuload, workers: two, wrokers: 2 }
+  - { name: MEM, plugin: memusage, workers: 0, concurrency: x }
+`)
+	want := []string{
+		`unknown key "http.adr"`,
+		`http.bodyLimit: "none" is not a size`,
+		`log.level: "loud" is not one of`,
+		`oneShot.timeout: "5 minutes" is not a duration`,
+		`unknown key "pools[0].wrokers"`,
+		`pools[0].workers: must be a whole number, got "two"`, // and not again as "at least 1"
+		`pools[1].workers: must be at least 1, got 0`,
+		`pools[1].concurrency: must be a whole number, got "x"`,
+	}
+	require.Len(t, probs, len(want), "problems: %q", probs)
+	for _, w := range want {
+		found := false
+		for _, p := range probs {
+			if strings.HasPrefix(p, path+": ") && strings.Contains(p, w) {
+				found = true
+			}
+		}
+		assert.True(t, found, "no problem %q among %q", w, probs)
+	}
+}
+
+func TestLoad_duplicatePoolNames(t *testing.T) {
+	_, probs := mustFail(t, `
+pools:
+  - { name: CPU, plugin: cpuload, workers: 1 }
+  - { name: MEM, plugin: memusage, workers: 1 }
+  - { name: CPU, plugin: memusage, workers: 1 }
+`)
+	require.Len(t, probs, 1)
+	assert.Contains(t, probs[0], `pools[2].name: "CPU" is already the name of pools[0]`)
+}
+
+func TestLoad_yamlAndJSONAgree(t *testing.T) {
+	yamlFile := mustWriteFile(t, "wpm.yml", `
+http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true }
+log: { level: warn, format: json }
+plugins: { dir: /p }
+shutdown: { grace: 1m }
+oneShot: { memoryLimitMB: 64, timeout: 1s, maxConcurrent: 2, maxWait: 100ms, spares: 1, startTimeout: 3s }
+pools:
+  - { name: A, plugin: cpuload, workers: 3, memoryLimitMB: 128, concurrency: 2, queueLimit: 5,
+      taskTimeout: 2s, maxTasksPerWorker: 100, maxWorkerAge: 1h, startTimeout: 4s }
+`)
+	jsonFile := mustWriteFile(t, "wpm.JSON", `{
+  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true},
+  "log": {"level": "warn", "format": "json"},
+  "plugins": {"dir": "/p"},
+  "shutdown": {"grace": "1m"},
+  "oneShot": {"memoryLimitMB": 64, "timeout": "1s", "maxConcurrent": 2, "maxWait": "100ms", "spares": 1, "startTimeout": "3s"},
+  "pools": [{"name": "A", "plugin": "cpuload", "workers": 3, "memoryLimitMB": 128, "concurrency": 2, "queueLimit": 5,
+             "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s"}]
+}`)
+	want := Config{
+		HTTP:     HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true},
+		Log:      Log{Level: "warn", Format: "json"},
+		Shutdown: Shutdown{Grace: time.Minute},
+		Host: host.Config{
+			PluginDir: "/p",
+			OneShot: host.OneShotConfig{MemoryLimitMB: 64, Timeout: time.Second, MaxConcurrent: 2,
+				MaxWait: 100 * time.Millisecond, Spares: 1, StartTimeout: 3 * time.Second},
+			Pools: []host.PoolConfig{{Name: "A", Plugin: "cpuload", Workers: 3, MemoryLimitMB: 128,
+				Concurrency: 2, QueueLimit: 5, TaskTimeout: 2 * time.Second, MaxTasksPerWorker: 100,
+				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second}},
+		},
+	}
+	for _, path := range []string{yamlFile, jsonFile} {
+		c, err := Load(Options{File: path})
+		require.NoError(t, err, path)
+		assert.Equal(t, want, c, path)
+	}
+}
+
+func TestLoad_poolDefaults(t *testing.T) {
+	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", onePool)})
+	require.NoError(t, err)
+	assert.Equal(t, []host.PoolConfig{{
+		Name: "CPU", Plugin: "cpuload", Workers: 1,
+		Concurrency:  host.DefaultConcurrency,
+		QueueLimit:   host.DefaultQueueLimit,
+		StartTimeout: host.DefaultStartTimeout,
+	}}, c.Host.Pools)
+}
+
+func TestLoad_nullMeansDefault(t *testing.T) {
+	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", "http:\n  addr:\n  authToken:\nlog:\npools:\n")})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:3000", c.HTTP.Addr)
+	assert.Equal(t, "info", c.Log.Level)
+	assert.Empty(t, c.Host.Pools)
+}
+
+func TestLoad_fileProblems(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.yaml")
+	_, err := Load(Options{File: missing})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Contains(t, err.Error(), missing+": can not read the config file")
+
+	toml := mustWriteFile(t, "wpm.toml", "")
+	_, err = Load(Options{File: toml})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), toml+`: unsupported config file type ".toml"; use .yaml, .yml or .json`)
+
+	broken := mustWriteFile(t, "wpm.yaml", "http: { addr: [\n")
+	_, err = Load(Options{File: broken})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), broken+": not valid YAML")
+
+	brokenJSON := mustWriteFile(t, "wpm.json", `{"http": }`)
+	_, err = Load(Options{File: brokenJSON})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), brokenJSON+": not valid JSON")
+
+	// A broken file does not hide the other layers' problems.
+	_, err = Load(Options{File: missing, Environ: []string{"WPM_HTTP_ADR=x"}})
+	assert.Len(t, problems(err), 2)
+}
+
+func TestLoad_emptyFile(t *testing.T) {
+	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", "")})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:3000", c.HTTP.Addr)
+}
+
+func TestLoad_shippedConfig(t *testing.T) {
+	c, err := Load(Options{File: shippedConfig})
+	require.NoError(t, err)
+	require.Len(t, c.Host.Pools, 2)
+	for i, want := range []struct{ name, plugin string }{{"CPU", "cpuload"}, {"MEM", "memusage"}} {
+		p := c.Host.Pools[i]
+		assert.Equal(t, want.name, p.Name)
+		assert.Equal(t, want.plugin, p.Plugin)
+		assert.Equal(t, 2, p.Workers)
+		assert.Equal(t, 4048, p.MemoryLimitMB)
+		assert.Equal(t, 1, p.Concurrency)
+		assert.Equal(t, 1024, p.QueueLimit)
+		assert.Equal(t, 5*time.Minute, p.TaskTimeout)
+		assert.Equal(t, 0, p.MaxTasksPerWorker)
+	}
+	assert.Equal(t, "127.0.0.1:3000", c.HTTP.Addr)
+	assert.Equal(t, int64(10_000_000), c.HTTP.BodyLimitBytes)
+	assert.Equal(t, "bin/plugins", c.Host.PluginDir)
+
+	// The shipped file holds every key, so it says the same as the
+	// built-in defaults wherever they overlap.
+	d, err := Load(Options{})
+	require.NoError(t, err)
+	c.Host.Pools = nil
+	assert.Equal(t, d, c)
+}
+
+func TestShippedConfig_hasEveryKey(t *testing.T) {
+	l := &loader{origin: map[string]string{}, reported: map[string]bool{}}
+	m, ok := l.readFile(shippedConfig)
+	require.True(t, ok)
+	require.Empty(t, l.errs)
+	for _, s := range sections {
+		sec, _ := m[s.name].(map[string]any)
+		for _, k := range s.keys {
+			assert.Contains(t, sec, k, "%s.%s", s.name, k)
+		}
+	}
+	pools, _ := m["pools"].([]any)
+	for i, p := range pools {
+		for _, k := range poolKeys {
+			assert.Contains(t, p, k, "pools[%d].%s", i, k)
+		}
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	fs := mustFlags(t)
+	file, err := fs.GetString("config")
+	require.NoError(t, err)
+	assert.Equal(t, DefaultFile, file)
+	for _, name := range []string{"addr", "plugins-dir", "log-level", "log-format"} {
+		assert.NotNil(t, fs.Lookup(name), name)
+	}
+	// Flags Load does not know are left alone.
+	fs.Bool("verbose", false, "")
+	require.NoError(t, fs.Parse([]string{"--verbose", "--config", "x.yaml"}))
+	_, err = Load(Options{Flags: fs})
+	require.NoError(t, err)
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"10MB", 10_000_000},
+		{"512KB", 512_000},
+		{"1MiB", 1 << 20},
+		{"1048576", 1048576},
+		{"1", 1},
+		{"100B", 100},
+		{"2GB", 2_000_000_000},
+		{"1GiB", 1 << 30},
+		{"4KiB", 4096},
+		{"10 MB", 10_000_000},
+		{" 10mb ", 10_000_000},
+		{"1kib", 1024},
+		{"1.5KB", 1500},
+		{"0.5MiB", 1 << 19},
+		{"1.0001KB", 1000},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if assert.NoError(t, err, tt.in) {
+			assert.Equal(t, tt.want, got, tt.in)
+		}
+	}
+	bad := []string{"", "0", "0MB", "0.0001B", "-1", "-5MB", "MB", "ten", "10 megabytes", "10M", "10K", "1e6",
+		"1.", ".5KB", "1.2.3MB", "10MB extra", "0x10", "+5", "99999999999999999999", "99999999999GiB"}
+	for _, in := range bad {
+		_, err := parseSize(in)
+		assert.Error(t, err, "%q", in)
+	}
+}
+
+func TestToSize_numbers(t *testing.T) {
+	n, err := toSize(1048576)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1048576), n)
+	n, err = toSize(float64(2048)) // JSON numbers
+	require.NoError(t, err)
+	assert.Equal(t, int64(2048), n)
+	for _, v := range []any{0, -1, 1.5, true, []any{}} {
+		_, err := toSize(v)
+		assert.Error(t, err, "%v", v)
+	}
+}
+
+func TestLoad_errorsAreJoined(t *testing.T) {
+	_, err := Load(Options{Environ: []string{"WPM_A_B=1", "WPM_C_D=2"}})
+	var j interface{ Unwrap() []error }
+	require.True(t, errors.As(err, &j))
+	assert.Len(t, j.Unwrap(), 2)
+}

@@ -1,0 +1,113 @@
+// Command wpm is the worker pool manager: it serves the HTTP API over pools
+// of plugin workers, runs single tasks from the shell, and lists plugins.
+//
+//	wpm serve [--config FILE]
+//	wpm run <plugin> --task JSON|@FILE|-
+//	wpm plugins
+//	wpm version
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}))
+}
+
+// env is what a command may touch of the outside world, so tests can run
+// commands in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	environ        []string
+}
+
+// command is one subcommand.
+type command struct {
+	name, usage, summary string
+	run                  func(args []string, e env) int
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "wpm serve [flags]", "serve the HTTP API over the configured pools", runServe},
+		{"run", "wpm run <plugin> --task JSON|@FILE|- [flags]", "run one task in a one-shot process and print its answer", runOnce},
+		{"plugins", "wpm plugins [flags]", "list the plugins in the plugins directory", runPlugins},
+		{"version", "wpm version", "print wpm's version", runVersion},
+	}
+}
+
+// run dispatches to a subcommand and returns the exit status.
+func run(args []string, e env) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], e)
+		}
+	}
+	fmt.Fprintf(e.stderr, "wpm: unknown command %q\n\n", args[0])
+	usage(e.stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "wpm — worker pool manager: pools of plugin worker processes behind an HTTP API.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'wpm <command> --help' for a command's flags.")
+}
+
+// parseFlags parses a subcommand's flags; it prints usage and returns
+// done=true with the exit status when the command should stop here.
+func parseFlags(fs *pflag.FlagSet, c command, args []string, e env) (status int, done bool) {
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s.\n\nFlags:\n%s", c.usage, c.summary, fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return 0, true
+		}
+		return 2, true
+	}
+	return 0, false
+}
+
+func lookup(name string) command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	panic("no command " + name)
+}
+
+func runVersion(args []string, e env) int {
+	fs := pflag.NewFlagSet("version", pflag.ContinueOnError)
+	if st, done := parseFlags(fs, lookup("version"), args, e); done {
+		return st
+	}
+	fmt.Fprintln(e.stdout, "wpm", version)
+	return 0
+}

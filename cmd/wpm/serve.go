@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+
+	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
+	"github.com/wpmdev/wpm/host"
+)
+
+// loadConfig registers the config flags on fs, parses args and loads the
+// layered configuration.
+func loadConfig(fs *pflag.FlagSet, c command, args []string, e env) (config.Config, int, bool) {
+	config.RegisterFlags(fs)
+	if st, done := parseFlags(fs, c, args, e); done {
+		return config.Config{}, st, true
+	}
+	file, _ := fs.GetString("config")
+	cfg, err := config.Load(config.Options{File: file, Environ: e.environ, Flags: fs})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wpm: %v\n", err)
+		return config.Config{}, 2, true
+	}
+	return cfg, 0, false
+}
+
+func newLogger(cfg config.Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "wpm",
+		Level:      hclog.LevelFromString(cfg.Log.Level),
+		Output:     w,
+		JSONFormat: cfg.Log.Format == "json",
+	})
+}
+
+func runServe(args []string, e env) int {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	cfg, st, done := loadConfig(fs, lookup("serve"), args, e)
+	if done {
+		return st
+	}
+	logger := newLogger(cfg, e.stderr)
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	if err := serve(cfg, logger, signals); err != nil {
+		logger.Error("wpm stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the server until the first signal, then shuts down: new
+// requests get 503 while running tasks get the grace period to finish; a
+// second signal ends the grace period at once.
+func serve(cfg config.Config, logger hclog.Logger, signals <-chan os.Signal) error {
+	mgr, err := host.New(cfg.Host, host.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	srv := api.New(mgr, api.Options{BodyLimitBytes: cfg.HTTP.BodyLimitBytes, Logger: logger.Named("http")})
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		_ = mgr.Shutdown(context.Background())
+		return fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
+
+	select {
+	case err := <-served:
+		_ = mgr.Shutdown(context.Background())
+		return fmt.Errorf("http server: %w", err)
+	case sig := <-signals:
+		logger.Info("shutting down", "signal", sig.String(), "grace", cfg.Shutdown.Grace)
+	}
+	srv.StartShutdown()
+	grace, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-signals:
+			logger.Warn("second signal: stopping now", "signal", sig.String())
+			cancel()
+		case <-grace.Done():
+		}
+	}()
+	if err := mgr.Shutdown(grace); err != nil {
+		logger.Warn("tasks were cut off", "error", err)
+	}
+	// Every task has answered; let the answers be written, then close.
+	closing, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelClose()
+	if err := httpSrv.Shutdown(closing); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("closing connections", "error", err)
+	}
+	logger.Info("wpm stopped")
+	return nil
+}

@@ -1,0 +1,182 @@
+package host
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PluginInfo describes one plugin binary in the plugins directory.
+type PluginInfo struct {
+	Name      string    `json:"name"`
+	Path      string    `json:"path"`
+	SizeBytes int64     `json:"sizeBytes"`
+	ModTime   time.Time `json:"modTime"`
+	SHA256    string    `json:"sha256"`
+	// Pools lists the pools that run this plugin.
+	Pools []string `json:"pools"`
+}
+
+// catalog finds plugin binaries in one directory and refuses everything
+// else. It is safe for concurrent use.
+type catalog struct {
+	dir string // absolute, symlinks resolved
+
+	mu     sync.Mutex
+	hashes map[string]cachedHash // by path
+}
+
+type cachedHash struct {
+	size    int64
+	modTime time.Time
+	sum     string
+}
+
+func newCatalog(dir string) (*catalog, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("plugins directory %q: %w", dir, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("plugins directory %q: %w (run make build, or set plugins.dir)", dir, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return nil, fmt.Errorf("plugins directory %q: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("plugins directory %q is not a directory", dir)
+	}
+	return &catalog{dir: real, hashes: make(map[string]cachedHash)}, nil
+}
+
+// resolve returns the path of the plugin called name. name may be a plain
+// name or a relative path whose last element is the name (as the Node.js
+// seed's "./workers/cpuload"); absolute paths, "..", and anything that is
+// not an executable regular file inside the directory are refused.
+func (c *catalog) resolve(name string) (string, error) {
+	base, err := pluginName(name)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.dir, base)
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", c.unknown(name)
+	}
+	if filepath.Dir(real) != c.dir {
+		return "", fmt.Errorf("%w: %q leads outside the plugins directory", ErrUnknownPlugin, name)
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return "", c.unknown(name)
+	}
+	return real, nil
+}
+
+// pluginName reduces a requested name to a plain file name, or refuses it.
+func pluginName(name string) (string, error) {
+	refuse := func(why string) (string, error) {
+		return "", fmt.Errorf("%w: %q %s; name a plugin in the plugins directory, like \"cpuload\"", ErrUnknownPlugin, name, why)
+	}
+	switch {
+	case name == "":
+		return refuse("is empty")
+	case strings.ContainsAny(name, "\\\x00"):
+		return refuse("holds a backslash or NUL")
+	case filepath.IsAbs(name):
+		return refuse("is an absolute path")
+	}
+	parts := strings.Split(name, "/")
+	if slices.Contains(parts, "..") {
+		return refuse("climbs out with ..")
+	}
+	base := parts[len(parts)-1]
+	if !validName(base) {
+		return refuse("is not a plain file name")
+	}
+	return base, nil
+}
+
+func (c *catalog) unknown(name string) error {
+	names, _ := c.names()
+	return fmt.Errorf("%w: no plugin %q in %s; known plugins: %s", ErrUnknownPlugin, name, c.dir, strings.Join(names, ", "))
+}
+
+// names lists the executable regular files in the directory, sorted.
+func (c *catalog) names() ([]string, error) {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return nil, fmt.Errorf("read plugins directory: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !validName(e.Name()) {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(c.dir, e.Name()))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			continue
+		}
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// list describes every plugin in the directory.
+func (c *catalog) list() ([]PluginInfo, error) {
+	names, err := c.names()
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]PluginInfo, 0, len(names))
+	for _, name := range names {
+		path, err := c.resolve(name)
+		if err != nil {
+			continue
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		sum, err := c.sha256(path, fi)
+		if err != nil {
+			continue
+		}
+		infos = append(infos, PluginInfo{Name: name, Path: path, SizeBytes: fi.Size(), ModTime: fi.ModTime().UTC(), SHA256: sum})
+	}
+	return infos, nil
+}
+
+// sha256 returns the file's digest, cached while its size and modification
+// time stay the same.
+func (c *catalog) sha256(path string, fi os.FileInfo) (string, error) {
+	c.mu.Lock()
+	h, ok := c.hashes[path]
+	c.mu.Unlock()
+	if ok && h.size == fi.Size() && h.modTime.Equal(fi.ModTime()) {
+		return h.sum, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	d := sha256.New()
+	if _, err := io.Copy(d, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(d.Sum(nil))
+	c.mu.Lock()
+	c.hashes[path] = cachedHash{size: fi.Size(), modTime: fi.ModTime(), sum: sum}
+	c.mu.Unlock()
+	return sum, nil
+}

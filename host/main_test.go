@@ -1,0 +1,105 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/internal/testkit"
+)
+
+// pluginDir holds the plugins built for this test binary. Tests run in its
+// parent's parent, so the examples can say "bin/plugins" as wpm's users do.
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(testkit.RunMain(m, func(root string) error {
+		pluginDir = filepath.Join(root, "bin", "plugins")
+		if err := testkit.BuildPlugins(pluginDir); err != nil {
+			return err
+		}
+		return os.Chdir(root)
+	}))
+}
+
+// testLogger logs through t, so a failing test shows what its workers said.
+func testLogger(t *testing.T) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "wpm", Level: hclog.Debug, Output: testWriter{t}})
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(string(b))
+	return len(b), nil
+}
+
+// newManager starts a manager on the test plugins and shuts it down, and
+// checks that no worker is left, when the test ends.
+func newManager(t *testing.T, pools ...host.PoolConfig) *host.Manager {
+	t.Helper()
+	cfg := host.DefaultConfig()
+	cfg.PluginDir = pluginDir
+	cfg.Pools = pools
+	m, err := host.New(cfg, host.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, m.Shutdown(ctx))
+		testkit.RequireNoChildren(t)
+	})
+	return m
+}
+
+// waitReady waits until every worker of the pool is ready.
+func waitReady(t *testing.T, m *host.Manager, pool string) host.PoolStats {
+	t.Helper()
+	var s host.PoolStats
+	require.Eventually(t, func() bool {
+		var err error
+		s, err = m.Pool(pool)
+		require.NoError(t, err)
+		return s.Ready == s.Config.Workers
+	}, 10*time.Second, 5*time.Millisecond, "pool %s never became ready", pool)
+	return s
+}
+
+func pids(s host.PoolStats) []int {
+	var out []int
+	for _, w := range s.Workers {
+		out = append(out, w.PID)
+	}
+	return out
+}
+
+// fault builds a misbehave plugin input.
+func fault(name string, kv ...any) []byte {
+	in := map[string]any{"fault": name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		in[kv[i].(string)] = kv[i+1]
+	}
+	b, _ := json.Marshal(in)
+	return b
+}
+
+// outputPID reads the "pid" field of a plugin's output.
+func outputPID(t *testing.T, out []byte) int {
+	t.Helper()
+	var v struct {
+		PID int `json:"pid"`
+	}
+	require.NoError(t, json.Unmarshal(out, &v), "output %s", out)
+	return v.PID
+}
+
+func misbehavePool(name string, workers int) host.PoolConfig {
+	return host.PoolConfig{Name: name, Plugin: "misbehave", Workers: workers, QueueLimit: 16}
+}

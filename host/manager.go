@@ -1,0 +1,297 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Manager runs wpm's pools and one-shots. Create it with [New]; all its
+// methods are safe for concurrent use.
+type Manager struct {
+	cfg       Config
+	logger    hclog.Logger
+	catalog   *catalog
+	socketDir string
+	ownSocket bool // socketDir was made by New and is removed by Shutdown
+
+	pools     map[string]*pool // fixed after New
+	poolNames []string         // sorted
+	oneShots  *oneShots
+
+	closed   atomic.Bool
+	hardStop context.Context // cancelled with ErrShuttingDown when the grace period ends
+	halt     context.CancelCauseFunc
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// Option configures a [Manager].
+type Option func(*Manager)
+
+// WithLogger sets the logger the manager and its workers log to. The
+// default discards everything.
+func WithLogger(l hclog.Logger) Option {
+	return func(m *Manager) { m.logger = l }
+}
+
+// Result is a task's answer.
+type Result struct {
+	// TaskID identifies the task in logs and answers.
+	TaskID string
+	// Pool is the pool that ran it; empty for a one-shot.
+	Pool string
+	// Plugin is the plugin that ran it.
+	Plugin string
+	// WorkerPID is the worker process that ran it.
+	WorkerPID int
+	// Output is the task's JSON output.
+	Output []byte
+	// Duration is the time from acceptance to answer, queue wait included.
+	Duration time.Duration
+}
+
+// New checks cfg, finds every pool's plugin, and starts the pools. It
+// returns without waiting for workers to be ready: tasks submitted before
+// then wait in the queue. The caller must call Shutdown.
+func New(cfg Config, opts ...Option) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	m := &Manager{cfg: cfg, logger: hclog.NewNullLogger(), pools: make(map[string]*pool)}
+	for _, o := range opts {
+		o(m)
+	}
+	cat, err := newCatalog(cfg.PluginDir)
+	if err != nil {
+		return nil, err
+	}
+	m.catalog = cat
+	paths := make([]string, len(cfg.Pools))
+	for i, pc := range cfg.Pools {
+		if paths[i], err = cat.resolve(pc.Plugin); err != nil {
+			return nil, fmt.Errorf("pools[%d].plugin: %w", i, err)
+		}
+	}
+	if err := m.openSocketDir(); err != nil {
+		return nil, err
+	}
+	m.hardStop, m.halt = context.WithCancelCause(context.Background())
+	m.oneShots = newOneShots(cfg.OneShot.withDefaults(), cat, m.socketDir, m.logger.Named("oneshot"))
+	for i, pc := range cfg.Pools {
+		pc = pc.withDefaults()
+		p := newPool(pc, launch{
+			path:          paths[i],
+			socketDir:     m.socketDir,
+			memoryLimitMB: pc.MemoryLimitMB,
+			startTimeout:  pc.StartTimeout,
+			logger:        m.logger.Named("pool").With("pool", pc.Name, "plugin", pc.Plugin),
+		})
+		m.pools[pc.Name] = p
+		m.poolNames = append(m.poolNames, pc.Name)
+	}
+	slices.Sort(m.poolNames)
+	for _, p := range m.pools {
+		p.start()
+	}
+	return m, nil
+}
+
+// openSocketDir makes the directory workers put their sockets in and
+// removes what dead workers of an earlier run left there.
+func (m *Manager) openSocketDir() error {
+	if m.cfg.SocketDir == "" {
+		dir, err := os.MkdirTemp("", "wpm-sockets-")
+		if err != nil {
+			return fmt.Errorf("socket directory: %w", err)
+		}
+		m.socketDir, m.ownSocket = dir, true
+		return nil
+	}
+	if err := os.MkdirAll(m.cfg.SocketDir, 0o700); err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(m.cfg.SocketDir, "plugin-dir*"))
+	for _, s := range stale {
+		_ = os.RemoveAll(s)
+	}
+	m.socketDir = m.cfg.SocketDir
+	return nil
+}
+
+// Submit runs input on a worker of the named pool and waits for the
+// answer. ctx bounds the wait; the pool's task timeout counts from now,
+// queue wait included. If ctx ends while the task runs, its worker is
+// killed and replaced: a net/rpc call can not be cancelled.
+//
+// Errors are [*TaskError]s once the task has an ID; match their cause with
+// the package's sentinels or [Code].
+func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Result, error) {
+	start := time.Now()
+	id := newTaskID()
+	p, ok := m.pools[poolName]
+	if !ok {
+		return Result{}, &TaskError{TaskID: id, Pool: poolName, Err: m.unknownPool(poolName)}
+	}
+	if m.closed.Load() {
+		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: p.cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
+	}
+	ctx, cancel := m.taskContext(ctx, p.cfg.TaskTimeout)
+	defer cancel()
+	out, pid, err := p.submit(ctx, input)
+	if err != nil {
+		return Result{}, taskError(id, poolName, p.cfg.Plugin, pid, err)
+	}
+	return Result{TaskID: id, Pool: poolName, Plugin: p.cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+}
+
+// taskContext bounds a task by timeout (0: none) and by the end of the
+// shutdown grace period.
+func (m *Manager) taskContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stopHalt := context.AfterFunc(m.hardStop, func() { cancel(context.Cause(m.hardStop)) })
+	var stopTimer func() bool
+	if timeout > 0 {
+		t := time.AfterFunc(timeout, func() {
+			cancel(fmt.Errorf("%w: it ran past its timeout of %s; raise the timeout or send smaller tasks", ErrTimeout, timeout))
+		})
+		stopTimer = t.Stop
+	}
+	return ctx, func() {
+		if stopTimer != nil {
+			stopTimer()
+		}
+		stopHalt()
+		cancel(context.Canceled)
+	}
+}
+
+func taskError(id, pool, plugin string, pid int, err error) error {
+	te := &TaskError{TaskID: id, Pool: pool, Plugin: plugin, WorkerPID: pid, Err: err}
+	var f *failure
+	if errors.As(err, &f) {
+		te.Err, te.Detail = f.cause, f.detail
+	}
+	return te
+}
+
+func (m *Manager) unknownPool(name string) error {
+	return fmt.Errorf("%w: no pool %q; known pools: %s", ErrUnknownPool, name, strings.Join(m.poolNames, ", "))
+}
+
+// RunOptions tunes one one-shot run. Zero fields take the configured
+// defaults.
+type RunOptions struct {
+	// MemoryLimitMB caps the process's resident memory.
+	MemoryLimitMB int
+	// Timeout bounds the run from acceptance; it can not exceed the
+	// configured one-shot timeout.
+	Timeout time.Duration
+}
+
+// RunOnce runs input in a fresh process of the named plugin, which is
+// killed after this one task. name is a plugin in the plugins directory,
+// or a relative path whose last element is one; nothing else is run. At
+// most the configured number of one-shots run at once; a run waits a
+// bounded time for a free place, then fails with ErrQueueFull.
+func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts RunOptions) (Result, error) {
+	start := time.Now()
+	id := newTaskID()
+	if m.closed.Load() {
+		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
+	}
+	path, err := m.catalog.resolve(name)
+	if err != nil {
+		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: err}
+	}
+	plugin := filepath.Base(path)
+	timeout := m.oneShots.timeout(opts.Timeout)
+	ctx, cancel := m.taskContext(ctx, timeout)
+	defer cancel()
+	out, pid, err := m.oneShots.run(ctx, path, input, opts.MemoryLimitMB)
+	if err != nil {
+		return Result{}, taskError(id, "", plugin, pid, err)
+	}
+	return Result{TaskID: id, Plugin: plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+}
+
+// Plugins lists the plugins in the plugins directory, with the pools that
+// use each.
+func (m *Manager) Plugins() ([]PluginInfo, error) {
+	infos, err := m.catalog.list()
+	if err != nil {
+		return nil, err
+	}
+	for i := range infos {
+		for _, name := range m.poolNames {
+			if m.pools[name].cfg.Plugin == infos[i].Name {
+				infos[i].Pools = append(infos[i].Pools, name)
+			}
+		}
+	}
+	return infos, nil
+}
+
+// Shutdown stops taking tasks, lets running and queued ones finish until
+// ctx ends, then stops every worker and waits for them. Tasks still running
+// when ctx ends fail with ErrShuttingDown. It returns ctx's error if the
+// grace period ran out. Calling it again returns the first result.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.shutOnce.Do(func() { m.shutErr = m.shutdown(ctx) })
+	return m.shutErr
+}
+
+func (m *Manager) shutdown(ctx context.Context) error {
+	m.closed.Store(true)
+	for _, p := range m.pools {
+		p.close()
+	}
+	m.oneShots.close()
+	var graceErr error
+	for _, p := range m.pools {
+		select {
+		case <-p.drained:
+		case <-ctx.Done():
+			graceErr = ctx.Err()
+		}
+	}
+	if graceErr == nil {
+		select {
+		case <-m.oneShots.drained():
+		case <-ctx.Done():
+			graceErr = ctx.Err()
+		}
+	}
+	m.halt(fmt.Errorf("%w: the shutdown grace period ended before the task did", ErrShuttingDown))
+	var wg sync.WaitGroup
+	for _, p := range m.pools {
+		wg.Go(p.halt)
+	}
+	wg.Go(m.oneShots.halt)
+	wg.Wait()
+	if m.ownSocket {
+		_ = os.RemoveAll(m.socketDir)
+	}
+	if graceErr != nil {
+		return fmt.Errorf("shutdown grace period ended with tasks running: %w", graceErr)
+	}
+	return nil
+}
+
+// newTaskID returns a random 16-hex-digit task ID.
+func newTaskID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,384 @@
+package host
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Start back-off bounds for a plugin that keeps failing to start, and how
+// long a worker must live for its start to count as a success.
+const (
+	minRestartDelay = 100 * time.Millisecond
+	maxRestartDelay = 10 * time.Second
+	stableUptime    = 5 * time.Second
+)
+
+// pool is a named set of worker slots running one plugin. Each slot is an
+// actor that owns the process in it; tasks are handed to the least-busy
+// ready worker or wait in a FIFO queue.
+type pool struct {
+	cfg    PoolConfig
+	launch launch
+	logger hclog.Logger
+
+	mu       sync.Mutex
+	workers  []*worker   // by slot; never nil after start
+	slots    []slotStats // by slot
+	queue    list.List   // of *waiter, oldest first
+	closed   bool        // takes no new tasks
+	running  int         // tasks holding a worker
+	drained  chan struct{}
+	lastErr  error
+	lastErrT time.Time
+
+	stop    chan struct{} // closed to end every slot
+	done    sync.WaitGroup
+	started sync.WaitGroup // done once every slot tried its first start
+}
+
+// slotStats is what a slot remembers across its workers.
+type slotStats struct {
+	restarts   int
+	lastReason string
+}
+
+// waiter is a task waiting in the queue for a worker.
+type waiter struct {
+	got      chan *worker // buffered; receives the worker handed over
+	enqueued time.Time
+	handed   bool // guarded by pool.mu
+}
+
+func newPool(cfg PoolConfig, l launch) *pool {
+	p := &pool{
+		cfg:     cfg,
+		launch:  l,
+		logger:  l.logger,
+		workers: make([]*worker, cfg.Workers),
+		slots:   make([]slotStats, cfg.Workers),
+		drained: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	for i := range p.workers {
+		p.workers[i] = newWorker(i)
+	}
+	return p
+}
+
+// start starts every slot and returns once each has tried to start its
+// first worker; failed starts are retried in the background.
+func (p *pool) start() {
+	for i := range p.workers {
+		p.done.Add(1)
+		p.started.Add(1)
+		go p.runSlot(i)
+	}
+	p.started.Wait()
+}
+
+// runSlot keeps one worker running in slot i until the pool stops: it
+// starts a process, waits for it to die or be retired, ends it, and starts
+// the next, with back-off while starts keep failing.
+func (p *pool) runSlot(i int) {
+	defer p.done.Done()
+	delay := backoff{min: minRestartDelay, max: maxRestartDelay}
+	markStarted := sync.OnceFunc(p.started.Done)
+	defer markStarted()
+	for {
+		w := newWorker(i)
+		p.mu.Lock()
+		p.workers[i] = w
+		p.mu.Unlock()
+
+		proc, err := startProcess(p.launch)
+		if err != nil {
+			p.logger.Error("worker failed to start", "slot", i, "error", err)
+			p.mu.Lock()
+			p.lastErr, p.lastErrT = err, time.Now()
+			p.slots[i].restarts++
+			p.slots[i].lastReason = "start failed"
+			p.mu.Unlock()
+			markStarted()
+			if !p.sleep(delay.next()) {
+				return
+			}
+			continue
+		}
+		reason, ok := p.serve(w, proc, markStarted)
+		p.mu.Lock()
+		w.become(StateStopped)
+		if reason != "" {
+			p.slots[i].restarts++
+			p.slots[i].lastReason = reason
+		}
+		p.mu.Unlock()
+		if !ok {
+			return
+		}
+		if time.Since(proc.startedAt) > stableUptime || reason == "recycled" {
+			delay.reset()
+		} else if !p.sleep(delay.next()) {
+			return
+		}
+	}
+}
+
+// serve puts a started process to work in w, calls ready once it takes
+// tasks, and waits until it dies, is retired or the pool stops; then it
+// ends it. It returns why the worker was replaced
+// ("" when the pool stopped) and whether the slot should go on.
+func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, goOn bool) {
+	rss, err := openRSS(proc.pid)
+	if err != nil {
+		rss = nil
+	}
+	p.mu.Lock()
+	w.proc, w.rss = proc, rss
+	w.recycleAfter = jitter(p.cfg.MaxTasksPerWorker)
+	w.become(StateIdle)
+	p.dispatch()
+	p.mu.Unlock()
+	ready()
+	p.logger.Debug("worker ready", "slot", w.slot, "pid", proc.pid)
+
+	var ageC <-chan time.Time
+	if p.cfg.MaxWorkerAge > 0 {
+		t := time.NewTimer(jitterDuration(p.cfg.MaxWorkerAge))
+		defer t.Stop()
+		ageC = t.C
+	}
+	goOn = true
+wait:
+	for {
+		select {
+		case <-proc.exited():
+			reason = "exited"
+			if r := proc.killReason(); r != nil {
+				reason = Code(r)
+			}
+			break wait
+		case <-w.retire:
+			reason = "recycled"
+			break wait
+		case <-ageC:
+			p.mu.Lock()
+			w.retireWhenIdle()
+			p.mu.Unlock()
+		case <-p.stop:
+			goOn = false
+			break wait
+		}
+	}
+	p.mu.Lock()
+	w.stopping()
+	busy := w.inflight > 0
+	p.mu.Unlock()
+	if !goOn && busy {
+		proc.kill(fmt.Errorf("%w: the worker was stopped", ErrShuttingDown))
+	} else {
+		proc.kill(nil) // idle, or already dead
+	}
+	<-proc.exited()
+	if rss != nil {
+		_ = rss.close()
+	}
+	if reason == "exited" {
+		p.logger.Warn("worker exited; replacing it", "slot", w.slot, "pid", proc.pid, "error", exitText(proc.runner.waitErr, nil))
+	} else {
+		p.logger.Debug("worker stopped", "slot", w.slot, "pid", proc.pid, "reason", reason)
+	}
+	return reason, goOn
+}
+
+// sleep waits for d or until the pool stops, and reports whether it may go on.
+func (p *pool) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// submit runs one task on the pool. ctx bounds the whole task, queue wait
+// included; the pool's timeout has already been applied by the caller.
+func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, err error) {
+	w, err := p.acquire(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	pid = w.proc.pid
+	out, err, healthy := call(ctx, w.proc, input, func() {
+		p.mu.Lock()
+		w.stopping()
+		p.mu.Unlock()
+	})
+	p.release(w, healthy)
+	return out, pid, err
+}
+
+// acquire returns a worker reserved for one task: the least-busy ready one,
+// or the first one freed while the task waits in the queue.
+func (p *pool) acquire(ctx context.Context) (*worker, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: pool %s takes no new tasks", ErrShuttingDown, p.cfg.Name)
+	}
+	if w := p.pick(); w != nil {
+		p.reserve(w)
+		p.mu.Unlock()
+		return w, nil
+	}
+	if p.queue.Len() >= p.cfg.QueueLimit {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.cfg.Name, p.cfg.QueueLimit)
+	}
+	wt := &waiter{got: make(chan *worker, 1), enqueued: time.Now()}
+	elem := p.queue.PushBack(wt)
+	p.mu.Unlock()
+
+	select {
+	case w := <-wt.got:
+		if w == nil {
+			return nil, fmt.Errorf("%w: pool %s stopped before the task got a worker", ErrShuttingDown, p.cfg.Name)
+		}
+		return w, nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		if !wt.handed {
+			p.queue.Remove(elem)
+			p.checkDrained()
+			p.mu.Unlock()
+			return nil, contextFailure(ctx)
+		}
+		p.mu.Unlock()
+		// A worker was handed over just as the task gave up: give it back.
+		if w := <-wt.got; w != nil {
+			p.release(w, false)
+		}
+		return nil, contextFailure(ctx)
+	}
+}
+
+// pick returns the least-busy ready worker, or nil. p.mu must be held.
+func (p *pool) pick() *worker {
+	var best *worker
+	for _, w := range p.workers {
+		if w.ready(p.cfg.Concurrency) && (best == nil || w.inflight < best.inflight) {
+			best = w
+		}
+	}
+	return best
+}
+
+// reserve gives w one more task. p.mu must be held.
+func (p *pool) reserve(w *worker) {
+	w.inflight++
+	p.running++
+	if w.state == StateIdle {
+		w.become(StateBusy)
+	}
+}
+
+// release returns w after a task. counted says whether the task counts
+// towards recycling (it ran to an answer).
+func (p *pool) release(w *worker, counted bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.inflight--
+	p.running--
+	if counted {
+		w.tasksDone++
+		if w.recycleAfter > 0 && w.tasksDone >= w.recycleAfter {
+			w.retiring = true
+		}
+	}
+	if w.inflight == 0 {
+		if w.state == StateBusy {
+			w.become(StateIdle)
+		}
+		if w.retiring {
+			select {
+			case <-w.retire:
+			default:
+				close(w.retire)
+			}
+		}
+	}
+	p.dispatch()
+	p.checkDrained()
+}
+
+// dispatch hands queued tasks to ready workers, oldest first. p.mu must be
+// held.
+func (p *pool) dispatch() {
+	for p.queue.Len() > 0 {
+		w := p.pick()
+		if w == nil {
+			return
+		}
+		wt := p.queue.Remove(p.queue.Front()).(*waiter)
+		wt.handed = true
+		p.reserve(w)
+		wt.got <- w
+	}
+}
+
+// close stops the pool taking new tasks; queued and running ones go on.
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.checkDrained()
+	p.mu.Unlock()
+}
+
+// checkDrained closes drained once a closed pool has no task left. p.mu
+// must be held.
+func (p *pool) checkDrained() {
+	if p.closed && p.running == 0 && p.queue.Len() == 0 {
+		select {
+		case <-p.drained:
+		default:
+			close(p.drained)
+		}
+	}
+}
+
+// halt ends every slot and its process and waits for them. Tasks still
+// running fail with ErrShuttingDown.
+func (p *pool) halt() {
+	p.close()
+	close(p.stop)
+	p.done.Wait()
+	// Tasks still queued get no worker now.
+	p.mu.Lock()
+	for e := p.queue.Front(); e != nil; e = e.Next() {
+		wt := e.Value.(*waiter)
+		wt.handed = true
+		close(wt.got)
+	}
+	p.queue.Init()
+	p.mu.Unlock()
+}
+
+// contextFailure turns the end of a task's context into wpm's error.
+func contextFailure(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ErrShuttingDown), errors.Is(cause, ErrTimeout):
+		return cause
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Errorf("%w: the caller's deadline passed", ErrTimeout)
+	default:
+		return fmt.Errorf("%w: the caller went away", context.Canceled)
+	}
+}

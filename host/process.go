@@ -1,0 +1,233 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/wpmdev/wpm/shared"
+)
+
+// launch describes how to start one plugin process.
+type launch struct {
+	path          string // absolute path of the binary, inside the plugins directory
+	socketDir     string
+	memoryLimitMB int
+	startTimeout  time.Duration
+	logger        hclog.Logger // tagged with pool or plugin
+}
+
+// process is one started, handshaken plugin process. Whoever starts it owns
+// it and must call kill on every path.
+type process struct {
+	pid       int
+	task      shared.Task
+	client    *plugin.Client
+	runner    *procRunner
+	startedAt time.Time
+	logger    hclog.Logger
+
+	killOnce sync.Once
+	mu       sync.Mutex
+	reason   error // why wpm killed it, if it did
+}
+
+// startProcess starts the plugin binary, handshakes, dispenses its Task and
+// applies its memory limit. On any error the process is already gone.
+func startProcess(l launch) (*process, error) {
+	var r *procRunner
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  shared.Handshake,
+		Plugins:          shared.PluginSet(nil),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
+		StartTimeout:     l.startTimeout,
+		SkipHostEnv:      true,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: l.socketDir},
+		// go-plugin's own messages are about mechanics wpm reports itself
+		// (start errors, exits) or harmless (warnings on kill).
+		Logger:     hclog.NewNullLogger(),
+		SyncStdout: lineWriter(func(s string) { r.logger.Info(s, "stream", "stdout") }),
+		SyncStderr: lineWriter(func(s string) { r.logger.Info(s, "stream", "stderr") }),
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+			r = newProcRunner(l.path, workerEnv(cmd.Env, l.memoryLimitMB), l.logger)
+			return r, nil
+		},
+	})
+	p := &process{client: client, runner: r, logger: l.logger}
+	rpc, err := client.Client()
+	p.runner = r
+	if err != nil {
+		p.kill(nil)
+		return nil, fmt.Errorf("%w: start %s: %w%s", ErrWorkerCrashed, l.path, err, tailOf(r))
+	}
+	p.pid, p.startedAt, p.logger = r.pid, time.Now(), r.logger
+	raw, err := rpc.Dispense(shared.PluginName)
+	if err != nil {
+		p.kill(nil)
+		return nil, fmt.Errorf("%w: dispense from %s: %w%s", ErrWorkerCrashed, l.path, err, tailOf(r))
+	}
+	task, ok := raw.(shared.Task)
+	if !ok {
+		p.kill(nil)
+		return nil, fmt.Errorf("%w: %s dispensed %T, not a task", ErrWorkerCrashed, l.path, raw)
+	}
+	p.task = task
+	if l.memoryLimitMB > 0 {
+		if err := limitData(p.pid, uint64(l.memoryLimitMB)<<20); err != nil {
+			p.kill(nil)
+			return nil, fmt.Errorf("%w: %w", ErrWorkerCrashed, err)
+		}
+	}
+	return p, nil
+}
+
+func tailOf(r *procRunner) string {
+	if r == nil {
+		return ""
+	}
+	r.waitStderr(100 * time.Millisecond)
+	return r.tailText()
+}
+
+// workerEnv is the whole environment of a worker: go-plugin's own variables
+// plus a few of the host's, and GOMEMLIMIT as a GC hint under a memory
+// limit. The host's other variables are not passed on.
+func workerEnv(pluginEnv []string, memoryLimitMB int) []string {
+	env := append([]string(nil), pluginEnv...)
+	for _, k := range []string{"PATH", "TMPDIR", "TZ", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if memoryLimitMB > 0 {
+		// Leave a tenth for what the GC does not count.
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dMiB", memoryLimitMB*9/10))
+	}
+	return env
+}
+
+// exited is closed when the process has exited.
+func (p *process) exited() <-chan struct{} { return p.runner.exited }
+
+// kill ends the process and its whole group. With a nil reason it is an
+// orderly stop of an idle worker: go-plugin asks the plugin to quit, and the
+// group is killed after (or after 2 s, if the plugin does not answer).
+// With a reason, which records why wpm killed it, the group is killed by
+// pid first, so a wedged plugin can not stall it. It may be called any
+// number of times and from any goroutine; only the first reason counts.
+func (p *process) kill(reason error) {
+	p.mu.Lock()
+	if p.reason == nil {
+		p.reason = reason
+	}
+	p.mu.Unlock()
+	p.killOnce.Do(func() {
+		if p.runner != nil {
+			// Its last stderr lines are logged before kill returns.
+			defer p.runner.waitStderr(time.Second)
+		}
+		if reason != nil {
+			p.killGroup()
+			p.client.Kill()
+			return
+		}
+		quit := make(chan struct{})
+		go func() {
+			p.client.Kill()
+			close(quit)
+		}()
+		t := time.NewTimer(orderlyStopTimeout)
+		defer t.Stop()
+		select {
+		case <-quit:
+		case <-t.C:
+		}
+		p.killGroup() // what the plugin started dies with it
+		<-quit
+	})
+}
+
+// orderlyStopTimeout bounds how long an idle plugin may take to quit.
+const orderlyStopTimeout = 2 * time.Second
+
+func (p *process) killGroup() {
+	if p.runner != nil {
+		if err := p.runner.Kill(context.Background()); err != nil {
+			p.logger.Warn("could not kill worker", "error", err)
+		}
+	}
+}
+
+// killReason returns why wpm killed the process, or nil.
+func (p *process) killReason() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reason
+}
+
+// failure explains why a call to the process failed with a transport error:
+// the process died. It waits (bounded) for the exit, then tells a memory
+// limit from any other death, and carries the last stderr lines.
+func (p *process) failure(transportErr error) (cause error, detail string) {
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-p.exited():
+	case <-t.C:
+		// The connection broke but the process lives: it is of no use.
+		p.kill(fmt.Errorf("%w: connection lost", ErrWorkerCrashed))
+		<-p.exited()
+	}
+	p.runner.waitStderr(200 * time.Millisecond)
+	detail = p.runner.stderrText()
+	if reason := p.killReason(); reason != nil {
+		return reason, detail
+	}
+	if outOfMemory(p.runner.fatalLine() + "\n" + detail) {
+		return fmt.Errorf("%w: the worker ran out of memory under its limit", ErrMemoryLimit), detail
+	}
+	return fmt.Errorf("%w: %s", ErrWorkerCrashed, exitText(p.runner.waitErr, transportErr)), detail
+}
+
+// outOfMemory reports whether a worker's last stderr lines show it died
+// from its memory limit (the Go runtime or a C allocator failing).
+func outOfMemory(stderr string) bool {
+	return strings.Contains(stderr, "fatal error: runtime: out of memory") ||
+		strings.Contains(stderr, "cannot allocate memory") ||
+		strings.Contains(stderr, "pthread_create failed")
+}
+
+func exitText(waitErr, transportErr error) string {
+	if waitErr != nil {
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			return "worker process exited: " + ee.ProcessState.String()
+		}
+		return "worker process exited: " + waitErr.Error()
+	}
+	if transportErr != nil {
+		return "worker process exited during the task (" + transportErr.Error() + ")"
+	}
+	return "worker process exited"
+}
+
+// lineWriter turns writes into calls of fn, one per line.
+type lineWriter func(string)
+
+func (w lineWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line != "" {
+			w(line)
+		}
+	}
+	return len(b), nil
+}

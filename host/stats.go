@@ -1,0 +1,117 @@
+package host
+
+import (
+	"time"
+)
+
+// PoolStats is a snapshot of one pool: its settings and live state.
+type PoolStats struct {
+	// Config is the pool's configuration, defaults filled in.
+	Config PoolConfig
+	// QueueDepth is how many tasks wait for a worker.
+	QueueDepth int
+	// OldestQueued is how long the oldest waiting task has waited.
+	OldestQueued time.Duration
+	// Running is how many tasks are on workers now.
+	Running int
+	// Ready is how many workers are idle or busy (not starting or stopping).
+	Ready int
+	// LastError is the last failure to start a worker, and when it was.
+	LastError   string
+	LastErrorAt time.Time
+	// Workers has one entry per slot.
+	Workers []WorkerStats
+}
+
+// Degraded reports whether the pool has fewer ready workers than configured.
+func (s PoolStats) Degraded() bool { return s.Ready < s.Config.Workers }
+
+// WorkerStats is a snapshot of the worker in one slot of a pool.
+type WorkerStats struct {
+	Slot      int
+	PID       int // 0 while starting
+	State     State
+	Running   int // tasks on it now
+	TasksDone int
+	RSSBytes  uint64
+	StartedAt time.Time // zero while starting
+	// Restarts counts the workers this slot has replaced, and LastExit says
+	// why the last one went ("exited", "recycled", "task_timeout", ...).
+	Restarts int
+	LastExit string
+}
+
+// Uptime is how long the worker has been running.
+func (w WorkerStats) Uptime() time.Duration {
+	if w.StartedAt.IsZero() {
+		return 0
+	}
+	return time.Since(w.StartedAt)
+}
+
+// PoolNames returns the names of the pools, sorted.
+func (m *Manager) PoolNames() []string {
+	return append([]string(nil), m.poolNames...)
+}
+
+// Pools returns a snapshot of every pool, sorted by name.
+func (m *Manager) Pools() []PoolStats {
+	out := make([]PoolStats, 0, len(m.poolNames))
+	for _, name := range m.poolNames {
+		out = append(out, m.pools[name].stats())
+	}
+	return out
+}
+
+// Pool returns a snapshot of the named pool, or an error matching
+// ErrUnknownPool.
+func (m *Manager) Pool(name string) (PoolStats, error) {
+	p, ok := m.pools[name]
+	if !ok {
+		return PoolStats{}, m.unknownPool(name)
+	}
+	return p.stats(), nil
+}
+
+func (p *pool) stats() PoolStats {
+	p.mu.Lock()
+	s := PoolStats{
+		Config:     p.cfg,
+		QueueDepth: p.queue.Len(),
+		Running:    p.running,
+		Workers:    make([]WorkerStats, len(p.workers)),
+	}
+	if front := p.queue.Front(); front != nil {
+		s.OldestQueued = time.Since(front.Value.(*waiter).enqueued)
+	}
+	if p.lastErr != nil {
+		s.LastError, s.LastErrorAt = p.lastErr.Error(), p.lastErrT
+	}
+	readers := make([]*rssReader, len(p.workers))
+	for i, w := range p.workers {
+		ws := WorkerStats{
+			Slot:      i,
+			State:     w.state,
+			Running:   w.inflight,
+			TasksDone: w.tasksDone,
+			Restarts:  p.slots[i].restarts,
+			LastExit:  p.slots[i].lastReason,
+		}
+		if w.proc != nil {
+			ws.PID, ws.StartedAt = w.proc.pid, w.proc.startedAt
+		}
+		if w.state == StateIdle || w.state == StateBusy {
+			s.Ready++
+			readers[i] = w.rss
+		}
+		s.Workers[i] = ws
+	}
+	p.mu.Unlock()
+	// Read memory outside the lock; a worker that just went reads as 0.
+	for i, r := range readers {
+		if r != nil {
+			s.Workers[i].RSSBytes, _ = r.read()
+		}
+	}
+	return s
+}

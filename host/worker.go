@@ -1,0 +1,90 @@
+package host
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// worker is one pool member: the process in one slot of a pool, from its
+// start to its end. Its fields are guarded by its pool's mutex, except proc
+// and rss, which are set before the worker becomes idle and never change.
+type worker struct {
+	slot  int
+	proc  *process // nil while starting
+	rss   *rssReader
+	state State
+
+	inflight     int // tasks running on it now
+	tasksDone    int
+	recycleAfter int           // tasks before it is recycled; 0 means never
+	retiring     bool          // takes no new tasks; stops once idle
+	retire       chan struct{} // closed when retiring and idle
+}
+
+func newWorker(slot int) *worker {
+	return &worker{slot: slot, state: StateStarting, retire: make(chan struct{})}
+}
+
+// ready reports whether the worker may take another task, given the pool's
+// per-worker concurrency.
+func (w *worker) ready(concurrency int) bool {
+	return (w.state == StateIdle || w.state == StateBusy) && !w.retiring && w.inflight < concurrency
+}
+
+// become moves the worker to state next; an illegal move panics.
+func (w *worker) become(next State) { w.state = w.state.to(next) }
+
+// stopping moves the worker to stopping unless it is already there or past.
+func (w *worker) stopping() {
+	if w.state != StateStopping && w.state != StateStopped {
+		w.become(StateStopping)
+	}
+}
+
+// retireWhenIdle marks the worker to be stopped after its current tasks.
+func (w *worker) retireWhenIdle() {
+	if !w.retiring {
+		w.retiring = true
+		if w.inflight == 0 {
+			close(w.retire)
+		}
+	}
+}
+
+// jitter spreads n by up to ±10 % (at least ±1 when n > 1), so workers that
+// started together are not all recycled together.
+func jitter(n int) int {
+	if n <= 1 {
+		return n
+	}
+	spread := max(n/10, 1)
+	return n - spread + rand.IntN(2*spread+1)
+}
+
+// jitterDuration spreads d by up to ±10 %.
+func jitterDuration(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	spread := int64(d / 10)
+	if spread == 0 {
+		return d
+	}
+	return d - time.Duration(spread) + time.Duration(rand.Int64N(2*spread+1))
+}
+
+// backoff is a capped exponential delay between failed starts.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return jitterDuration(b.cur)
+}
+
+func (b *backoff) reset() { b.cur = 0 }

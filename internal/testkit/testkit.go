@@ -1,0 +1,173 @@
+// Package testkit is test support shared by wpm's packages: it builds the
+// plugin binaries once per test binary and checks that no worker process
+// outlives a test.
+package testkit
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// Plugins are the import paths built by BuildPlugins, by binary name.
+var Plugins = map[string]string{
+	"cpuload":   "./plugins/cpuload",
+	"memusage":  "./plugins/memusage",
+	"misbehave": "./internal/testplugins/misbehave",
+}
+
+// ModuleRoot returns the repository's root directory.
+func ModuleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// BuildPlugins builds every plugin in Plugins into dir (made if missing),
+// the way the Makefile does (CGO_ENABLED=0, so no -race: the race detector
+// needs cgo). Call it once from TestMain.
+func BuildPlugins(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, pkg := range Plugins {
+		args = append(args, pkg)
+	}
+	return goBuild(args...)
+}
+
+// BuildWPM builds cmd/wpm into dir and returns the binary's path.
+func BuildWPM(dir string) (string, error) {
+	out := filepath.Join(dir, "wpm")
+	return out, goBuild("build", "-o", out, "./cmd/wpm")
+}
+
+func goBuild(args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = ModuleRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return nil
+}
+
+// CopyPlugin copies the binary src to dir/name, executable, and returns its
+// path. Tests use it to make a plugin under another name.
+func CopyPlugin(tb testing.TB, src, dir, name string) string {
+	tb.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		tb.Fatalf("read plugin: %v", err)
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		tb.Fatalf("write plugin: %v", err)
+	}
+	return dst
+}
+
+// Children returns the pids of this process's live child processes.
+func Children() []int {
+	return ChildrenOf(os.Getpid())
+}
+
+// ChildrenOf returns the pids of pid's live (not zombie) child processes.
+func ChildrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var kids []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, state, ok := parentOf(child)
+		if ok && ppid == pid && state != "Z" {
+			kids = append(kids, child)
+		}
+	}
+	return kids
+}
+
+// Alive reports whether pid is a live, non-zombie process.
+func Alive(pid int) bool {
+	_, state, ok := parentOf(pid)
+	return ok && state != "Z"
+}
+
+// parentOf reads a process's parent pid and state from /proc/PID/stat.
+func parentOf(pid int) (ppid int, state string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", false
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, "", false
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 2 {
+		return 0, "", false
+	}
+	ppid, err = strconv.Atoi(fields[1])
+	return ppid, fields[0], err == nil
+}
+
+// RequireNoChildren fails tb unless every child process of this test
+// binary is gone within a few seconds.
+func RequireNoChildren(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		kids := Children()
+		if len(kids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("worker processes left behind: %v", kids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RunMain is a TestMain body for packages that start workers: it makes a
+// temporary root directory, calls setup with it (to build plugins there),
+// runs the tests, and then fails the run if goroutines leaked or worker
+// processes were left behind. It returns the exit status for os.Exit.
+func RunMain(m *testing.M, setup func(root string) error) int {
+	root, err := os.MkdirTemp("", "wpm-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(root)
+	if err := setup(root); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		return code
+	}
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+		return 1
+	}
+	if kids := Children(); len(kids) > 0 {
+		fmt.Fprintln(os.Stderr, "leftover worker processes:", kids)
+		return 1
+	}
+	return 0
+}

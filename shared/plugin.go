@@ -1,0 +1,25 @@
+package shared
+
+import (
+	"net/rpc"
+
+	"github.com/hashicorp/go-plugin"
+)
+
+// TaskPlugin is the go-plugin [plugin.Plugin] for a [Task] over net/rpc.
+// Impl is set on the plugin side and nil on the host side.
+type TaskPlugin struct {
+	Impl Task
+}
+
+var _ plugin.Plugin = (*TaskPlugin)(nil)
+
+// Server returns the RPC server that runs Impl.
+func (p *TaskPlugin) Server(*plugin.MuxBroker) (any, error) {
+	return &RPCServer{Impl: p.Impl}, nil
+}
+
+// Client returns the host-side [Task] that calls the plugin over c.
+func (p *TaskPlugin) Client(_ *plugin.MuxBroker, c *rpc.Client) (any, error) {
+	return &RPCClient{client: c}, nil
+}

@@ -1,0 +1,168 @@
+package shared_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/wpmdev/wpm/shared"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testTask answers according to its input, so one plugin covers every case.
+var testTask = shared.TaskFunc(func(ctx context.Context, input []byte) ([]byte, error) {
+	switch {
+	case bytes.Equal(input, []byte(`"invalid"`)):
+		return nil, shared.InvalidInput("field %q must be a number", "duration")
+	case bytes.Equal(input, []byte(`"wrapped-invalid"`)):
+		return nil, fmt.Errorf("parse: %w", shared.ErrInvalidInput)
+	case bytes.Equal(input, []byte(`"fail"`)):
+		return nil, errors.New("disk full")
+	case bytes.Equal(input, []byte(`"panic"`)):
+		panic("boom")
+	case bytes.Equal(input, []byte(`"deadline"`)):
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			return []byte(`"no deadline"`), nil
+		}
+		<-ctx.Done()
+		return []byte(fmt.Sprintf(`"stopped %dms before the host's deadline"`, time.Until(deadline).Milliseconds())), nil
+	}
+	return input, nil // echo
+})
+
+func dispense(t *testing.T) shared.Task {
+	t.Helper()
+	return dispenseTask(t, testTask)
+}
+
+func dispenseTask(t *testing.T, impl shared.Task) shared.Task {
+	t.Helper()
+	client, _ := plugin.TestPluginRPCConn(t, shared.PluginSet(impl), nil)
+	t.Cleanup(func() { _ = client.Close() })
+	raw, err := client.Dispense(shared.PluginName)
+	require.NoError(t, err)
+	task, ok := raw.(shared.Task)
+	require.True(t, ok, "dispensed %T, want shared.Task", raw)
+	return task
+}
+
+func TestRPC_ok(t *testing.T) {
+	task := dispense(t)
+	out, err := task.Run(context.Background(), []byte(`{"duration":5}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"duration":5}`, string(out))
+}
+
+func TestRPC_invalidInput(t *testing.T) {
+	task := dispense(t)
+	for _, in := range []string{`"invalid"`, `"wrapped-invalid"`} {
+		_, err := task.Run(context.Background(), []byte(in))
+		require.Error(t, err, in)
+		assert.ErrorIs(t, err, shared.ErrInvalidInput, in)
+		assert.NotErrorIs(t, err, shared.ErrTaskFailed, in)
+		assert.NotErrorIs(t, err, shared.ErrTransport, in)
+	}
+	_, err := task.Run(context.Background(), []byte(`"invalid"`))
+	assert.EqualError(t, err, `field "duration" must be a number`)
+}
+
+func TestRPC_otherError(t *testing.T) {
+	task := dispense(t)
+	_, err := task.Run(context.Background(), []byte(`"fail"`))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, shared.ErrTaskFailed)
+	assert.NotErrorIs(t, err, shared.ErrInvalidInput)
+	assert.EqualError(t, err, "disk full")
+}
+
+func TestRPC_panicIsRecovered(t *testing.T) {
+	task := dispense(t)
+	_, err := task.Run(context.Background(), []byte(`"panic"`))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, shared.ErrTaskFailed)
+	assert.Contains(t, err.Error(), "task panicked: boom")
+
+	// The server survived the panic and keeps answering.
+	out, err := task.Run(context.Background(), []byte(`1`))
+	require.NoError(t, err)
+	assert.Equal(t, `1`, string(out))
+}
+
+func TestRPC_oneMiBPayload(t *testing.T) {
+	task := dispense(t)
+	in := append(append([]byte(`"`), bytes.Repeat([]byte("x"), 1<<20)...), '"')
+	out, err := task.Run(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, len(in), len(out))
+	assert.True(t, bytes.Equal(in, out), "payload changed on the way")
+}
+
+func TestRPC_deadlineTravelsToPlugin(t *testing.T) {
+	task := dispense(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	out, err := task.Run(ctx, []byte(`"deadline"`))
+	if err == nil {
+		// The plugin's context ended no later than the host's.
+		assert.Contains(t, string(out), "stopped")
+		return
+	}
+	// The host's deadline won the race: that is a context error, not a transport one.
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestRPC_noDeadlineMeansNone(t *testing.T) {
+	task := dispense(t)
+	out, err := task.Run(context.Background(), []byte(`"deadline"`))
+	require.NoError(t, err)
+	assert.Equal(t, `"no deadline"`, string(out))
+}
+
+func TestRPC_callerGivesUpOnHungTask(t *testing.T) {
+	release, finished := make(chan struct{}), make(chan struct{})
+	task := dispenseTask(t, shared.TaskFunc(func(_ context.Context, in []byte) ([]byte, error) {
+		if string(in) == `"hang"` {
+			defer close(finished)
+			<-release // ignores its context, like a wedged task
+		}
+		return in, nil
+	}))
+	defer func() { close(release); <-finished }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := task.Run(ctx, []byte(`"hang"`))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	// Other calls on the same client keep working meanwhile.
+	out, err := task.Run(context.Background(), []byte(`2`))
+	require.NoError(t, err)
+	assert.Equal(t, `2`, string(out))
+}
+
+func TestRPC_expiredContextIsNotSent(t *testing.T) {
+	task := dispense(t)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := task.Run(ctx, []byte(`1`))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestRPC_brokenConnectionIsTransportError(t *testing.T) {
+	client, _ := plugin.TestPluginRPCConn(t, shared.PluginSet(testTask), nil)
+	raw, err := client.Dispense(shared.PluginName)
+	require.NoError(t, err)
+	require.NoError(t, client.Close())
+	_, err = raw.(shared.Task).Run(context.Background(), []byte(`1`))
+	require.ErrorIs(t, err, shared.ErrTransport)
+	assert.NotErrorIs(t, err, shared.ErrTaskFailed)
+}
