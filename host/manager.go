@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,8 @@ type Manager struct {
 	pools     map[string]*pool // fixed after New
 	poolNames []string         // sorted
 	oneShots  *oneShots
+
+	observer Observer
 
 	closed   atomic.Bool
 	hardStop context.Context // cancelled with ErrShuttingDown when the grace period ends
@@ -69,7 +72,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
-	m := &Manager{cfg: cfg, logger: hclog.NewNullLogger(), pools: make(map[string]*pool)}
+	m := &Manager{cfg: cfg, logger: hclog.NewNullLogger(), observer: nopObserver{}, pools: make(map[string]*pool)}
 	for _, o := range opts {
 		o(m)
 	}
@@ -97,7 +100,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 			memoryLimitMB: pc.MemoryLimitMB,
 			startTimeout:  pc.StartTimeout,
 			logger:        m.logger.Named("pool").With("pool", pc.Name, "plugin", pc.Plugin),
-		})
+		}, m.observer)
 		m.pools[pc.Name] = p
 		m.poolNames = append(m.poolNames, pc.Name)
 	}
@@ -109,25 +112,42 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 }
 
 // openSocketDir makes the directory workers put their sockets in and
-// removes what dead workers of an earlier run left there.
+// removes what dead workers of an earlier run left there. The default is
+// $TMPDIR/wpm-sockets-<pid>-<random>; directories of wpm processes that are gone
+// (killed before they could clean up) are removed.
 func (m *Manager) openSocketDir() error {
-	if m.cfg.SocketDir == "" {
-		dir, err := os.MkdirTemp("", "wpm-sockets-")
-		if err != nil {
+	dir := m.cfg.SocketDir
+	if dir == "" {
+		removeStaleSocketDirs(os.TempDir())
+		var err error
+		if dir, err = os.MkdirTemp("", fmt.Sprintf("wpm-sockets-%d-", os.Getpid())); err != nil {
 			return fmt.Errorf("socket directory: %w", err)
 		}
-		m.socketDir, m.ownSocket = dir, true
-		return nil
+		m.ownSocket = true
 	}
-	if err := os.MkdirAll(m.cfg.SocketDir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
-	stale, _ := filepath.Glob(filepath.Join(m.cfg.SocketDir, "plugin-dir*"))
+	stale, _ := filepath.Glob(filepath.Join(dir, "plugin-dir*"))
 	for _, s := range stale {
 		_ = os.RemoveAll(s)
 	}
-	m.socketDir = m.cfg.SocketDir
+	m.socketDir = dir
 	return nil
+}
+
+// removeStaleSocketDirs removes the socket directories of wpm processes
+// that no longer run.
+func removeStaleSocketDirs(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "wpm-sockets-*"))
+	for _, d := range dirs {
+		owner, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "wpm-sockets-"), "-")
+		pid, err := strconv.Atoi(owner)
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // Submit runs input on a worker of the named pool and waits for the
@@ -149,7 +169,8 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Re
 	}
 	ctx, cancel := m.taskContext(ctx, p.cfg.TaskTimeout)
 	defer cancel()
-	out, pid, err := p.submit(ctx, input)
+	out, pid, wait, err := p.submit(ctx, input)
+	m.finished(poolName, p.cfg.Plugin, start, wait, err)
 	if err != nil {
 		return Result{}, taskError(id, poolName, p.cfg.Plugin, pid, err)
 	}
@@ -175,6 +196,15 @@ func (m *Manager) taskContext(ctx context.Context, timeout time.Duration) (conte
 		stopHalt()
 		cancel(context.Canceled)
 	}
+}
+
+// finished tells the observer how a task ended.
+func (m *Manager) finished(pool, plugin string, start time.Time, wait time.Duration, err error) {
+	code := "ok"
+	if err != nil {
+		code = Code(err)
+	}
+	m.observer.TaskFinished(TaskEvent{Pool: pool, Plugin: plugin, Code: code, QueueWait: wait, Duration: time.Since(start)})
 }
 
 func taskError(id, pool, plugin string, pid int, err error) error {
@@ -219,7 +249,8 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 	timeout := m.oneShots.timeout(opts.Timeout)
 	ctx, cancel := m.taskContext(ctx, timeout)
 	defer cancel()
-	out, pid, err := m.oneShots.run(ctx, path, input, opts.MemoryLimitMB)
+	out, pid, wait, err := m.oneShots.run(ctx, path, input, opts.MemoryLimitMB)
+	m.finished("", plugin, start, wait, err)
 	if err != nil {
 		return Result{}, taskError(id, "", plugin, pid, err)
 	}

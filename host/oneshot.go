@@ -46,10 +46,14 @@ func (o *oneShots) timeout(requested time.Duration) time.Duration {
 	return requested
 }
 
-// run runs input once in a new process of the plugin at path.
-func (o *oneShots) run(ctx context.Context, path string, input []byte, memoryLimitMB int) ([]byte, int, error) {
-	if err := o.take(ctx); err != nil {
-		return nil, 0, err
+// run runs input once in a new process of the plugin at path, and says
+// how long it waited for a place.
+func (o *oneShots) run(ctx context.Context, path string, input []byte, memoryLimitMB int) (out []byte, pid int, wait time.Duration, err error) {
+	start := time.Now()
+	err = o.take(ctx)
+	wait = time.Since(start)
+	if err != nil {
+		return nil, 0, wait, err
 	}
 	if memoryLimitMB <= 0 {
 		memoryLimitMB = o.cfg.MemoryLimitMB
@@ -63,16 +67,16 @@ func (o *oneShots) run(ctx context.Context, path string, input []byte, memoryLim
 	})
 	if err != nil {
 		o.give()
-		return nil, 0, err
+		return nil, 0, wait, err
 	}
-	out, err, _ := call(ctx, proc, input, nil)
+	out, err, _ = call(ctx, proc, input, nil)
 	// The answer goes back at once; the process is ended meanwhile, and
 	// its place is free once it is gone.
 	go func() {
 		proc.kill(nil)
 		o.give()
 	}()
-	return out, proc.pid, err
+	return out, proc.pid, wait, err
 }
 
 // take waits for a free place, for at most cfg.MaxWait.

@@ -23,9 +23,10 @@ const (
 // actor that owns the process in it; tasks are handed to the least-busy
 // ready worker or wait in a FIFO queue.
 type pool struct {
-	cfg    PoolConfig
-	launch launch
-	logger hclog.Logger
+	cfg      PoolConfig
+	launch   launch
+	logger   hclog.Logger
+	observer Observer
 
 	mu       sync.Mutex
 	workers  []*worker   // by slot; never nil after start
@@ -55,15 +56,16 @@ type waiter struct {
 	handed   bool // guarded by pool.mu
 }
 
-func newPool(cfg PoolConfig, l launch) *pool {
+func newPool(cfg PoolConfig, l launch, o Observer) *pool {
 	p := &pool{
-		cfg:     cfg,
-		launch:  l,
-		logger:  l.logger,
-		workers: make([]*worker, cfg.Workers),
-		slots:   make([]slotStats, cfg.Workers),
-		drained: make(chan struct{}),
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		launch:   l,
+		logger:   l.logger,
+		observer: o,
+		workers:  make([]*worker, cfg.Workers),
+		slots:    make([]slotStats, cfg.Workers),
+		drained:  make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	for i := range p.workers {
 		p.workers[i] = newWorker(i)
@@ -102,8 +104,9 @@ func (p *pool) runSlot(i int) {
 			p.mu.Lock()
 			p.lastErr, p.lastErrT = err, time.Now()
 			p.slots[i].restarts++
-			p.slots[i].lastReason = "start failed"
+			p.slots[i].lastReason = "start_failed"
 			p.mu.Unlock()
+			p.observer.WorkerReplaced(p.cfg.Name, p.cfg.Plugin, "start_failed")
 			markStarted()
 			if !p.sleep(delay.next()) {
 				return
@@ -118,6 +121,9 @@ func (p *pool) runSlot(i int) {
 			p.slots[i].lastReason = reason
 		}
 		p.mu.Unlock()
+		if reason != "" {
+			p.observer.WorkerReplaced(p.cfg.Name, p.cfg.Plugin, reason)
+		}
 		if !ok {
 			return
 		}
@@ -134,12 +140,8 @@ func (p *pool) runSlot(i int) {
 // ends it. It returns why the worker was replaced
 // ("" when the pool stopped) and whether the slot should go on.
 func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, goOn bool) {
-	rss, err := openRSS(proc.pid)
-	if err != nil {
-		rss = nil
-	}
 	p.mu.Lock()
-	w.proc, w.rss = proc, rss
+	w.proc = proc
 	w.recycleAfter = jitter(p.cfg.MaxTasksPerWorker)
 	w.become(StateIdle)
 	p.dispatch()
@@ -185,9 +187,6 @@ wait:
 		proc.kill(nil) // idle, or already dead
 	}
 	<-proc.exited()
-	if rss != nil {
-		_ = rss.close()
-	}
 	if reason == "exited" {
 		p.logger.Warn("worker exited; replacing it", "slot", w.slot, "pid", proc.pid, "error", exitText(proc.runner.waitErr, nil))
 	} else {
@@ -208,12 +207,15 @@ func (p *pool) sleep(d time.Duration) bool {
 	}
 }
 
-// submit runs one task on the pool. ctx bounds the whole task, queue wait
-// included; the pool's timeout has already been applied by the caller.
-func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, err error) {
+// submit runs one task on the pool and says how long it waited for a
+// worker. ctx bounds the whole task, queue wait included; the pool's
+// timeout has already been applied by the caller.
+func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, wait time.Duration, err error) {
+	start := time.Now()
 	w, err := p.acquire(ctx)
+	wait = time.Since(start)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, wait, err
 	}
 	pid = w.proc.pid
 	out, err, healthy := call(ctx, w.proc, input, func() {
@@ -222,7 +224,7 @@ func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, e
 		p.mu.Unlock()
 	})
 	p.release(w, healthy)
-	return out, pid, err
+	return out, pid, wait, err
 }
 
 // acquire returns a worker reserved for one task: the least-busy ready one,

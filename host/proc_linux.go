@@ -15,8 +15,10 @@ import (
 // sysProcAttr starts a worker in its own process group, so killing the
 // group also ends anything the plugin started, and with a parent-death
 // signal, so the worker dies with the host even when the host is killed.
+// The signal is SIGTERM, which shared.Serve turns into a SIGKILL of the
+// plugin's whole group: a SIGKILL here would spare the plugin's children.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
 // killGroup sends SIGKILL to the process group led by pid. A group that is
@@ -100,3 +102,9 @@ func (r *rssReader) read() (uint64, error) {
 }
 
 func (r *rssReader) close() error { return r.f.Close() }
+
+// processAlive reports whether a process with this pid exists.
+func processAlive(pid int) bool {
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
+}

@@ -29,12 +29,14 @@ type launch struct {
 // process is one started, handshaken plugin process. Whoever starts it owns
 // it and must call kill on every path.
 type process struct {
-	pid       int
-	task      shared.Task
-	client    *plugin.Client
-	runner    *procRunner
-	startedAt time.Time
-	logger    hclog.Logger
+	pid           int
+	task          shared.Task
+	client        *plugin.Client
+	runner        *procRunner
+	rss           *rssReader // nil where resident memory can not be read
+	memoryLimitMB int
+	startedAt     time.Time
+	logger        hclog.Logger
 
 	killOnce sync.Once
 	mu       sync.Mutex
@@ -81,6 +83,10 @@ func startProcess(l launch) (*process, error) {
 		return nil, fmt.Errorf("%w: %s dispensed %T, not a task", ErrWorkerCrashed, l.path, raw)
 	}
 	p.task = task
+	p.memoryLimitMB = l.memoryLimitMB
+	if rss, err := openRSS(p.pid); err == nil {
+		p.rss = rss
+	}
 	if l.memoryLimitMB > 0 {
 		if err := limitData(p.pid, uint64(l.memoryLimitMB)<<20); err != nil {
 			p.kill(nil)
@@ -134,6 +140,9 @@ func (p *process) kill(reason error) {
 		if p.runner != nil {
 			// Its last stderr lines are logged before kill returns.
 			defer p.runner.waitStderr(time.Second)
+		}
+		if p.rss != nil {
+			defer p.rss.close()
 		}
 		if reason != nil {
 			p.killGroup()
@@ -192,18 +201,62 @@ func (p *process) failure(transportErr error) (cause error, detail string) {
 	if reason := p.killReason(); reason != nil {
 		return reason, detail
 	}
-	if outOfMemory(p.runner.fatalLine() + "\n" + detail) {
-		return fmt.Errorf("%w: the worker ran out of memory under its limit", ErrMemoryLimit), detail
+	if p.memoryLimitMB > 0 && outOfMemory(p.runner.fatalLine()+"\n"+detail) {
+		return fmt.Errorf("%w: the worker ran out of memory under its hard limit of %d MiB (data segment); raise memoryLimitMB or send a smaller task",
+			ErrMemoryLimit, p.memoryLimitMB), detail
 	}
 	return fmt.Errorf("%w: %s", ErrWorkerCrashed, exitText(p.runner.waitErr, transportErr)), detail
 }
 
-// outOfMemory reports whether a worker's last stderr lines show it died
-// from its memory limit (the Go runtime or a C allocator failing).
+// outOfMemory reports whether a worker's stderr shows it died from its
+// memory limit: the Go runtime or a C allocator failing under RLIMIT_DATA.
 func outOfMemory(stderr string) bool {
-	return strings.Contains(stderr, "fatal error: runtime: out of memory") ||
+	return strings.Contains(stderr, "out of memory") ||
 		strings.Contains(stderr, "cannot allocate memory") ||
 		strings.Contains(stderr, "pthread_create failed")
+}
+
+// watchInterval is how often the watchdog reads a busy worker's resident
+// memory: a read costs a few microseconds, and a fast allocation gets a
+// few MiB past the limit in this time.
+const watchInterval = 2 * time.Millisecond
+
+// watchMemory kills the process, with ErrMemoryLimit as the reason, if its
+// resident memory goes over its limit before stop is called. It does
+// nothing without a limit or a way to read resident memory.
+func (p *process) watchMemory() (stop func()) {
+	if p.memoryLimitMB <= 0 || p.rss == nil {
+		return func() {}
+	}
+	limit := uint64(p.memoryLimitMB) << 20
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(watchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			rss, err := p.rss.read()
+			if err != nil {
+				return // gone
+			}
+			if rss > limit {
+				p.logger.Warn("worker over its memory limit; killing it", "rss_mb", rss>>20, "limit_mb", p.memoryLimitMB)
+				p.kill(fmt.Errorf("%w: the worker's resident memory reached %d MiB, over its limit of %d MiB; raise memoryLimitMB or send a smaller task",
+					ErrMemoryLimit, rss>>20, p.memoryLimitMB))
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 func exitText(waitErr, transportErr error) string {

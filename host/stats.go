@@ -102,7 +102,7 @@ func (p *pool) stats() PoolStats {
 		}
 		if w.state == StateIdle || w.state == StateBusy {
 			s.Ready++
-			readers[i] = w.rss
+			readers[i] = w.proc.rss
 		}
 		s.Workers[i] = ws
 	}

@@ -11,7 +11,6 @@ import (
 type worker struct {
 	slot  int
 	proc  *process // nil while starting
-	rss   *rssReader
 	state State
 
 	inflight     int // tasks running on it now

@@ -12,6 +12,7 @@ import (
 //
 //	func main() { shared.Serve(myTask{}) }
 func Serve(impl Task) {
+	dieWithGroupOnTerm()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         PluginSet(impl),
