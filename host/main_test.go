@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -103,3 +104,14 @@ func outputPID(t *testing.T, out []byte) int {
 func misbehavePool(name string, workers int) host.PoolConfig {
 	return host.PoolConfig{Name: name, Plugin: "misbehave", Workers: workers, QueueLimit: 16}
 }
+
+// outputInt reads an integer field of a plugin's output.
+func outputInt(t *testing.T, out []byte, field string) int {
+	t.Helper()
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(out, &v), "output %s", out)
+	n, _ := v[field].(float64)
+	return int(n)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

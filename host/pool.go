@@ -161,8 +161,8 @@ wait:
 		select {
 		case <-proc.exited():
 			reason = "exited"
-			if r := proc.killReason(); r != nil {
-				reason = Code(r)
+			if c := Code(proc.deathCause()); c != CodeWorkerCrashed {
+				reason = c
 			}
 			break wait
 		case <-w.retire:
@@ -188,7 +188,7 @@ wait:
 	}
 	<-proc.exited()
 	if reason == "exited" {
-		p.logger.Warn("worker exited; replacing it", "slot", w.slot, "pid", proc.pid, "error", exitText(proc.runner.waitErr, nil))
+		p.logger.Warn("worker exited; replacing it", "slot", w.slot, "pid", proc.pid, "error", proc.deathCause())
 	} else {
 		p.logger.Debug("worker stopped", "slot", w.slot, "pid", proc.pid, "reason", reason)
 	}

@@ -184,8 +184,8 @@ func (p *process) killReason() error {
 }
 
 // failure explains why a call to the process failed with a transport error:
-// the process died. It waits (bounded) for the exit, then tells a memory
-// limit from any other death, and carries the last stderr lines.
+// the process died. It waits (bounded) for the exit and returns the cause
+// of death with the last stderr lines.
 func (p *process) failure(transportErr error) (cause error, detail string) {
 	t := time.NewTimer(2 * time.Second)
 	defer t.Stop()
@@ -193,27 +193,39 @@ func (p *process) failure(transportErr error) (cause error, detail string) {
 	case <-p.exited():
 	case <-t.C:
 		// The connection broke but the process lives: it is of no use.
-		p.kill(fmt.Errorf("%w: connection lost", ErrWorkerCrashed))
+		p.kill(fmt.Errorf("%w: connection lost (%w)", ErrWorkerCrashed, transportErr))
 		<-p.exited()
 	}
-	p.runner.waitStderr(200 * time.Millisecond)
-	detail = p.runner.stderrText()
-	if reason := p.killReason(); reason != nil {
-		return reason, detail
-	}
-	if p.memoryLimitMB > 0 && outOfMemory(p.runner.fatalLine()+"\n"+detail) {
-		return fmt.Errorf("%w: the worker ran out of memory under its hard limit of %d MiB (data segment); raise memoryLimitMB or send a smaller task",
-			ErrMemoryLimit, p.memoryLimitMB), detail
-	}
-	return fmt.Errorf("%w: %s", ErrWorkerCrashed, exitText(p.runner.waitErr, transportErr)), detail
+	return p.deathCause(), p.runner.stderrText()
 }
 
-// outOfMemory reports whether a worker's stderr shows it died from its
-// memory limit: the Go runtime or a C allocator failing under RLIMIT_DATA.
-func outOfMemory(stderr string) bool {
-	return strings.Contains(stderr, "out of memory") ||
-		strings.Contains(stderr, "cannot allocate memory") ||
-		strings.Contains(stderr, "pthread_create failed")
+// deathCause tells, once the process has exited, why it died: the reason
+// wpm killed it for, its memory limit, or a crash. It waits briefly for the
+// rest of its stderr.
+func (p *process) deathCause() error {
+	<-p.exited()
+	if reason := p.killReason(); reason != nil {
+		return reason
+	}
+	p.runner.waitStderr(200 * time.Millisecond)
+	if p.memoryLimitMB > 0 && outOfMemory(p.runner.fatalLine(), p.runner.stderrText()) {
+		return fmt.Errorf("%w: the worker crashed out of memory under its hard limit of %d MiB; raise memoryLimitMB or send a smaller task",
+			ErrMemoryLimit, p.memoryLimitMB)
+	}
+	return fmt.Errorf("%w: %s", ErrWorkerCrashed, exitText(p.runner.waitErr))
+}
+
+// outOfMemory reports whether a worker under a hard memory limit died
+// from it, judging by its stderr: an allocator saying so, or a crash of the
+// Go runtime itself (not a panic in plugin code), which is how the runtime
+// fails when the kernel refuses it memory under RLIMIT_DATA.
+func outOfMemory(fatal, stderr string) bool {
+	for _, s := range []string{"out of memory", "cannot allocate memory", "pthread_create failed"} {
+		if strings.Contains(fatal, s) || strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return fatal != "" && !strings.HasPrefix(fatal, "panic: ")
 }
 
 // watchInterval is how often the watchdog reads a busy worker's resident
@@ -259,18 +271,15 @@ func (p *process) watchMemory() (stop func()) {
 	}
 }
 
-func exitText(waitErr, transportErr error) string {
-	if waitErr != nil {
-		var ee *exec.ExitError
-		if errors.As(waitErr, &ee) {
-			return "worker process exited: " + ee.ProcessState.String()
-		}
-		return "worker process exited: " + waitErr.Error()
+func exitText(waitErr error) string {
+	var ee *exec.ExitError
+	switch {
+	case errors.As(waitErr, &ee):
+		return "worker process exited during the task: " + ee.ProcessState.String()
+	case waitErr != nil:
+		return "worker process exited during the task: " + waitErr.Error()
 	}
-	if transportErr != nil {
-		return "worker process exited during the task (" + transportErr.Error() + ")"
-	}
-	return "worker process exited"
+	return "worker process exited during the task"
 }
 
 // lineWriter turns writes into calls of fn, one per line.

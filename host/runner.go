@@ -39,7 +39,7 @@ type procRunner struct {
 
 	mu    sync.Mutex
 	tail  []string // last stderrTailLines lines of stderr
-	fatal string   // the first "panic: " or "fatal error: " line
+	fatal string   // the first line of a Go crash report (see crashLine)
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -192,7 +192,7 @@ func (r *procRunner) readStderr() {
 		if logJSONLine(r.logger, line) {
 			continue
 		}
-		if !inPanic && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+		if !inPanic && crashLine(line) {
 			inPanic = true
 			r.mu.Lock()
 			r.fatal = line
@@ -204,6 +204,19 @@ func (r *procRunner) readStderr() {
 			r.logger.Log(stdLogLevel(line), line)
 		}
 	}
+}
+
+// crashPrefixes start the report a Go program prints when it dies: a panic,
+// a fatal runtime error, or a signal the runtime could not handle.
+var crashPrefixes = []string{"panic: ", "fatal error: ", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "unexpected fault address", "unexpected signal"}
+
+func crashLine(line string) bool {
+	for _, p := range crashPrefixes {
+		if strings.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // stdLogLevel reads the level of a line written with Go's log package in

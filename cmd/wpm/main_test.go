@@ -57,9 +57,26 @@ type wpmServer struct {
 // test build) and waits until /readyz answers 200.
 func startServe(t *testing.T, extraEnv ...string) *wpmServer {
 	t.Helper()
+	return startServeConfig(t, filepath.Join(testkit.ModuleRoot(), "config", "default.yaml"), extraEnv...)
+}
+
+// misbehaveConfig is a config with one pool of the test plugin.
+const misbehaveConfig = `
+shutdown: {grace: 20s}
+pools:
+  - {name: M, plugin: misbehave, workers: 1, queueLimit: 8}
+`
+
+// startServeConfig starts bin/wpm serve on the config file path.
+func startServeConfig(t *testing.T, path string, extraEnv ...string) *wpmServer {
+	t.Helper()
+	if !strings.HasSuffix(path, ".yaml") {
+		file := filepath.Join(t.TempDir(), "wpm.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(path), 0o600))
+		path = file
+	}
 	addr := freeAddr(t)
-	cmd := exec.Command(filepath.Join(binDir, "wpm"), "serve",
-		"--config", filepath.Join(testkit.ModuleRoot(), "config", "default.yaml"),
+	cmd := exec.Command(filepath.Join(binDir, "wpm"), "serve", "--config", path,
 		"--addr", addr, "--plugins-dir", filepath.Join(binDir, "plugins"))
 	cmd.Env = append(os.Environ(), extraEnv...)
 	s := &wpmServer{cmd: cmd, url: "http://" + addr, logs: new(syncBuffer), done: make(chan error, 1)}
@@ -168,6 +185,44 @@ func TestServe_sigkillLeavesNoOrphans(t *testing.T) {
 		}
 		return true
 	}, 5*time.Second, 5*time.Millisecond, "workers outlived a killed wpm")
+}
+
+// SIGKILL on wpm while a plugin has started a child of its own that
+// ignores SIGTERM: the worker and its child both die.
+func TestServe_sigkillTakesPluginChildren(t *testing.T) {
+	s := startServeConfig(t, misbehaveConfig)
+	status, body := postJSON(t, s.url+"/v1/pools/M/tasks", `{"fault": "spawn"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	result := body["result"].(map[string]any)
+	worker, child := int(result["pid"].(float64)), int(result["childPid"].(float64))
+	require.True(t, testkit.Alive(child))
+	require.NoError(t, s.cmd.Process.Kill())
+	<-s.done
+	require.Eventually(t, func() bool { return !testkit.Alive(worker) && !testkit.Alive(child) }, 5*time.Second, 5*time.Millisecond,
+		"worker %d or its child %d outlived a killed wpm", worker, child)
+}
+
+// A second signal ends the grace period at once: the hung task is cut off
+// with 503 shutting_down and wpm exits 0 well before its 20 s grace.
+func TestServe_secondSignalStopsAtOnce(t *testing.T) {
+	s := startServeConfig(t, misbehaveConfig)
+	hung := make(chan map[string]any, 1)
+	go func() {
+		_, body := postJSON(t, s.url+"/v1/pools/M/tasks", `{"fault": "hang"}`)
+		hung <- body
+	}()
+	require.Eventually(t, func() bool { return poolRunning(t, s.url, "M") == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	require.Eventually(t, func() bool { return strings.Contains(s.logs.String(), "shutting down") }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-s.done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("wpm did not stop on the second signal")
+	}
+	body := <-hung
+	assert.Equal(t, "shutting_down", body["error"].(map[string]any)["code"])
 }
 
 func workerPIDs(t *testing.T, url string) []int {
