@@ -92,11 +92,15 @@ func (p *pool) runSlot(i int) {
 	delay := backoff{min: minRestartDelay, max: maxRestartDelay}
 	markStarted := sync.OnceFunc(p.started.Done)
 	defer markStarted()
+	var wait time.Duration // before the next start
 	for {
 		w := newWorker(i)
 		p.mu.Lock()
 		p.workers[i] = w
 		p.mu.Unlock()
+		if wait > 0 && !p.sleep(wait) {
+			return
+		}
 
 		proc, err := startProcess(p.launch)
 		if err != nil {
@@ -108,12 +112,10 @@ func (p *pool) runSlot(i int) {
 			p.mu.Unlock()
 			p.observer.WorkerReplaced(p.cfg.Name, p.cfg.Plugin, "start_failed")
 			markStarted()
-			if !p.sleep(delay.next()) {
-				return
-			}
+			wait = delay.next()
 			continue
 		}
-		reason, ok := p.serve(w, proc, markStarted)
+		reason, tasks, ok := p.serve(w, proc, markStarted)
 		p.mu.Lock()
 		w.become(StateStopped)
 		if reason != "" {
@@ -127,10 +129,13 @@ func (p *pool) runSlot(i int) {
 		if !ok {
 			return
 		}
-		if time.Since(proc.startedAt) > stableUptime || reason == "recycled" {
+		// A worker that served or lived a while is replaced at once; one
+		// that keeps dying before its first task is retried with back-off.
+		wait = 0
+		if tasks > 0 || time.Since(proc.startedAt) > stableUptime {
 			delay.reset()
-		} else if !p.sleep(delay.next()) {
-			return
+		} else {
+			wait = delay.next()
 		}
 	}
 }
@@ -139,7 +144,7 @@ func (p *pool) runSlot(i int) {
 // tasks, and waits until it dies, is retired or the pool stops; then it
 // ends it. It returns why the worker was replaced
 // ("" when the pool stopped) and whether the slot should go on.
-func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, goOn bool) {
+func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, tasks int, goOn bool) {
 	p.mu.Lock()
 	w.proc = proc
 	w.recycleAfter = jitter(p.cfg.MaxTasksPerWorker)
@@ -180,6 +185,7 @@ wait:
 	p.mu.Lock()
 	w.stopping()
 	busy := w.inflight > 0
+	tasks = w.tasksDone + w.inflight
 	p.mu.Unlock()
 	if !goOn && busy {
 		proc.kill(fmt.Errorf("%w: the worker was stopped", ErrShuttingDown))
@@ -192,7 +198,7 @@ wait:
 	} else {
 		p.logger.Debug("worker stopped", "slot", w.slot, "pid", proc.pid, "reason", reason)
 	}
-	return reason, goOn
+	return reason, tasks, goOn
 }
 
 // sleep waits for d or until the pool stops, and reports whether it may go on.
