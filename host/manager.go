@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,8 +28,11 @@ type Manager struct {
 	socketDir string
 	ownSocket bool // socketDir was made by New and is removed by Shutdown
 
-	pools     map[string]*pool // fixed after New
+	mu        sync.RWMutex
+	pools     map[string]*pool // changed by Reload
 	poolNames []string         // sorted
+	reloadMu  sync.Mutex       // one Reload at a time
+	retiring  sync.WaitGroup   // pools removed by Reload, still draining
 	oneShots  *oneShots
 
 	observer Observer
@@ -94,21 +98,44 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	m.oneShots = newOneShots(cfg.OneShot.withDefaults(), cat, m.socketDir, m.logger.Named("oneshot"))
 	for i, pc := range cfg.Pools {
 		pc = pc.withDefaults()
-		p := newPool(pc, launch{
-			path:          paths[i],
-			socketDir:     m.socketDir,
-			memoryLimitMB: pc.MemoryLimitMB,
-			startTimeout:  pc.StartTimeout,
-			logger:        m.logger.Named("pool").With("pool", pc.Name, "plugin", pc.Plugin),
-		}, m.observer)
-		m.pools[pc.Name] = p
-		m.poolNames = append(m.poolNames, pc.Name)
+		m.pools[pc.Name] = newPool(pc, m.launchFor(pc, paths[i]), m.observer)
 	}
-	slices.Sort(m.poolNames)
+	m.poolNames = slices.Sorted(maps.Keys(m.pools))
 	for _, p := range m.pools {
 		p.start()
 	}
 	return m, nil
+}
+
+// launchFor says how the workers of pool pc, running the binary at path,
+// are started.
+func (m *Manager) launchFor(pc PoolConfig, path string) launch {
+	return launch{
+		path:          path,
+		socketDir:     m.socketDir,
+		memoryLimitMB: pc.MemoryLimitMB,
+		startTimeout:  pc.StartTimeout,
+		logger:        m.logger.Named("pool").With("pool", pc.Name, "plugin", pc.Plugin),
+	}
+}
+
+// pool returns the named pool.
+func (m *Manager) pool(name string) (*pool, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, ok := m.pools[name]
+	return p, ok
+}
+
+// poolList returns every pool, sorted by name.
+func (m *Manager) poolList() []*pool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*pool, len(m.poolNames))
+	for i, name := range m.poolNames {
+		out[i] = m.pools[name]
+	}
+	return out
 }
 
 // openSocketDir makes the directory workers put their sockets in and
@@ -160,21 +187,22 @@ func removeStaleSocketDirs(tmp string) {
 func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Result, error) {
 	start := time.Now()
 	id := newTaskID()
-	p, ok := m.pools[poolName]
+	p, ok := m.pool(poolName)
 	if !ok {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Err: m.unknownPool(poolName)}
 	}
+	cfg := p.settings()
 	if m.closed.Load() {
-		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: p.cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
+		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
-	ctx, cancel := m.taskContext(ctx, p.cfg.TaskTimeout)
+	ctx, cancel := m.taskContext(ctx, cfg.TaskTimeout)
 	defer cancel()
 	out, pid, wait, err := p.submit(ctx, input)
-	m.finished(poolName, p.cfg.Plugin, start, wait, err)
+	m.finished(poolName, cfg.Plugin, start, wait, err)
 	if err != nil {
-		return Result{}, taskError(id, poolName, p.cfg.Plugin, pid, err)
+		return Result{}, taskError(id, poolName, cfg.Plugin, pid, err)
 	}
-	return Result{TaskID: id, Pool: poolName, Plugin: p.cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+	return Result{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
 }
 
 // taskContext bounds a task by timeout (0: none) and by the end of the
@@ -217,7 +245,7 @@ func taskError(id, pool, plugin string, pid int, err error) error {
 }
 
 func (m *Manager) unknownPool(name string) error {
-	return fmt.Errorf("%w: no pool %q; known pools: %s", ErrUnknownPool, name, strings.Join(m.poolNames, ", "))
+	return fmt.Errorf("%w: no pool %q; known pools: %s", ErrUnknownPool, name, strings.Join(m.PoolNames(), ", "))
 }
 
 // RunOptions tunes one one-shot run. Zero fields take the configured
@@ -264,10 +292,11 @@ func (m *Manager) Plugins() ([]PluginInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	pools := m.poolList()
 	for i := range infos {
-		for _, name := range m.poolNames {
-			if m.pools[name].cfg.Plugin == infos[i].Name {
-				infos[i].Pools = append(infos[i].Pools, name)
+		for _, p := range pools {
+			if p.settings().Plugin == infos[i].Name {
+				infos[i].Pools = append(infos[i].Pools, p.name)
 			}
 		}
 	}
@@ -285,12 +314,15 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 func (m *Manager) shutdown(ctx context.Context) error {
 	m.closed.Store(true)
-	for _, p := range m.pools {
+	m.reloadMu.Lock() // no reload adds pools from here on
+	defer m.reloadMu.Unlock()
+	pools := m.poolList()
+	for _, p := range pools {
 		p.close()
 	}
 	m.oneShots.close()
 	var graceErr error
-	for _, p := range m.pools {
+	for _, p := range pools {
 		select {
 		case <-p.drained:
 		case <-ctx.Done():
@@ -306,9 +338,10 @@ func (m *Manager) shutdown(ctx context.Context) error {
 	}
 	m.halt(fmt.Errorf("%w: the shutdown grace period ended before the task did", ErrShuttingDown))
 	var wg sync.WaitGroup
-	for _, p := range m.pools {
+	for _, p := range pools {
 		wg.Go(p.halt)
 	}
+	m.retiring.Wait() // pools removed by Reload, draining
 	wg.Go(m.oneShots.halt)
 	wg.Wait()
 	if m.ownSocket {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,15 +24,16 @@ const (
 // actor that owns the process in it; tasks are handed to the least-busy
 // ready worker or wait in a FIFO queue.
 type pool struct {
-	cfg      PoolConfig
-	launch   launch
+	name     string
 	logger   hclog.Logger
 	observer Observer
 
 	mu       sync.Mutex
-	workers  []*worker   // by slot; never nil after start
-	slots    []slotStats // by slot
-	queue    list.List   // of *waiter, oldest first
+	cfg      PoolConfig // changed by reconfigure
+	launch   launch     // changed by reconfigure
+	slots    []*slot    // live slots, oldest first
+	nextSlot int
+	queue    list.List // of *waiter, oldest first
 	closed   bool        // takes no new tasks
 	running  int         // tasks holding a worker
 	drained  chan struct{}
@@ -43,10 +45,14 @@ type pool struct {
 	started sync.WaitGroup // done once every slot tried its first start
 }
 
-// slotStats is what a slot remembers across its workers.
-type slotStats struct {
+// slot is one place for a worker in a pool. Its goroutine (runSlot) owns
+// the worker process in it; its fields are guarded by the pool's mutex.
+type slot struct {
+	id         int
+	worker     *worker // never nil
 	restarts   int
 	lastReason string
+	removed    bool // the pool shrank: end after the current worker
 }
 
 // waiter is a task waiting in the queue for a worker.
@@ -57,60 +63,101 @@ type waiter struct {
 }
 
 func newPool(cfg PoolConfig, l launch, o Observer) *pool {
-	p := &pool{
+	return &pool{
+		name:     cfg.Name,
 		cfg:      cfg,
 		launch:   l,
 		logger:   l.logger,
 		observer: o,
-		workers:  make([]*worker, cfg.Workers),
-		slots:    make([]slotStats, cfg.Workers),
 		drained:  make(chan struct{}),
 		stop:     make(chan struct{}),
 	}
-	for i := range p.workers {
-		p.workers[i] = newWorker(i)
-	}
-	return p
 }
 
-// start starts every slot and returns once each has tried to start its
-// first worker; failed starts are retried in the background.
+// start starts the configured number of slots and returns once each has
+// tried to start its first worker; failed starts are retried in the
+// background.
 func (p *pool) start() {
-	for i := range p.workers {
-		p.done.Add(1)
-		p.started.Add(1)
-		go p.runSlot(i)
-	}
+	p.mu.Lock()
+	n := p.cfg.Workers
+	p.mu.Unlock()
+	p.addSlots(n, &p.started)
 	p.started.Wait()
+}
+
+// addSlots starts n more slots. If started is not nil, each slot marks it
+// done once it has tried its first start.
+func (p *pool) addSlots(n int, started *sync.WaitGroup) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range n {
+		s := &slot{id: p.nextSlot}
+		s.worker = newWorker(s.id)
+		p.nextSlot++
+		p.slots = append(p.slots, s)
+		p.done.Add(1)
+		markStarted := func() {}
+		if started != nil {
+			started.Add(1)
+			markStarted = sync.OnceFunc(started.Done)
+		}
+		go p.runSlot(s, markStarted)
+	}
+}
+
+// removeSlots retires the n newest slots: each ends once its worker has
+// finished its current tasks.
+func (p *pool) removeSlots(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.slots) - 1; i >= 0 && n > 0; i-- {
+		s := p.slots[i]
+		if s.removed {
+			continue
+		}
+		s.removed = true
+		s.worker.retireWhenIdle()
+		n--
+	}
+}
+
+// dropSlot forgets a slot whose goroutine is ending. p.mu must be held.
+func (p *pool) dropSlot(s *slot) {
+	p.slots = slices.DeleteFunc(p.slots, func(x *slot) bool { return x == s })
 }
 
 // runSlot keeps one worker running in slot i until the pool stops: it
 // starts a process, waits for it to die or be retired, ends it, and starts
 // the next, with back-off while starts keep failing.
-func (p *pool) runSlot(i int) {
+func (p *pool) runSlot(s *slot, markStarted func()) {
 	defer p.done.Done()
-	delay := backoff{min: minRestartDelay, max: maxRestartDelay}
-	markStarted := sync.OnceFunc(p.started.Done)
 	defer markStarted()
+	delay := backoff{min: minRestartDelay, max: maxRestartDelay}
 	var wait time.Duration // before the next start
 	for {
-		w := newWorker(i)
 		p.mu.Lock()
-		p.workers[i] = w
+		if s.removed {
+			p.dropSlot(s)
+			p.mu.Unlock()
+			return
+		}
+		w := newWorker(s.id)
+		s.worker = w
+		l, plugin := p.launch, p.cfg.Plugin
 		p.mu.Unlock()
 		if wait > 0 && !p.sleep(wait) {
 			return
 		}
 
-		proc, err := startProcess(p.launch)
+		proc, err := startProcess(l)
 		if err != nil {
-			p.logger.Error("worker failed to start", "slot", i, "error", err)
+			p.logger.Error("worker failed to start", "slot", s.id, "error", err)
 			p.mu.Lock()
 			p.lastErr, p.lastErrT = err, time.Now()
-			p.slots[i].restarts++
-			p.slots[i].lastReason = "start_failed"
+			s.restarts++
+			s.lastReason = "start_failed"
 			p.mu.Unlock()
-			p.observer.WorkerReplaced(p.cfg.Name, p.cfg.Plugin, "start_failed")
+			p.observer.WorkerReplaced(p.name, plugin, "start_failed")
 			markStarted()
 			wait = delay.next()
 			continue
@@ -119,12 +166,12 @@ func (p *pool) runSlot(i int) {
 		p.mu.Lock()
 		w.become(StateStopped)
 		if reason != "" {
-			p.slots[i].restarts++
-			p.slots[i].lastReason = reason
+			s.restarts++
+			s.lastReason = reason
 		}
 		p.mu.Unlock()
 		if reason != "" {
-			p.observer.WorkerReplaced(p.cfg.Name, p.cfg.Plugin, reason)
+			p.observer.WorkerReplaced(p.name, plugin, reason)
 		}
 		if !ok {
 			return
@@ -148,6 +195,7 @@ func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, tas
 	p.mu.Lock()
 	w.proc = proc
 	w.recycleAfter = jitter(p.cfg.MaxTasksPerWorker)
+	maxAge := p.cfg.MaxWorkerAge
 	w.become(StateIdle)
 	p.dispatch()
 	p.mu.Unlock()
@@ -155,8 +203,8 @@ func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, tas
 	p.logger.Debug("worker ready", "slot", w.slot, "pid", proc.pid)
 
 	var ageC <-chan time.Time
-	if p.cfg.MaxWorkerAge > 0 {
-		t := time.NewTimer(jitterDuration(p.cfg.MaxWorkerAge))
+	if maxAge > 0 {
+		t := time.NewTimer(jitterDuration(maxAge))
 		defer t.Stop()
 		ageC = t.C
 	}
@@ -239,7 +287,7 @@ func (p *pool) acquire(ctx context.Context) (*worker, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, fmt.Errorf("%w: pool %s takes no new tasks", ErrShuttingDown, p.cfg.Name)
+		return nil, fmt.Errorf("%w: pool %s takes no new tasks", ErrShuttingDown, p.name)
 	}
 	if w := p.pick(); w != nil {
 		p.reserve(w)
@@ -248,7 +296,7 @@ func (p *pool) acquire(ctx context.Context) (*worker, error) {
 	}
 	if p.queue.Len() >= p.cfg.QueueLimit {
 		p.mu.Unlock()
-		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.cfg.Name, p.cfg.QueueLimit)
+		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.name, p.cfg.QueueLimit)
 	}
 	wt := &waiter{got: make(chan *worker, 1), enqueued: time.Now()}
 	elem := p.queue.PushBack(wt)
@@ -257,7 +305,7 @@ func (p *pool) acquire(ctx context.Context) (*worker, error) {
 	select {
 	case w := <-wt.got:
 		if w == nil {
-			return nil, fmt.Errorf("%w: pool %s stopped before the task got a worker", ErrShuttingDown, p.cfg.Name)
+			return nil, fmt.Errorf("%w: pool %s stopped before the task got a worker", ErrShuttingDown, p.name)
 		}
 		return w, nil
 	case <-ctx.Done():
@@ -280,7 +328,8 @@ func (p *pool) acquire(ctx context.Context) (*worker, error) {
 // pick returns the least-busy ready worker, or nil. p.mu must be held.
 func (p *pool) pick() *worker {
 	var best *worker
-	for _, w := range p.workers {
+	for _, s := range p.slots {
+		w := s.worker
 		if w.ready(p.cfg.Concurrency) && (best == nil || w.inflight < best.inflight) {
 			best = w
 		}
@@ -388,5 +437,43 @@ func contextFailure(ctx context.Context) error {
 		return fmt.Errorf("%w: the caller's deadline passed", ErrTimeout)
 	default:
 		return fmt.Errorf("%w: the caller went away", context.Canceled)
+	}
+}
+
+// settings returns the pool's current configuration.
+func (p *pool) settings() PoolConfig {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// reconfigure applies a new configuration to a running pool without
+// failing a task: queue, timeout, concurrency and recycling settings apply
+// at once; a new plugin, memory limit or start timeout applies to workers
+// started from now on, and every current worker is replaced after its
+// current tasks; the pool grows or shrinks to cfg.Workers, shrinking by
+// retiring its newest workers once idle.
+func (p *pool) reconfigure(cfg PoolConfig, l launch) {
+	p.mu.Lock()
+	old := p.launch
+	p.cfg, p.launch = cfg, l
+	if l.path != old.path || l.memoryLimitMB != old.memoryLimitMB || l.startTimeout != old.startTimeout {
+		for _, s := range p.slots {
+			s.worker.retireWhenIdle()
+		}
+	}
+	live := 0
+	for _, s := range p.slots {
+		if !s.removed {
+			live++
+		}
+	}
+	p.dispatch() // a higher concurrency may free places at once
+	p.mu.Unlock()
+	switch {
+	case cfg.Workers > live:
+		p.addSlots(cfg.Workers-live, nil)
+	case cfg.Workers < live:
+		p.removeSlots(live - cfg.Workers)
 	}
 }

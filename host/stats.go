@@ -51,14 +51,17 @@ func (w WorkerStats) Uptime() time.Duration {
 
 // PoolNames returns the names of the pools, sorted.
 func (m *Manager) PoolNames() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return append([]string(nil), m.poolNames...)
 }
 
 // Pools returns a snapshot of every pool, sorted by name.
 func (m *Manager) Pools() []PoolStats {
-	out := make([]PoolStats, 0, len(m.poolNames))
-	for _, name := range m.poolNames {
-		out = append(out, m.pools[name].stats())
+	pools := m.poolList()
+	out := make([]PoolStats, len(pools))
+	for i, p := range pools {
+		out[i] = p.stats()
 	}
 	return out
 }
@@ -66,7 +69,7 @@ func (m *Manager) Pools() []PoolStats {
 // Pool returns a snapshot of the named pool, or an error matching
 // ErrUnknownPool.
 func (m *Manager) Pool(name string) (PoolStats, error) {
-	p, ok := m.pools[name]
+	p, ok := m.pool(name)
 	if !ok {
 		return PoolStats{}, m.unknownPool(name)
 	}
@@ -79,7 +82,6 @@ func (p *pool) stats() PoolStats {
 		Config:     p.cfg,
 		QueueDepth: p.queue.Len(),
 		Running:    p.running,
-		Workers:    make([]WorkerStats, len(p.workers)),
 	}
 	if front := p.queue.Front(); front != nil {
 		s.OldestQueued = time.Since(front.Value.(*waiter).enqueued)
@@ -87,15 +89,17 @@ func (p *pool) stats() PoolStats {
 	if p.lastErr != nil {
 		s.LastError, s.LastErrorAt = p.lastErr.Error(), p.lastErrT
 	}
-	readers := make([]*rssReader, len(p.workers))
-	for i, w := range p.workers {
+	s.Workers = make([]WorkerStats, len(p.slots))
+	readers := make([]*rssReader, len(p.slots))
+	for i, sl := range p.slots {
+		w := sl.worker
 		ws := WorkerStats{
-			Slot:      i,
+			Slot:      sl.id,
 			State:     w.state,
 			Running:   w.inflight,
 			TasksDone: w.tasksDone,
-			Restarts:  p.slots[i].restarts,
-			LastExit:  p.slots[i].lastReason,
+			Restarts:  sl.restarts,
+			LastExit:  sl.lastReason,
 		}
 		if w.proc != nil {
 			ws.PID, ws.StartedAt = w.proc.pid, w.proc.startedAt
