@@ -1,0 +1,93 @@
+package host_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/internal/testkit"
+)
+
+func pluginNames(t *testing.T, m *host.Manager) []string {
+	t.Helper()
+	infos, err := m.Plugins()
+	require.NoError(t, err)
+	var names []string
+	for _, p := range infos {
+		names = append(names, p.Name)
+		assert.Len(t, p.SHA256, 64, p.Name)
+		assert.Positive(t, p.SizeBytes, p.Name)
+	}
+	return names
+}
+
+func TestCatalog_dropInWithoutRestart(t *testing.T) {
+	m := newManager(t, host.PoolConfig{Name: "CPU", Plugin: "cpuload", Workers: 1})
+	assert.NotContains(t, pluginNames(t, m), "greeter")
+	_, err := m.RunOnce(context.Background(), "greeter", []byte(`{"duration": 1}`), host.RunOptions{})
+	require.ErrorIs(t, err, host.ErrUnknownPlugin)
+
+	// Copied in the way the README says: written aside, then renamed.
+	tmp := testkit.CopyPlugin(t, filepath.Join(pluginDir, "cpuload"), t.TempDir(), "greeter")
+	dst := filepath.Join(pluginDir, "greeter")
+	require.NoError(t, os.Rename(tmp, dst))
+	t.Cleanup(func() { _ = os.Remove(dst) })
+
+	assert.Contains(t, pluginNames(t, m), "greeter")
+	res, err := m.RunOnce(context.Background(), "greeter", []byte(`{"duration": 1}`), host.RunOptions{})
+	require.NoError(t, err, "a dropped-in plugin runs at once")
+	assert.Equal(t, "greeter", res.Plugin)
+	infos, _ := m.Plugins()
+	for _, p := range infos {
+		if p.Name == "cpuload" {
+			assert.Equal(t, []string{"CPU"}, p.Pools)
+		}
+	}
+}
+
+func TestCatalog_halfWrittenOrForeignBinaryNeverRuns(t *testing.T) {
+	m := newManager(t)
+	full, err := os.ReadFile(filepath.Join(pluginDir, "cpuload"))
+	require.NoError(t, err)
+
+	// Half a binary, still open for writing: the kernel refuses to run it.
+	half := filepath.Join(pluginDir, "halfway")
+	f, err := os.OpenFile(half, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.Remove(half) })
+	_, err = f.Write(full[:len(full)/2])
+	require.NoError(t, err)
+	_, err = m.RunOnce(context.Background(), "halfway", []byte(`{}`), host.RunOptions{})
+	require.Error(t, err)
+	assert.Equal(t, host.CodeWorkerCrashed, host.Code(err))
+	assert.Contains(t, err.Error(), "text file busy")
+	require.NoError(t, f.Close())
+
+	// Half a binary, closed: it starts and dies, or fails to exec.
+	_, err = m.RunOnce(context.Background(), "halfway", []byte(`{}`), host.RunOptions{})
+	require.Error(t, err)
+	assert.Equal(t, host.CodeWorkerCrashed, host.Code(err))
+
+	// An executable that is not a wpm plugin.
+	script := filepath.Join(pluginDir, "notaplugin")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755))
+	t.Cleanup(func() { _ = os.Remove(script) })
+	_, err = m.RunOnce(context.Background(), "notaplugin", []byte(`{}`), host.RunOptions{})
+	require.Error(t, err)
+	assert.Equal(t, host.CodeWorkerCrashed, host.Code(err))
+	assert.Contains(t, err.Error(), "not a wpm plugin")
+
+	// A file without the executable bit is not a plugin at all.
+	data := filepath.Join(pluginDir, "data.json")
+	require.NoError(t, os.WriteFile(data, []byte(`{}`), 0o644))
+	t.Cleanup(func() { _ = os.Remove(data) })
+	_, err = m.RunOnce(context.Background(), "data.json", []byte(`{}`), host.RunOptions{})
+	require.ErrorIs(t, err, host.ErrUnknownPlugin)
+	assert.NotContains(t, pluginNames(t, m), "data.json")
+	testkit.RequireNoChildren(t)
+}
