@@ -4,6 +4,7 @@
 //	wpm serve [--config FILE]
 //	wpm run <plugin> --task JSON|@FILE|-
 //	wpm plugins
+//	wpm status [--url URL] [--token T]
 //	wpm version
 package main
 
@@ -42,6 +43,7 @@ func commands() []command {
 		{"serve", "wpm serve [flags]", "serve the HTTP API over the configured pools", runServe},
 		{"run", "wpm run <plugin> --task JSON|@FILE|- [flags]", "run one task in a one-shot process and print its answer", runOnce},
 		{"plugins", "wpm plugins [flags]", "list the plugins in the plugins directory", runPlugins},
+		{"status", "wpm status [--url URL] [--token T] [flags]", "show a running wpm's pools and workers", runStatus},
 		{"version", "wpm version", "print wpm's version", runVersion},
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
 	"github.com/wpmdev/wpm/host"
 )
 
@@ -66,15 +67,30 @@ func runServe(args []string, e env) int {
 // requests get 503 while running tasks get the grace period to finish; a
 // second signal ends the grace period at once.
 func serve(cfg config.Config, logger hclog.Logger, signals <-chan os.Signal) error {
-	mgr, err := host.New(cfg.Host, host.WithLogger(logger))
+	mx := metrics.New()
+	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx))
 	if err != nil {
 		return err
 	}
-	srv := api.New(mgr, api.Options{BodyLimitBytes: cfg.HTTP.BodyLimitBytes, Logger: logger.Named("http")})
+	if err := mx.WatchPools(mgr); err != nil {
+		_ = mgr.Shutdown(context.Background())
+		return fmt.Errorf("metrics: %w", err)
+	}
+	srv := api.New(mgr, api.Options{
+		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
+		Logger:         logger.Named("http"),
+		AuthToken:      cfg.HTTP.AuthToken,
+		MetricsAuth:    cfg.HTTP.MetricsAuth,
+		Metrics:        mx.Handler(),
+	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		_ = mgr.Shutdown(context.Background())
 		return fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
+	}
+	if cfg.HTTP.AuthToken == "" && !api.Loopback(ln.Addr()) {
+		logger.Warn("the API listens beyond this machine without a token: anyone who reaches it can run tasks; set http.authToken (WPM_HTTP_AUTHTOKEN) or bind http.addr to 127.0.0.1",
+			"addr", ln.Addr().String())
 	}
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
 )
@@ -33,15 +34,30 @@ func TestMain(m *testing.M) {
 // server is a running API over real workers.
 type server struct {
 	*httptest.Server
-	mgr *host.Manager
-	api *api.Server
+	mgr     *host.Manager
+	api     *api.Server
+	metrics *metrics.Metrics
+	// token is sent as a bearer token by do, when not empty.
+	token string
+	// seen records the documented responses the server gave.
+	seen *seenResponses
 }
 
 const bodyLimit = 64 << 10
 
-// newServer serves the API over pools CPU (cpuload), MEM (memusage) and M
-// (misbehave: one worker, a queue of one, 1.5 s task timeout).
-func newServer(t *testing.T) *server {
+// serverOption changes newServer's host config or API options.
+type serverOption func(*host.Config, *api.Options)
+
+// withAuth turns auth on with token; metricsAuth covers /metrics too.
+func withAuth(token string, metricsAuth bool) serverOption {
+	return func(_ *host.Config, o *api.Options) { o.AuthToken, o.MetricsAuth = token, metricsAuth }
+}
+
+// newServer serves the API, with metrics, over pools CPU (cpuload), MEM
+// (memusage) and M (misbehave: one worker, a queue of one, 1.5 s task
+// timeout). Every JSON answer do gets is checked against the OpenAPI
+// document.
+func newServer(t *testing.T, opts ...serverOption) *server {
 	t.Helper()
 	cfg := host.DefaultConfig()
 	cfg.PluginDir = pluginDir
@@ -52,10 +68,17 @@ func newServer(t *testing.T) *server {
 		{Name: "MEM", Plugin: "memusage", Workers: 1, QueueLimit: 8},
 		{Name: "M", Plugin: "misbehave", Workers: 1, QueueLimit: 1, TaskTimeout: 1500 * time.Millisecond},
 	}
-	mgr, err := host.New(cfg)
+	apiOpts := api.Options{BodyLimitBytes: bodyLimit}
+	for _, o := range opts {
+		o(&cfg, &apiOpts)
+	}
+	mx := metrics.New()
+	mgr, err := host.New(cfg, host.WithObserver(mx))
 	require.NoError(t, err)
-	a := api.New(mgr, api.Options{BodyLimitBytes: bodyLimit})
-	s := &server{Server: httptest.NewServer(a.Handler()), mgr: mgr, api: a}
+	require.NoError(t, mx.WatchPools(mgr))
+	apiOpts.Metrics = mx.Handler()
+	a := api.New(mgr, apiOpts)
+	s := &server{Server: httptest.NewServer(a.Handler()), mgr: mgr, api: a, metrics: mx, token: apiOpts.AuthToken, seen: newSeen()}
 	t.Cleanup(func() {
 		s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -76,16 +99,28 @@ type answer struct {
 
 func (s *server) do(t *testing.T, method, path string, body io.Reader) answer {
 	t.Helper()
+	a := s.doRaw(t, method, path, body, s.token)
+	require.NoError(t, json.Unmarshal([]byte(a.Raw), &a.Body), "body is not JSON: %s", a.Raw)
+	return a
+}
+
+// doRaw sends a request with token as bearer token (none if empty), checks
+// the answer against the OpenAPI document, and returns it undecoded.
+func (s *server) doRaw(t *testing.T, method, path string, body io.Reader, token string) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL+path, body)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	a := answer{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
-	require.NoError(t, json.Unmarshal(raw, &a.Body), "body is not JSON: %s", raw)
+	checkDocumented(t, s.seen, method, path, a)
 	return a
 }
 

@@ -9,29 +9,37 @@ import (
 	"github.com/wpmdev/wpm/host"
 )
 
-// poolView is a pool as the API shows it: settings and live state.
-type poolView struct {
-	Name              string       `json:"name"`
-	Plugin            string       `json:"plugin"`
-	Size              int          `json:"size"`
-	Concurrency       int          `json:"concurrency"`
-	MemoryLimitMB     int          `json:"memoryLimitMB"`
-	QueueLimit        int          `json:"queueLimit"`
-	TaskTimeout       string       `json:"taskTimeout"`
-	MaxTasksPerWorker int          `json:"maxTasksPerWorker"`
-	MaxWorkerAge      string       `json:"maxWorkerAge"`
-	QueueDepth        int          `json:"queueDepth"`
-	OldestQueuedMs    float64      `json:"oldestQueuedMs"`
-	Running           int          `json:"running"`
-	Ready             int          `json:"ready"`
-	Degraded          bool         `json:"degraded"`
-	LastError         string       `json:"lastError,omitempty"`
-	LastErrorAt       *time.Time   `json:"lastErrorAt,omitempty"`
-	Workers           []workerView `json:"workers"`
+// PoolList is the body of GET /v1/pools.
+type PoolList struct {
+	Pools []PoolView `json:"pools"`
 }
 
-// workerView is one worker as the API shows it.
-type workerView struct {
+// PoolView is a pool as GET /v1/pools and /v1/pools/{pool} show it: its
+// settings and live state. Durations in settings are Go durations ("5m0s");
+// live ages are in milliseconds.
+type PoolView struct {
+	Name              string  `json:"name"`
+	Plugin            string  `json:"plugin"`
+	Size              int     `json:"size"`
+	Concurrency       int     `json:"concurrency"`
+	MemoryLimitMB     int     `json:"memoryLimitMB"`
+	QueueLimit        int     `json:"queueLimit"`
+	TaskTimeout       string  `json:"taskTimeout"`
+	MaxTasksPerWorker int     `json:"maxTasksPerWorker"`
+	MaxWorkerAge      string  `json:"maxWorkerAge"`
+	QueueDepth        int     `json:"queueDepth"`
+	OldestQueuedMs    float64 `json:"oldestQueuedMs"`
+	Running           int     `json:"running"`
+	Ready             int     `json:"ready"`
+	Degraded          bool    `json:"degraded"`
+	// LastError is the pool's last failure to start a worker, if any.
+	LastError   string       `json:"lastError,omitempty"`
+	LastErrorAt *time.Time   `json:"lastErrorAt,omitempty"`
+	Workers     []WorkerView `json:"workers"`
+}
+
+// WorkerView is the worker in one slot of a pool, as the API shows it.
+type WorkerView struct {
 	Slot      int     `json:"slot"`
 	PID       int     `json:"pid"`
 	State     string  `json:"state"`
@@ -40,11 +48,12 @@ type workerView struct {
 	RSSBytes  uint64  `json:"rssBytes"`
 	UptimeMs  float64 `json:"uptimeMs"`
 	Restarts  int     `json:"restarts"`
-	LastExit  string  `json:"lastExit,omitempty"`
+	// LastExit says why the slot's previous worker went.
+	LastExit string `json:"lastExit,omitempty"`
 }
 
-func viewPool(s host.PoolStats) poolView {
-	v := poolView{
+func viewPool(s host.PoolStats) PoolView {
+	v := PoolView{
 		Name:              s.Config.Name,
 		Plugin:            s.Config.Plugin,
 		Size:              s.Config.Workers,
@@ -60,30 +69,40 @@ func viewPool(s host.PoolStats) poolView {
 		Ready:             s.Ready,
 		Degraded:          s.Degraded(),
 		LastError:         s.LastError,
-		Workers:           make([]workerView, len(s.Workers)),
+		Workers:           make([]WorkerView, len(s.Workers)),
 	}
 	if !s.LastErrorAt.IsZero() {
 		t := s.LastErrorAt.UTC()
 		v.LastErrorAt = &t
 	}
 	for i, w := range s.Workers {
-		v.Workers[i] = workerView{
-			Slot: w.Slot, PID: w.PID, State: w.State.String(), Running: w.Running, TasksDone: w.TasksDone,
+		v.Workers[i] = WorkerView{
+			Slot: w.Slot, PID: w.PID, State: stateName(w.State), Running: w.Running, TasksDone: w.TasksDone,
 			RSSBytes: w.RSSBytes, UptimeMs: ms(w.Uptime()), Restarts: w.Restarts, LastExit: w.LastExit,
 		}
 	}
 	return v
 }
 
+// stateName is the API's name of a worker state: SPEC §3's starting, idle,
+// busy or stopping. A worker whose process is gone and whose slot waits to
+// start the next one reads as stopping.
+func stateName(st host.State) string {
+	if st == host.StateStopped {
+		st = host.StateStopping
+	}
+	return st.String()
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (s *Server) listPools(c echo.Context) error {
 	stats := s.mgr.Pools()
-	views := make([]poolView, len(stats))
+	list := PoolList{Pools: make([]PoolView, len(stats))}
 	for i, p := range stats {
-		views[i] = viewPool(p)
+		list.Pools[i] = viewPool(p)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"pools": views})
+	return c.JSON(http.StatusOK, list)
 }
 
 func (s *Server) getPool(c echo.Context) error {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,15 @@ type Options struct {
 	BodyLimitBytes int64
 	// Logger receives one line per request and per task.
 	Logger hclog.Logger
+	// AuthToken, when not empty, is the bearer token every request must
+	// carry (Authorization: Bearer <token>), except those to /healthz and
+	// /readyz; others get 401 unauthorized.
+	AuthToken string
+	// MetricsAuth makes GET /metrics need the token too.
+	MetricsAuth bool
+	// Metrics serves GET /metrics (the Prometheus text format); nil leaves
+	// the route out.
+	Metrics http.Handler
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -37,6 +47,8 @@ type Server struct {
 	opts     Options
 	logger   hclog.Logger
 	shutting atomic.Bool
+	// tokenSum is the SHA-256 of Options.AuthToken; nil when auth is off.
+	tokenSum []byte
 }
 
 // New builds the API over mgr.
@@ -50,8 +62,12 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{echo: e, mgr: mgr, opts: opts, logger: opts.Logger}
+	if opts.AuthToken != "" {
+		sum := sha256.Sum256([]byte(opts.AuthToken))
+		s.tokenSum = sum[:]
+	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.logRequests, s.refuseWhileShuttingDown)
+	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown)
 
 	e.POST("/example/pool", s.examplePool)
 	e.POST("/example/oneShot", s.exampleOneShot)
@@ -60,19 +76,26 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.GET("/v1/pools", s.listPools)
 	e.GET("/v1/pools/:pool", s.getPool)
 	e.GET("/v1/plugins", s.listPlugins)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	e.GET(routeHealthz, s.healthz)
+	e.GET(routeReadyz, s.readyz)
+	e.GET("/v1/openapi.json", s.openAPIJSON)
+	e.GET("/v1/openapi.yaml", s.openAPIYAML)
+	if opts.Metrics != nil {
+		e.GET(routeMetrics, echo.WrapHandler(opts.Metrics))
+	}
 	return s
 }
 
 // Handler returns the API as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Echo returns the echo instance, for adding routes such as /metrics.
+// Echo returns the echo instance, for adding routes. Added routes pass the
+// same request log, auth and shutdown middleware; document them in
+// openapi.yaml.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
-// StartShutdown makes every later request but /healthz answer 503
-// shutting_down. Requests already accepted go on.
+// StartShutdown makes every later request but /healthz and /metrics answer
+// 503 shutting_down. Requests already accepted go on.
 func (s *Server) StartShutdown() { s.shutting.Store(true) }
 
 // okPool is the seed-compatible success body.
@@ -348,8 +371,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	code, body := describe(err)
 	st := status(code)
-	if code == host.CodeQueueFull {
+	switch code {
+	case host.CodeQueueFull:
 		c.Response().Header().Set("Retry-After", "1")
+	case codeUnauthorized:
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="wpm"`)
 	}
 	c.Set(ctxErrorCode, code)
 	if body.ID != "" {
@@ -410,10 +436,11 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // refuseWhileShuttingDown answers 503 once shutdown began, except for
-// /healthz, which answers as long as the process serves.
+// /healthz, which answers as long as the process serves, and /metrics, so
+// that the drain can be watched.
 func (s *Server) refuseWhileShuttingDown(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.shutting.Load() && c.Path() != "/healthz" {
+		if s.shutting.Load() && c.Path() != routeHealthz && c.Path() != routeMetrics {
 			return &Error{Code: host.CodeShuttingDown, Message: "wpm is shutting down and takes no new requests; retry on another instance or after restart"}
 		}
 		return next(c)

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
+)
+
+// defaultStatusURL is where wpm status looks when neither --url nor a
+// config says otherwise: the default http.addr.
+const defaultStatusURL = "http://127.0.0.1:3000"
+
+// tokenEnv is the environment variable wpm status reads the token from,
+// the same one that sets http.authToken for wpm serve.
+const tokenEnv = config.EnvPrefix + "HTTP_AUTHTOKEN"
+
+func runStatus(args []string, e env) int {
+	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
+	url := fs.String("url", "", "base URL of a running wpm (default: http://<http.addr> from the config, else "+defaultStatusURL+")")
+	token := fs.String("token", "", "bearer token, when wpm serve has http.authToken (default: $"+tokenEnv+", else http.authToken from the config)")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
+	config.RegisterFlags(fs)
+	if st, done := parseFlags(fs, lookup("status"), args, e); done {
+		return st
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "wpm status: unexpected argument %q; use --url to name the server\n", fs.Arg(0))
+		return 2
+	}
+	base, tok, err := statusTarget(fs, *url, *token, e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wpm status: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	list, err := fetchPools(ctx, base, tok)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wpm status: %v\n", err)
+		return 1
+	}
+	printStatus(e.stdout, list)
+	return 0
+}
+
+// statusTarget decides the server's base URL and the token: flags first,
+// then the token's environment variable, then the config (--config, the
+// environment and the config flags, as wpm serve would read them). The
+// config is read only when something is missing, and a missing default
+// config file is no error.
+func statusTarget(fs *pflag.FlagSet, url, token string, e env) (base, tok string, err error) {
+	if token == "" {
+		token = lookupEnv(e.environ, tokenEnv)
+	}
+	if url != "" && token != "" {
+		return normalizeURL(url), token, nil
+	}
+	file, _ := fs.GetString("config")
+	if !fs.Changed("config") {
+		if _, statErr := os.Stat(file); errors.Is(statErr, os.ErrNotExist) {
+			file = ""
+		}
+	}
+	cfg, err := config.Load(config.Options{File: file, Environ: e.environ, Flags: fs})
+	switch {
+	case err != nil && url == "":
+		return "", "", fmt.Errorf("%w (or give --url)", err)
+	case err != nil: // the URL is known; the config only could have had a token
+		return normalizeURL(url), token, nil
+	}
+	if url == "" {
+		url = addrURL(cfg.HTTP.Addr)
+	}
+	if token == "" {
+		token = cfg.HTTP.AuthToken
+	}
+	return normalizeURL(url), token, nil
+}
+
+// lookupEnv returns name's value in environ ("NAME=value" strings).
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// addrURL turns a listen address into the URL to reach it from this
+// machine: an empty or unspecified host (":3000", "0.0.0.0:3000") becomes
+// loopback.
+func addrURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return defaultStatusURL
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// normalizeURL adds a missing scheme and drops trailing slashes.
+func normalizeURL(u string) string {
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return strings.TrimRight(u, "/")
+}
+
+// fetchPools gets GET /v1/pools. An error answer is returned as an error
+// with the API's code and message.
+func fetchPools(ctx context.Context, base, token string) (api.PoolList, error) {
+	var list api.PoolList
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/pools", nil)
+	if err != nil {
+		return list, fmt.Errorf("bad --url %q: %w", base, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return list, fmt.Errorf("is wpm serve running there? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return list, fmt.Errorf("GET %s: reading the answer: %w", req.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+			hint := ""
+			if e.Error.Code == "unauthorized" {
+				hint = " (give --token or set " + tokenEnv + ")"
+			}
+			return list, fmt.Errorf("GET %s: %d %s: %s%s", req.URL, resp.StatusCode, e.Error.Code, e.Error.Message, hint)
+		}
+		return list, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return list, fmt.Errorf("GET %s: the answer is not wpm's pool list: %w", req.URL, err)
+	}
+	return list, nil
+}
+
+// printStatus writes one table of pools, then one of workers per pool.
+func printStatus(w io.Writer, list api.PoolList) {
+	if len(list.Pools) == 0 {
+		fmt.Fprintln(w, "no pools")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POOL\tPLUGIN\tREADY\tQUEUED\tOLDEST\tRUNNING\tHEALTH")
+	for _, p := range list.Pools {
+		health := "ok"
+		switch {
+		case p.Ready == 0:
+			health = "down"
+		case p.Degraded:
+			health = "degraded"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\t%d\t%s\n", p.Name, p.Plugin, p.Ready, p.Size,
+			p.QueueDepth, age(p.OldestQueuedMs), p.Running, health)
+	}
+	_ = tw.Flush()
+	for _, p := range list.Pools {
+		fmt.Fprintf(w, "\n%s (%s)\n", p.Name, p.Plugin)
+		if p.LastError != "" {
+			when := ""
+			if p.LastErrorAt != nil {
+				when = fmt.Sprintf(" (%s ago)", time.Since(*p.LastErrorAt).Round(time.Second))
+			}
+			msg := strings.ReplaceAll(strings.TrimSpace(p.LastError), "\n", "\n    ")
+			fmt.Fprintf(w, "  last start failure%s:\n    %s\n", when, msg)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  SLOT\tPID\tSTATE\tRUNNING\tTASKS\tRSS MB\tUPTIME\tRESTARTS\tLAST EXIT")
+		for _, wk := range p.Workers {
+			pid, lastExit := "-", "-"
+			if wk.PID != 0 {
+				pid = fmt.Sprint(wk.PID)
+			}
+			if wk.LastExit != "" {
+				lastExit = wk.LastExit
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d\t%s\n", wk.Slot, pid, wk.State, wk.Running,
+				wk.TasksDone, float64(wk.RSSBytes)/(1<<20), age(wk.UptimeMs), wk.Restarts, lastExit)
+		}
+		_ = tw.Flush()
+	}
+}
+
+// age formats milliseconds for a person: "-" for none, "350ms", "12.3s",
+// "1h2m3s".
+func age(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
