@@ -56,17 +56,26 @@ func runServe(args []string, e env) int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	if err := serve(cfg, logger, signals); err != nil {
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+	file, _ := fs.GetString("config")
+	load := func() (config.Config, error) {
+		return config.Load(config.Options{File: file, Environ: e.environ, Flags: fs})
+	}
+	if err := serve(cfg, logger, signals, hangups, load); err != nil {
 		logger.Error("wpm stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-// serve runs the server until the first signal, then shuts down: new
-// requests get 503 while running tasks get the grace period to finish; a
-// second signal ends the grace period at once.
-func serve(cfg config.Config, logger hclog.Logger, signals <-chan os.Signal) error {
+// serve runs the server until the first signal on signals, then shuts
+// down: new requests get 503 while running tasks get the grace period to
+// finish; a second signal ends the grace period at once. A signal on
+// hangups, like POST /v1/admin/reload, re-reads the config with load and
+// applies it.
+func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Signal, load func() (config.Config, error)) error {
 	mx := metrics.New()
 	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx))
 	if err != nil {
@@ -76,12 +85,14 @@ func serve(cfg config.Config, logger hclog.Logger, signals <-chan os.Signal) err
 		_ = mgr.Shutdown(context.Background())
 		return fmt.Errorf("metrics: %w", err)
 	}
+	reload := func() error { return reloadConfig(cfg, mgr, load, logger) }
 	srv := api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
 		Logger:         logger.Named("http"),
 		AuthToken:      cfg.HTTP.AuthToken,
 		MetricsAuth:    cfg.HTTP.MetricsAuth,
 		Metrics:        mx.Handler(),
+		Reload:         reload,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -97,12 +108,18 @@ func serve(cfg config.Config, logger hclog.Logger, signals <-chan os.Signal) err
 	go func() { served <- httpSrv.Serve(ln) }()
 	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
 
-	select {
-	case err := <-served:
-		_ = mgr.Shutdown(context.Background())
-		return fmt.Errorf("http server: %w", err)
-	case sig := <-signals:
-		logger.Info("shutting down", "signal", sig.String(), "grace", cfg.Shutdown.Grace)
+wait:
+	for {
+		select {
+		case err := <-served:
+			_ = mgr.Shutdown(context.Background())
+			return fmt.Errorf("http server: %w", err)
+		case <-hangups:
+			_ = reload() // logged there
+		case sig := <-signals:
+			logger.Info("shutting down", "signal", sig.String(), "grace", cfg.Shutdown.Grace)
+			break wait
+		}
 	}
 	srv.StartShutdown()
 	grace, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
@@ -125,5 +142,23 @@ func serve(cfg config.Config, logger hclog.Logger, signals <-chan os.Signal) err
 		logger.Warn("closing connections", "error", err)
 	}
 	logger.Info("wpm stopped")
+	return nil
+}
+
+// reloadConfig loads the config again and applies its pools to mgr. Settings
+// that apply only on restart (http, log, shutdown) are reported, not
+// applied. A refused config leaves everything as it was.
+func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.Config, error), logger hclog.Logger) error {
+	next, err := load()
+	if err == nil {
+		err = mgr.Reload(next.Host)
+	}
+	if err != nil {
+		logger.Error("config reload refused; the running config stays", "error", err)
+		return err
+	}
+	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown {
+		logger.Warn("http, log and shutdown settings changed; they apply on restart")
+	}
 	return nil
 }

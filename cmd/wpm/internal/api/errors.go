@@ -16,6 +16,7 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeNotReady         = "not_ready"
+	codeInvalidConfig    = "invalid_config"
 )
 
 // statusOf is the one table from error code to HTTP status.
@@ -35,6 +36,7 @@ var statusOf = map[string]int{
 	codeNotFound:           http.StatusNotFound,
 	codeMethodNotAllowed:   http.StatusMethodNotAllowed,
 	codeNotReady:           http.StatusServiceUnavailable,
+	codeInvalidConfig:      http.StatusBadRequest,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,
 }

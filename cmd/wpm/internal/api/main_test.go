@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,9 @@ type server struct {
 	token string
 	// seen records the documented responses the server gave.
 	seen *seenResponses
+	// reloadTo is the config POST /v1/admin/reload applies; nil means the
+	// one the server started with.
+	reloadTo atomic.Pointer[host.Config]
 }
 
 const bodyLimit = 64 << 10
@@ -77,8 +81,16 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 	require.NoError(t, err)
 	require.NoError(t, mx.WatchPools(mgr))
 	apiOpts.Metrics = mx.Handler()
-	a := api.New(mgr, apiOpts)
-	s := &server{Server: httptest.NewServer(a.Handler()), mgr: mgr, api: a, metrics: mx, token: apiOpts.AuthToken, seen: newSeen()}
+	s := &server{mgr: mgr, metrics: mx, token: apiOpts.AuthToken, seen: newSeen()}
+	apiOpts.Reload = func() error {
+		next := cfg
+		if p := s.reloadTo.Load(); p != nil {
+			next = *p
+		}
+		return mgr.Reload(next)
+	}
+	s.api = api.New(mgr, apiOpts)
+	s.Server = httptest.NewServer(s.api.Handler())
 	t.Cleanup(func() {
 		s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

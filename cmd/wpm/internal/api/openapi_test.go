@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
 )
 
@@ -453,6 +454,12 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("GET", "/v1/pools/GPU", "")
 	req("GET", "/nope", "")
 	req("DELETE", "/v1/pools", "")
+	req("POST", "/v1/admin/reload", "")
+	bad := host.DefaultConfig()
+	bad.PluginDir = pluginDir
+	bad.Pools = []host.PoolConfig{{Name: "X", Plugin: "nope", Workers: 1}}
+	s.reloadTo.Store(&bad)
+	req("POST", "/v1/admin/reload", "")
 	// Without the token, everything but the probes is 401.
 	for _, op := range operations(mustDoc(t)) {
 		method, path, _ := strings.Cut(op, " ")

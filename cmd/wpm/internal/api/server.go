@@ -38,6 +38,10 @@ type Options struct {
 	// Metrics serves GET /metrics (the Prometheus text format); nil leaves
 	// the route out.
 	Metrics http.Handler
+	// Reload re-reads the configuration and applies it (POST
+	// /v1/admin/reload); nil leaves the route out. Its error is answered
+	// as 400 invalid_config.
+	Reload func() error
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -78,6 +82,9 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.GET("/v1/plugins", s.listPlugins)
 	e.GET(routeHealthz, s.healthz)
 	e.GET(routeReadyz, s.readyz)
+	if opts.Reload != nil {
+		e.POST("/v1/admin/reload", s.reload)
+	}
 	e.GET("/v1/openapi.json", s.openAPIJSON)
 	e.GET("/v1/openapi.yaml", s.openAPIYAML)
 	if opts.Metrics != nil {
@@ -451,4 +458,17 @@ func newRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// reloaded is the answer of a successful reload.
+type reloaded struct {
+	OK    bool     `json:"ok"`
+	Pools []string `json:"pools"`
+}
+
+func (s *Server) reload(c echo.Context) error {
+	if err := s.opts.Reload(); err != nil {
+		return &Error{Code: codeInvalidConfig, Message: "the new config was refused and the running one stays: " + err.Error()}
+	}
+	return c.JSON(http.StatusOK, reloaded{OK: true, Pools: s.mgr.PoolNames()})
 }
