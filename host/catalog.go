@@ -34,9 +34,10 @@ type catalog struct {
 }
 
 type cachedHash struct {
-	size    int64
-	modTime time.Time
-	sum     string
+	size     int64
+	modTime  time.Time
+	identity string // inode and change time where the platform has them
+	sum      string
 }
 
 func newCatalog(dir string) (*catalog, error) {
@@ -156,13 +157,14 @@ func (c *catalog) list() ([]PluginInfo, error) {
 	return infos, nil
 }
 
-// sha256 returns the file's digest, cached while its size and modification
-// time stay the same.
+// sha256 returns the file's digest, cached while its size, modification
+// time, inode and change time stay the same (the last two can not be set
+// back by a user).
 func (c *catalog) sha256(path string, fi os.FileInfo) (string, error) {
 	c.mu.Lock()
 	h, ok := c.hashes[path]
 	c.mu.Unlock()
-	if ok && h.size == fi.Size() && h.modTime.Equal(fi.ModTime()) {
+	if ok && h.size == fi.Size() && h.modTime.Equal(fi.ModTime()) && h.identity == fileIdentity(fi) {
 		return h.sum, nil
 	}
 	f, err := os.Open(path)
@@ -176,7 +178,24 @@ func (c *catalog) sha256(path string, fi os.FileInfo) (string, error) {
 	}
 	sum := hex.EncodeToString(d.Sum(nil))
 	c.mu.Lock()
-	c.hashes[path] = cachedHash{size: fi.Size(), modTime: fi.ModTime(), sum: sum}
+	c.hashes[path] = cachedHash{size: fi.Size(), modTime: fi.ModTime(), identity: fileIdentity(fi), sum: sum}
 	c.mu.Unlock()
 	return sum, nil
+}
+
+// verify checks the binary at path against the pinned hex SHA-256 want.
+func (c *catalog) verify(path, want string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnknownPlugin, err)
+	}
+	got, err := c.sha256(path, fi)
+	if err != nil {
+		return fmt.Errorf("%w: checksum of %s: %w", ErrUnknownPlugin, path, err)
+	}
+	if !strings.EqualFold(got, want) {
+		return fmt.Errorf("%w: %s has SHA-256 %s, but plugins.checksums pins %s; refusing to start it (replace the binary or update the checksum)",
+			ErrUnknownPlugin, path, got, strings.ToLower(want))
+	}
+	return nil
 }

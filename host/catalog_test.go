@@ -91,3 +91,44 @@ func TestCatalog_halfWrittenOrForeignBinaryNeverRuns(t *testing.T) {
 	assert.NotContains(t, pluginNames(t, m), "data.json")
 	testkit.RequireNoChildren(t)
 }
+
+func TestCatalog_checksumsPinBinaries(t *testing.T) {
+	dir := t.TempDir()
+	pinned := testkit.CopyPlugin(t, filepath.Join(pluginDir, "cpuload"), dir, "pinned")
+	testkit.CopyPlugin(t, filepath.Join(pluginDir, "misbehave"), dir, "misbehave")
+	cfg := host.DefaultConfig()
+	cfg.PluginDir = dir
+	probe, err := host.New(cfg)
+	require.NoError(t, err)
+	infos, err := probe.Plugins()
+	require.NoError(t, err)
+	require.NoError(t, probe.Shutdown(context.Background()))
+	sums := map[string]string{}
+	for _, p := range infos {
+		sums[p.Name] = p.SHA256
+	}
+
+	cfg.Checksums = map[string]string{"pinned": sums["pinned"], "misbehave": sums["pinned"]} // misbehave pinned to the wrong sum
+	cfg.Pools = []host.PoolConfig{{Name: "P", Plugin: "pinned", Workers: 1}, {Name: "M", Plugin: "misbehave", Workers: 1}}
+	m, err := host.New(cfg, host.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, m.Shutdown(context.Background()))
+		testkit.RequireNoChildren(t)
+	})
+
+	_, err = m.Submit(context.Background(), "P", []byte(`{"duration": 1}`))
+	require.NoError(t, err, "a binary matching its checksum runs")
+	s, _ := m.Pool("M")
+	assert.Zero(t, s.Ready, "a binary that differs never starts")
+	assert.Contains(t, s.LastError, "plugins.checksums")
+	_, err = m.RunOnce(context.Background(), "misbehave", []byte(`{}`), host.RunOptions{})
+	require.ErrorIs(t, err, host.ErrUnknownPlugin)
+	assert.Contains(t, err.Error(), "refusing to start it")
+
+	// Swapping the pinned binary for another is caught at the next start.
+	testkit.CopyPlugin(t, filepath.Join(pluginDir, "misbehave"), dir, "pinned.new")
+	require.NoError(t, os.Rename(filepath.Join(dir, "pinned.new"), pinned))
+	_, err = m.RunOnce(context.Background(), "pinned", []byte(`{"duration": 1}`), host.RunOptions{})
+	require.ErrorIs(t, err, host.ErrUnknownPlugin)
+}

@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -12,6 +13,9 @@ type Config struct {
 	// PluginDir is the directory plugins are found in. Nothing outside it
 	// is ever executed.
 	PluginDir string
+	// Checksums pins plugins by name to the hex SHA-256 of their binary; a
+	// pinned plugin whose file differs is never started.
+	Checksums map[string]string
 	// SocketDir is where workers put their unix sockets. Empty means a
 	// private directory under os.TempDir, removed by Shutdown.
 	SocketDir string
@@ -125,6 +129,15 @@ func (c Config) Validate() error {
 	}
 	if c.PluginDir == "" {
 		bad("plugins.dir", "must name the plugins directory")
+	}
+	for name, sum := range c.Checksums {
+		key := "plugins.checksums." + name
+		if !validName(name) {
+			bad(key, "%q is not a plugin name", name)
+		}
+		if len(sum) != 64 || strings.Trim(strings.ToLower(sum), "0123456789abcdef") != "" {
+			bad(key, "must be a SHA-256 in hex (64 characters), got %q", sum)
+		}
 	}
 	seen := make(map[string]int, len(c.Pools))
 	for i, p := range c.Pools {

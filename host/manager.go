@@ -98,7 +98,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	m.oneShots = newOneShots(cfg.OneShot.withDefaults(), cat, m.socketDir, m.logger.Named("oneshot"))
 	for i, pc := range cfg.Pools {
 		pc = pc.withDefaults()
-		m.pools[pc.Name] = newPool(pc, m.launchFor(pc, paths[i]), m.observer)
+		m.pools[pc.Name] = newPool(pc, m.launchFor(pc, paths[i], cfg.Checksums), m.observer)
 	}
 	m.poolNames = slices.Sorted(maps.Keys(m.pools))
 	for _, p := range m.pools {
@@ -108,15 +108,26 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 }
 
 // launchFor says how the workers of pool pc, running the binary at path,
-// are started.
-func (m *Manager) launchFor(pc PoolConfig, path string) launch {
+// are started, checked against checksums.
+func (m *Manager) launchFor(pc PoolConfig, path string, checksums map[string]string) launch {
 	return launch{
 		path:          path,
 		socketDir:     m.socketDir,
 		memoryLimitMB: pc.MemoryLimitMB,
 		startTimeout:  pc.StartTimeout,
 		logger:        m.logger.Named("pool").With("pool", pc.Name, "plugin", pc.Plugin),
+		verify:        m.verifier(pc.Plugin, path, checksums),
 	}
+}
+
+// verifier returns the check of the binary at path against its checksum
+// in checksums, or nil when the plugin is not pinned there.
+func (m *Manager) verifier(plugin, path string, checksums map[string]string) func() error {
+	want, ok := checksums[plugin]
+	if !ok {
+		return nil
+	}
+	return func() error { return m.catalog.verify(path, want) }
 }
 
 // pool returns the named pool.
@@ -274,6 +285,14 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: err}
 	}
 	plugin := filepath.Base(path)
+	m.mu.RLock()
+	checksums := m.cfg.Checksums
+	m.mu.RUnlock()
+	if verify := m.verifier(plugin, path, checksums); verify != nil {
+		if err := verify(); err != nil {
+			return Result{}, &TaskError{TaskID: id, Plugin: plugin, Err: err}
+		}
+	}
 	timeout := m.oneShots.timeout(opts.Timeout)
 	ctx, cancel := m.taskContext(ctx, timeout)
 	defer cancel()

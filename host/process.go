@@ -24,6 +24,7 @@ type launch struct {
 	memoryLimitMB int
 	startTimeout  time.Duration
 	logger        hclog.Logger // tagged with pool or plugin
+	verify        func() error // checks the binary before each start; may be nil
 }
 
 // process is one started, handshaken plugin process. Whoever starts it owns
@@ -46,6 +47,11 @@ type process struct {
 // startProcess starts the plugin binary, handshakes, dispenses its Task and
 // applies its memory limit. On any error the process is already gone.
 func startProcess(l launch) (*process, error) {
+	if l.verify != nil {
+		if err := l.verify(); err != nil {
+			return nil, err
+		}
+	}
 	var r *procRunner
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,

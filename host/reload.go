@@ -43,7 +43,7 @@ func (m *Manager) Reload(cfg Config) error {
 	for i, pc := range cfg.Pools {
 		pc = pc.withDefaults()
 		wanted[pc.Name] = true
-		l := m.launchFor(pc, paths[i])
+		l := m.launchFor(pc, paths[i], cfg.Checksums)
 		if p, ok := m.pools[pc.Name]; ok {
 			kept, keptCfg, keptLaunch = append(kept, p), append(keptCfg, pc), append(keptLaunch, l)
 			continue

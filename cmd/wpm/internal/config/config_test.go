@@ -514,3 +514,17 @@ func TestLoad_errorsAreJoined(t *testing.T) {
 	require.True(t, errors.As(err, &j))
 	assert.Len(t, j.Unwrap(), 2)
 }
+
+func TestLoad_checksums(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	path := mustWriteFile(t, "wpm.yaml", "plugins:\n  checksums: {cpuload: \""+sum+"\"}\n"+onePool)
+	cfg, err := Load(Options{File: path})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"cpuload": sum}, cfg.Host.Checksums)
+
+	_, probs := mustFail(t, "plugins:\n  checksums: {cpuload: \"abc\", \"../x\": \""+sum+"\"}\n"+onePool)
+	assert.Contains(t, strings.Join(probs, "\n"), "plugins.checksums.cpuload")
+	assert.Contains(t, strings.Join(probs, "\n"), `plugins.checksums.../x`)
+	_, probs = mustFail(t, "plugins:\n  checksums: [1]\n"+onePool)
+	assert.Contains(t, strings.Join(probs, "\n"), "plugins.checksums")
+}

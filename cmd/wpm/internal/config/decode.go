@@ -38,6 +38,23 @@ func (l *loader) decode() Config {
 	l.oneOf("log.level", logLevels, &c.Log.Level)
 	l.oneOf("log.format", logFormats, &c.Log.Format)
 	l.str("plugins.dir", &c.Host.PluginDir)
+	if v := l.k.Get("plugins.checksums"); v != nil {
+		m, ok := asMap(v)
+		if !ok {
+			l.fail("plugins.checksums", fmt.Errorf("must be a map from plugin name to its SHA-256 in hex, got %v", v))
+		}
+		for _, name := range sortedKeys(m) {
+			sum, ok := m[name].(string)
+			if !ok {
+				l.fail("plugins.checksums."+name, fmt.Errorf("must be a SHA-256 in hex, got %v", m[name]))
+				continue
+			}
+			if c.Host.Checksums == nil {
+				c.Host.Checksums = map[string]string{}
+			}
+			c.Host.Checksums[name] = sum
+		}
+	}
 	l.duration("shutdown.grace", &c.Shutdown.Grace)
 	if c.Shutdown.Grace < 0 {
 		l.fail("shutdown.grace", fmt.Errorf("must not be negative, got %s", c.Shutdown.Grace))

@@ -24,7 +24,7 @@ type section struct {
 var sections = []section{
 	{"http", []string{"addr", "bodyLimit", "authToken", "metricsAuth"}},
 	{"log", []string{"level", "format"}},
-	{"plugins", []string{"dir"}},
+	{"plugins", []string{"dir", "checksums"}},
 	{"shutdown", []string{"grace"}},
 	{"oneShot", []string{"memoryLimitMB", "timeout", "maxConcurrent", "maxWait", "spares", "startTimeout"}},
 }
