@@ -42,14 +42,22 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// newManager starts a manager on the test plugins and shuts it down, and
-// checks that no worker is left, when the test ends.
+// newManager starts a manager with these pools on the test plugins, and
+// shuts it down and checks that no worker is left when the test ends.
 func newManager(t *testing.T, pools ...host.PoolConfig) *host.Manager {
 	t.Helper()
 	cfg := host.DefaultConfig()
-	cfg.PluginDir = pluginDir
 	cfg.Pools = pools
-	m, err := host.New(cfg, host.WithLogger(testLogger(t)))
+	return newManagerWith(t, cfg, testLogger(t))
+}
+
+// newManagerWith starts a manager with a full config (its plugins
+// directory set to the test plugins) and a logger, and shuts it down when
+// the test ends.
+func newManagerWith(t *testing.T, cfg host.Config, logger hclog.Logger) *host.Manager {
+	t.Helper()
+	cfg.PluginDir = pluginDir
+	m, err := host.New(cfg, host.WithLogger(logger))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -19,22 +18,6 @@ import (
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
 )
-
-// newManagerWith starts a manager with a full config and a logger, and
-// shuts it down when the test ends.
-func newManagerWith(t *testing.T, cfg host.Config, logger hclog.Logger) *host.Manager {
-	t.Helper()
-	cfg.PluginDir = pluginDir
-	m, err := host.New(cfg, host.WithLogger(logger))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, m.Shutdown(ctx))
-		testkit.RequireNoChildren(t)
-	})
-	return m
-}
 
 func TestReliability_timeoutKillsAndReplacesWorker(t *testing.T) {
 	pc := misbehavePool("M", 2)
@@ -234,7 +217,7 @@ func TestReliability_childrenDieWithWorker(t *testing.T) {
 }
 
 func TestReliability_workerOutputReachesLog(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &buf})
 	cfg := host.DefaultConfig()
 	cfg.Pools = []host.PoolConfig{misbehavePool("M", 1)}
@@ -325,22 +308,4 @@ func contains(list []int, v int) bool {
 		}
 	}
 	return false
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -18,7 +18,7 @@ import (
 // plugins, and returns its exit status and output.
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.SyncBuffer
 	if len(args) > 0 && args[0] != "version" && !strings.HasPrefix(args[0], "-") && args[0] != "nope" {
 		args = append(args, "--config", filepath.Join(testkit.ModuleRoot(), "config", "default.yaml"),
 			"--plugins-dir", filepath.Join(binDir, "plugins"))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +47,7 @@ func freeAddr(t *testing.T) string {
 type wpmServer struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	done chan error
 }
 
@@ -79,7 +77,7 @@ func startServeConfig(t *testing.T, path string, extraEnv ...string) *wpmServer 
 	cmd := exec.Command(filepath.Join(binDir, "wpm"), "serve", "--config", path,
 		"--addr", addr, "--plugins-dir", filepath.Join(binDir, "plugins"))
 	cmd.Env = append(os.Environ(), extraEnv...)
-	s := &wpmServer{cmd: cmd, url: "http://" + addr, logs: new(syncBuffer), done: make(chan error, 1)}
+	s := &wpmServer{cmd: cmd, url: "http://" + addr, logs: new(testkit.SyncBuffer), done: make(chan error, 1)}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -258,24 +256,6 @@ func poolRunning(t *testing.T, url, pool string) int {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	return body.Running
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
