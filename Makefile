@@ -8,7 +8,7 @@ CONFIG   ?= config/default.yaml
 PLUGINS  := $(wildcard plugins/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint clean
+.PHONY: help build run test lint clean bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,3 +31,20 @@ lint: ## check formatting and vet
 
 clean: ## remove what build made
 	rm -rf bin
+
+# make bench: BENCHTIME and BENCHCOUNT are per Go benchmark, BENCHDURATION
+# per HTTP case. benchstat summarizes the Go benchmarks against their
+# baselines; results are kept in bin/bench-go.txt.
+BENCHTIME     ?= 1s
+BENCHCOUNT    ?= 3
+BENCHDURATION ?= 5s
+BENCHSTAT     := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCHUNITS    := .unit:(sec/op OR host-cpu-us/op OR p50-us OR p99-us OR allocs/op)
+bench: build ## run the Go benchmarks, then the HTTP load benchmark (a few minutes; docs/BENCHMARKS.md)
+	$(GO) test -c -o bin/host.test ./host/
+	{ bin/host.test -test.run '^$$' -test.bench . -test.benchtime $(BENCHTIME) -test.count $(BENCHCOUNT) \
+		-test.timeout 30m 2>bin/bench-go.log; echo $$? >bin/bench-go.status; } | tee bin/bench-go.txt; \
+		exit $$(cat bin/bench-go.status)
+	-$(GO) run $(BENCHSTAT) -filter '.fullname:/via=/ $(BENCHUNITS)' -col /via bin/bench-go.txt
+	-$(GO) run $(BENCHSTAT) -filter '.fullname:/start=/ $(BENCHUNITS)' -col /start bin/bench-go.txt
+	$(GO) run ./bench/http -wpm bin/wpm -config $(CONFIG) -duration $(BENCHDURATION)

@@ -66,7 +66,9 @@ type OneShotConfig struct {
 	// ErrQueueFull.
 	MaxWait time.Duration
 	// Spares is how many started processes per plugin wait for one-shots;
-	// 0 disables warm spares.
+	// 0 disables warm spares. A plugin gets them once it has run as a
+	// one-shot; each serves one run and is replaced in the background.
+	// They count against MaxConcurrent but never keep a run waiting.
 	Spares int
 	// StartTimeout bounds a one-shot's start and handshake.
 	StartTimeout time.Duration

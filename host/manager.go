@@ -96,6 +96,15 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.hardStop, m.halt = context.WithCancelCause(context.Background())
 	m.oneShots = newOneShots(cfg.OneShot.withDefaults(), cat, m.socketDir, m.logger.Named("oneshot"))
+	m.oneShots.verify = func(path string) error {
+		m.mu.RLock()
+		checksums := m.cfg.Checksums
+		m.mu.RUnlock()
+		if verify := m.verifier(filepath.Base(path), path, checksums); verify != nil {
+			return verify()
+		}
+		return nil
+	}
 	for i, pc := range cfg.Pools {
 		pc = pc.withDefaults()
 		m.pools[pc.Name] = newPool(pc, m.launchFor(pc, paths[i], cfg.Checksums), m.observer)

@@ -34,8 +34,8 @@ type pool struct {
 	slots    []*slot    // live slots, oldest first
 	nextSlot int
 	queue    list.List // of *waiter, oldest first
-	closed   bool        // takes no new tasks
-	running  int         // tasks holding a worker
+	closed   bool      // takes no new tasks
+	running  int       // tasks holding a worker
 	drained  chan struct{}
 	lastErr  error
 	lastErrT time.Time

@@ -35,8 +35,8 @@ func TestReload_addRemoveResizeRetune(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 
 	next := cfg
-	a := misbehavePool("A", 1) // shrink A
-	a.QueueLimit = 32          // and re-tune it
+	a := misbehavePool("A", 1)                               // shrink A
+	a.QueueLimit = 32                                        // and re-tune it
 	next.Pools = []host.PoolConfig{a, misbehavePool("C", 2)} // drop B, add C
 	require.NoError(t, m.Reload(next))
 

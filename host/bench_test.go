@@ -1,0 +1,343 @@
+package host_test
+
+// Benchmarks of wpm's hot paths, each beside its baseline in the same run:
+//
+//	BenchmarkTrivial   Manager.Submit of a trivial task (via=submit: one
+//	                   worker taking every caller; via=submit-2x1: the
+//	                   shipped pool, two workers of one task each) vs a
+//	                   direct go-plugin call on one client (via=direct), by
+//	                   1, 8 and 64 concurrent callers
+//	BenchmarkPayload   1 MiB in and 1 MiB out, Submit vs direct
+//	BenchmarkRunOnce   a one-shot in a cold process vs on a warm spare, by 1
+//	                   and 8 concurrent callers
+//
+// Sequential cases use b.Loop; concurrent ones use b.RunParallel, which
+// b.Loop can not drive, with b.SetParallelism set for the number of
+// callers (reported as the "callers" metric). Every case also reports the
+// p50 and p99 of its calls, measured around each call, and the host's CPU
+// time per call. docs/BENCHMARKS.md has the figures and the commands
+// (make bench runs them):
+//
+//	go test -run '^$' -bench . -benchtime 1s -count 3 ./host/ > bench.txt
+//	benchstat -filter '/via:*' -col /via bench.txt
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/internal/testkit"
+	"github.com/wpmdev/wpm/shared"
+)
+
+// trivialInput is the trivial task: cpuload for no time, as in make bench.
+var trivialInput = []byte(`{"duration": 0}`)
+
+func BenchmarkTrivial(b *testing.B) {
+	requireNoChildrenAtEnd(b)
+	direct := mustDirect(b, "cpuload")
+	// One worker that takes every caller at once, as the direct client
+	// does, with the shipped pool's memory limit and timeout.
+	m := mustBenchManager(b, host.Config{Pools: []host.PoolConfig{
+		{Name: "T", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+		{Name: "T-nolimit", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024},
+		// The shipped CPU pool: two workers, one task each at a time.
+		{Name: "T-2x1", Plugin: "cpuload", Workers: 2, Concurrency: 1, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+	}})
+	submit := func(pool string) func(ctx context.Context, in []byte) ([]byte, error) {
+		return func(ctx context.Context, in []byte) ([]byte, error) {
+			res, err := m.Submit(ctx, pool, in)
+			return res.Output, err
+		}
+	}
+	for _, callers := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			b.Run("via=direct", func(b *testing.B) { benchCalls(b, callers, direct.Run, trivialInput) })
+			b.Run("via=submit", func(b *testing.B) { benchCalls(b, callers, submit("T"), trivialInput) })
+			if callers == 1 {
+				// The same without a memory limit (no watchdog) or timeout.
+				b.Run("via=submit-nolimit", func(b *testing.B) { benchCalls(b, callers, submit("T-nolimit"), trivialInput) })
+			} else {
+				b.Run("via=submit-2x1", func(b *testing.B) { benchCalls(b, callers, submit("T-2x1"), trivialInput) })
+			}
+		})
+	}
+}
+
+func BenchmarkPayload(b *testing.B) {
+	requireNoChildrenAtEnd(b)
+	// misbehave's echo answers with its input: 1 MiB in, 1 MiB out.
+	input := []byte(`{"fault": "echo", "lines": ["` + strings.Repeat("x", 1<<20) + `"]}`)
+	direct := mustDirect(b, "misbehave")
+	m := mustBenchManager(b, host.Config{Pools: []host.PoolConfig{
+		{Name: "E", Plugin: "misbehave", Workers: 1, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+	}})
+	submit := func(ctx context.Context, in []byte) ([]byte, error) {
+		res, err := m.Submit(ctx, "E", in)
+		if err == nil && len(res.Output) < 1<<20 {
+			err = fmt.Errorf("short answer: %d bytes", len(res.Output))
+		}
+		return res.Output, err
+	}
+	b.Run("size=1MiB/via=direct", func(b *testing.B) { benchCalls(b, 1, direct.Run, input) })
+	b.Run("size=1MiB/via=submit", func(b *testing.B) { benchCalls(b, 1, submit, input) })
+}
+
+func BenchmarkRunOnce(b *testing.B) {
+	requireNoChildrenAtEnd(b)
+	for _, callers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			b.Run("start=cold", func(b *testing.B) {
+				m := mustBenchManager(b, host.Config{OneShot: host.OneShotConfig{MaxConcurrent: 8}})
+				benchCalls(b, callers, runOnce(m), trivialInput)
+			})
+			b.Run("start=warm", func(b *testing.B) {
+				spares := max(1, callers/4)
+				m := mustBenchManager(b, host.Config{OneShot: host.OneShotConfig{MaxConcurrent: 8, Spares: spares}})
+				defer reportSpareHits(b, m)
+				if callers > 1 {
+					// Back to back, spares are used as fast as they start.
+					_, err := runOnce(m)(context.Background(), trivialInput)
+					require.NoError(b, err)
+					waitSpare(b, m, "cpuload")
+					benchCalls(b, callers, runOnce(m), trivialInput)
+					return
+				}
+				// One at a time, each run finds its spare ready: the time
+				// waiting for it is not counted.
+				_, err := runOnce(m)(context.Background(), trivialInput)
+				require.NoError(b, err)
+				var h histogram
+				b.ReportAllocs()
+				for b.Loop() {
+					b.StopTimer()
+					waitSpare(b, m, "cpuload")
+					b.StartTimer()
+					start := time.Now()
+					if _, err := runOnce(m)(context.Background(), trivialInput); err != nil {
+						b.Fatal(err)
+					}
+					h.record(time.Since(start))
+				}
+				h.report(b)
+			})
+		})
+	}
+}
+
+// reportSpareHits reports the share of runs that got a spare.
+func reportSpareHits(b *testing.B, m *host.Manager) {
+	for _, s := range m.OneShots().Spares {
+		if total := s.Used + s.Cold; total > 0 {
+			b.ReportMetric(float64(s.Used)/float64(total), "spare-hits")
+		}
+	}
+}
+
+func runOnce(m *host.Manager) func(ctx context.Context, in []byte) ([]byte, error) {
+	return func(ctx context.Context, in []byte) ([]byte, error) {
+		res, err := m.RunOnce(ctx, "cpuload", in, host.RunOptions{})
+		return res.Output, err
+	}
+}
+
+// waitSpare waits until plugin has a ready spare.
+func waitSpare(b *testing.B, m *host.Manager, plugin string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, s := range m.OneShots().Spares {
+			if s.Plugin == plugin && len(s.ReadyPIDs) > 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no spare of %s became ready: %+v", plugin, m.OneShots())
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// benchCalls measures call(ctx, input) made by callers concurrent callers.
+func benchCalls(b *testing.B, callers int, call func(context.Context, []byte) ([]byte, error), input []byte) {
+	ctx := context.Background()
+	var h histogram
+	b.ReportAllocs()
+	b.SetBytes(int64(len(input)))
+	if callers == 1 {
+		cpu0 := processCPU()
+		for b.Loop() {
+			start := time.Now()
+			if _, err := call(ctx, input); err != nil {
+				b.Fatal(err)
+			}
+			h.record(time.Since(start))
+		}
+		reportCPU(b, processCPU()-cpu0)
+		h.report(b)
+		return
+	}
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((callers + procs - 1) / procs)
+	b.ResetTimer()
+	cpu0 := processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			start := time.Now()
+			if _, err := call(ctx, input); err != nil {
+				b.Error(err)
+				return
+			}
+			h.record(time.Since(start))
+		}
+	})
+	reportCPU(b, processCPU()-cpu0)
+	h.report(b)
+	b.ReportMetric(float64(((callers+procs-1)/procs)*procs), "callers")
+	if b.Elapsed() > 0 {
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	}
+}
+
+// processCPU returns the CPU time this process (the host side: benchmark,
+// manager, go-plugin client) has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the host's CPU time per call: unlike wall time, it is
+// barely moved by other load on the machine, and the plugin's side is the
+// same for a direct call and a Submit.
+func reportCPU(b *testing.B, used time.Duration) {
+	if b.N > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/1e3/float64(b.N), "host-cpu-us/op")
+	}
+}
+
+// requireNoChildrenAtEnd checks, after every other cleanup of b, that no
+// process b started is left.
+func requireNoChildrenAtEnd(b *testing.B) {
+	b.Cleanup(func() { testkit.RequireNoChildren(b) })
+}
+
+// mustDirect starts the plugin with go-plugin alone, as the baseline: the
+// same binary, handshake and protocol as wpm's workers, no wpm between.
+func mustDirect(b *testing.B, name string) shared.Task {
+	b.Helper()
+	cmd := exec.Command(filepath.Join(pluginDir, name))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  shared.Handshake,
+		Plugins:          shared.PluginSet(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
+		StartTimeout:     10 * time.Second,
+		Logger:           hclog.NewNullLogger(),
+	})
+	b.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	require.NoError(b, err)
+	raw, err := rpc.Dispense(shared.PluginName)
+	require.NoError(b, err)
+	task, ok := raw.(shared.Task)
+	require.True(b, ok, "dispensed %T", raw)
+	return task
+}
+
+// mustBenchManager starts a manager on the test plugins with cfg's pools
+// and one-shot settings, waits until its pools are ready, and shuts it
+// down when the benchmark ends. Its logs are discarded.
+func mustBenchManager(b *testing.B, cfg host.Config) *host.Manager {
+	b.Helper()
+	full := host.DefaultConfig()
+	full.PluginDir = pluginDir
+	full.Pools = cfg.Pools
+	if cfg.OneShot.MaxConcurrent > 0 {
+		full.OneShot.MaxConcurrent = cfg.OneShot.MaxConcurrent
+	}
+	full.OneShot.Spares = cfg.OneShot.Spares
+	m, err := host.New(full)
+	require.NoError(b, err)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(b, m.Shutdown(ctx))
+	})
+	for _, pc := range cfg.Pools {
+		require.Eventually(b, func() bool {
+			s, err := m.Pool(pc.Name)
+			return err == nil && s.Ready == pc.Workers
+		}, 10*time.Second, time.Millisecond, "pool %s never became ready", pc.Name)
+	}
+	return m
+}
+
+// histogram counts durations in log-linear buckets, 32 per power of two
+// (about 3 % wide), without allocating; it is safe for concurrent use.
+type histogram struct {
+	counts [64 + 58*32]atomic.Uint64
+}
+
+func (h *histogram) record(d time.Duration) {
+	h.counts[bucketOf(uint64(max(d, 0)))].Add(1)
+}
+
+func bucketOf(v uint64) int {
+	if v < 64 {
+		return int(v)
+	}
+	e := bits.Len64(v) - 6 // v>>e is in [32, 64)
+	return 64 + (e-1)*32 + int(v>>e) - 32
+}
+
+// lowerBound is the smallest value in bucket i.
+func lowerBound(i int) uint64 {
+	if i < 64 {
+		return uint64(i)
+	}
+	e := (i-64)/32 + 1
+	return uint64(32+(i-64)%32) << e
+}
+
+// quantile returns the q-quantile (0 < q ≤ 1) as its bucket's midpoint.
+func (h *histogram) quantile(q float64) time.Duration {
+	var total uint64
+	for i := range h.counts {
+		total += h.counts[i].Load()
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(q*float64(total) + 0.5)
+	want = max(want, 1)
+	var seen uint64
+	for i := range h.counts {
+		seen += h.counts[i].Load()
+		if seen >= want {
+			lo, hi := lowerBound(i), lowerBound(i+1)
+			return time.Duration((lo + hi) / 2)
+		}
+	}
+	return 0
+}
+
+func (h *histogram) report(b *testing.B) {
+	b.ReportMetric(float64(h.quantile(0.50).Nanoseconds())/1e3, "p50-us")
+	b.ReportMetric(float64(h.quantile(0.99).Nanoseconds())/1e3, "p99-us")
+}
