@@ -8,7 +8,7 @@ CONFIG   ?= config/default.yaml
 PLUGINS  := $(wildcard plugins/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint clean bench
+.PHONY: help build run test lint clean bench soak
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,14 @@ test: ## vet and run every test with the race detector
 lint: ## check formatting and vet
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt would change: $$fmt"; exit 1; fi
 	$(GO) vet ./...
+
+# make soak: SOAKSECONDS of chaos; the report lands in bin/soak.md.
+SOAKSECONDS ?= 60
+soak: ## a chaos soak: load while workers are killed, hang and blow their memory (docs/RELIABILITY.md)
+	@mkdir -p bin
+	WPM_SOAK_SECONDS=$(SOAKSECONDS) WPM_SOAK_REPORT=$(CURDIR)/bin/soak.md \
+		$(GO) test -race -count=1 -timeout 30m -run '^TestSoak$$' ./host/
+	@cat bin/soak.md
 
 clean: ## remove what build made
 	rm -rf bin

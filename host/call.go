@@ -13,9 +13,9 @@ import (
 // (a net/rpc call can not be cancelled). doomed, if not nil, runs as soon
 // as proc is known to be lost, so its owner stops handing it tasks.
 func call(ctx context.Context, proc *process, input []byte, doomed func()) (out []byte, err error, healthy bool) {
-	stopWatch := proc.watchMemory()
+	proc.enter()
 	out, err = proc.task.Run(ctx, input)
-	stopWatch()
+	proc.leave()
 	switch {
 	case err == nil:
 		return out, nil, true

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,6 +39,10 @@ type process struct {
 	memoryLimitMB int
 	startedAt     time.Time
 	logger        hclog.Logger
+
+	watchOnce sync.Once
+	wake      chan struct{} // set once by enter; wakes the watchdog
+	busy      atomic.Int32  // tasks running, for the watchdog
 
 	killOnce sync.Once
 	mu       sync.Mutex
@@ -239,41 +244,64 @@ func outOfMemory(fatal, stderr string) bool {
 // few MiB past the limit in this time.
 const watchInterval = 2 * time.Millisecond
 
-// watchMemory kills the process, with ErrMemoryLimit as the reason, if its
-// resident memory goes over its limit before stop is called. It does
-// nothing without a limit or a way to read resident memory.
-func (p *process) watchMemory() (stop func()) {
+// enter marks a task as running on the process and wakes its memory
+// watchdog; leave marks it done. The watchdog, one goroutine per process
+// started on first use, reads resident memory only while tasks run, and
+// ends with the process.
+func (p *process) enter() {
 	if p.memoryLimitMB <= 0 || p.rss == nil {
-		return func() {}
+		return
 	}
-	limit := uint64(p.memoryLimitMB) << 20
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
+	p.watchOnce.Do(func() {
+		p.wake = make(chan struct{}, 1)
+		go p.watchMemory(uint64(p.memoryLimitMB) << 20)
+	})
+	if p.busy.Add(1) == 1 {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// leave undoes enter.
+func (p *process) leave() {
+	if p.wake != nil {
+		p.busy.Add(-1)
+	}
+}
+
+// watchMemory kills the process, with ErrMemoryLimit as the reason, when
+// its resident memory goes over limit bytes while a task runs.
+func (p *process) watchMemory(limit uint64) {
+	for {
+		select {
+		case <-p.wake:
+		case <-p.exited():
+			return
+		}
 		t := time.NewTicker(watchInterval)
-		defer t.Stop()
-		for {
+		for p.busy.Load() > 0 {
 			select {
-			case <-done:
-				return
 			case <-t.C:
+			case <-p.exited():
+				t.Stop()
+				return
 			}
 			rss, err := p.rss.read()
 			if err != nil {
+				t.Stop()
 				return // gone
 			}
 			if rss > limit {
-				p.logger.Warn("worker over its memory limit; killing it", "rss_mb", rss>>20, "limit_mb", p.memoryLimitMB)
+				p.logger.Warn("worker over its memory limit; killing it", "rss_mb", rss>>20, "limit_mb", limit>>20)
 				p.kill(fmt.Errorf("%w: the worker's resident memory reached %d MiB, over its limit of %d MiB; raise memoryLimitMB or send a smaller task",
-					ErrMemoryLimit, rss>>20, p.memoryLimitMB))
+					ErrMemoryLimit, rss>>20, limit>>20))
+				t.Stop()
 				return
 			}
 		}
-	}()
-	return func() {
-		close(done)
-		<-finished
+		t.Stop()
 	}
 }
 

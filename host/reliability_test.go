@@ -54,17 +54,17 @@ func TestReliability_timeoutKillsAndReplacesWorker(t *testing.T) {
 
 func TestReliability_timeoutCountsQueueWait(t *testing.T) {
 	pc := misbehavePool("M", 1)
-	pc.TaskTimeout = 400 * time.Millisecond
+	pc.TaskTimeout = time.Second
 	m := newManager(t, pc)
 	before := waitReady(t, m, "M")
 
 	var wg sync.WaitGroup
 	var firstErr error
-	wg.Go(func() { _, firstErr = m.Submit(context.Background(), "M", fault("sleep", "ms", 350)) })
+	wg.Go(func() { _, firstErr = m.Submit(context.Background(), "M", fault("sleep", "ms", 700)) })
 	require.Eventually(t, func() bool { s, _ := m.Pool("M"); return s.Running == 1 }, 5*time.Second, time.Millisecond)
-	// Queued for ~350 ms, then 100 ms of work: within 400 ms only if the
+	// Queued for ~700 ms, then 400 ms of work: within its 1 s only if the
 	// clock started when it reached a worker.
-	_, err := m.Submit(context.Background(), "M", fault("sleep", "ms", 100))
+	_, err := m.Submit(context.Background(), "M", fault("sleep", "ms", 400))
 	require.ErrorIs(t, err, host.ErrTimeout)
 	wg.Wait()
 	require.NoError(t, firstErr)

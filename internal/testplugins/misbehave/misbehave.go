@@ -106,6 +106,9 @@ func (m *misbehave) Run(ctx context.Context, input []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Fault == "badjson" {
+		return []byte(`{"not": json`), nil // output that breaks the contract
+	}
 	fault, ok := faults[req.Fault]
 	if !ok {
 		return nil, shared.InvalidInput("misbehave: unknown fault %q: pick one of %s (or leave it empty for echo)",
@@ -150,7 +153,7 @@ func parseRequest(input []byte) (*request, error) {
 
 // faultNames returns the known faults' names, quoted and sorted.
 func faultNames() []string {
-	names := make([]string, 0, len(faults))
+	names := []string{`"badjson"`}
 	for name := range faults {
 		names = append(names, strconv.Quote(name))
 	}

@@ -199,6 +199,19 @@ func TestAPI_error_taskFailed(t *testing.T) {
 	s.requireStillServes(t)
 }
 
+func TestAPI_error_pluginOutputNotJSON(t *testing.T) {
+	s := newServer(t)
+	for _, path := range []string{"/v1/pools/M/tasks", "/v1/plugins/misbehave/run"} {
+		a := s.post(t, path, `{"fault": "badjson"}`)
+		requireError(t, a, http.StatusInternalServerError, "task_failed")
+		assert.Contains(t, a.Raw, "not valid JSON")
+		assert.NotEmpty(t, a.Body["id"])
+	}
+	a := s.post(t, "/example/pool", `{"poolName": "M", "workerTask": {"fault": "badjson"}}`)
+	requireError(t, a, http.StatusInternalServerError, "task_failed")
+	s.requireStillServes(t)
+}
+
 func TestAPI_error_workerCrashed(t *testing.T) {
 	s := newServer(t)
 	a := s.post(t, "/v1/pools/M/tasks", `{"fault": "crash"}`)

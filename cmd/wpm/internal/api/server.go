@@ -105,25 +105,6 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 // 503 shutting_down. Requests already accepted go on.
 func (s *Server) StartShutdown() { s.shutting.Store(true) }
 
-// okPool is the seed-compatible success body.
-type okSeed struct {
-	OK   bool            `json:"ok"`
-	ID   string          `json:"id"`
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-}
-
-// okNative is the /v1 success body.
-type okNative struct {
-	OK         bool            `json:"ok"`
-	ID         string          `json:"id"`
-	Pool       string          `json:"pool,omitempty"`
-	Plugin     string          `json:"plugin,omitempty"`
-	WorkerPID  int             `json:"workerPid"`
-	DurationMs float64         `json:"durationMs"`
-	Result     json.RawMessage `json:"result"`
-}
-
 // examplePoolRequest is the Node.js seed's /example/pool body.
 type examplePoolRequest struct {
 	PoolName   *string         `json:"poolName"`
@@ -153,7 +134,7 @@ func (s *Server) examplePool(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, okSeed{OK: true, ID: res.TaskID, Type: "workDone", Data: res.Output})
+	return writeResult(c, res, true)
 }
 
 func (s *Server) exampleOneShot(c echo.Context) error {
@@ -179,7 +160,7 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, okSeed{OK: true, ID: res.TaskID, Type: "workDone", Data: res.Output})
+	return writeResult(c, res, true)
 }
 
 func (s *Server) submit(c echo.Context) error {
@@ -192,7 +173,7 @@ func (s *Server) submit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, native(res))
+	return writeResult(c, res, false)
 }
 
 func (s *Server) runOnce(c echo.Context) error {
@@ -220,14 +201,41 @@ func (s *Server) runOnce(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, native(res))
+	return writeResult(c, res, false)
 }
 
-func native(res host.Result) okNative {
-	return okNative{
-		OK: true, ID: res.TaskID, Pool: res.Pool, Plugin: res.Plugin, WorkerPID: res.WorkerPID,
-		DurationMs: float64(res.Duration.Microseconds()) / 1000, Result: res.Output,
+// writeResult writes a task's success answer: the seed's shape
+// {"ok","id","type":"workDone","data"} or the native one {"ok","id","pool"
+// when a pool ran it,"plugin","workerPid","durationMs","result"}. The plugin's output is
+// checked to be JSON and written as it is, not decoded and encoded again;
+// ids and names are plain ASCII (hex, and names host.Config.Validate and
+// the plugin catalog accept), so they need no escaping.
+func writeResult(c echo.Context, res host.Result, seed bool) error {
+	if !json.Valid(res.Output) {
+		return &Error{Code: host.CodeTaskFailed, TaskID: res.TaskID,
+			Message: "the plugin answered with output that is not valid JSON; a plugin must return a JSON value"}
 	}
+	b := make([]byte, 0, len(res.Output)+160)
+	b = append(b, `{"ok":true,"id":"`...)
+	b = append(b, res.TaskID...)
+	if seed {
+		b = append(b, `","type":"workDone","data":`...)
+	} else {
+		if res.Pool != "" {
+			b = append(b, `","pool":"`...)
+			b = append(b, res.Pool...)
+		}
+		b = append(b, `","plugin":"`...)
+		b = append(b, res.Plugin...)
+		b = append(b, `","workerPid":`...)
+		b = strconv.AppendInt(b, int64(res.WorkerPID), 10)
+		b = append(b, `,"durationMs":`...)
+		b = strconv.AppendFloat(b, float64(res.Duration.Microseconds())/1000, 'f', -1, 64)
+		b = append(b, `,"result":`...)
+	}
+	b = append(b, res.Output...)
+	b = append(b, '}', '\n')
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 // readBody reads the whole request body within the configured limit.
@@ -412,6 +420,9 @@ func (s *Server) logTask(c echo.Context, res host.Result, err error) {
 		return
 	}
 	c.Set(ctxTaskID, res.TaskID)
+	if !s.logger.IsDebug() {
+		return
+	}
 	s.logger.Debug("task done", "request", reqID, "task", res.TaskID, "pool", res.Pool, "plugin", res.Plugin,
 		"pid", res.WorkerPID, "duration", res.Duration)
 }
