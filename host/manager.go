@@ -215,7 +215,7 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Re
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
-	ctx, cancel := m.taskContext(ctx, cfg.TaskTimeout, false)
+	ctx, cancel := p.taskContext(ctx)
 	defer cancel()
 	out, pid, wait, err := p.submit(ctx, input)
 	m.finished(poolName, cfg.Plugin, start, wait, err)
@@ -225,19 +225,19 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Re
 	return Result{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
 }
 
-// taskContext bounds a task by timeout (0: none) and, with untilHalt, by
-// the end of the shutdown grace period. Pool tasks need no such bound:
-// halting a pool kills its busy workers with ErrShuttingDown as the reason.
-func (m *Manager) taskContext(ctx context.Context, timeout time.Duration, untilHalt bool) (context.Context, context.CancelFunc) {
+// timeoutError is the error of a task that ran past timeout.
+func timeoutError(timeout time.Duration) error {
+	return fmt.Errorf("%w: it ran past its timeout of %s; raise the timeout or send smaller tasks", ErrTimeout, timeout)
+}
+
+// oneShotContext bounds a one-shot by timeout (0: none) and by the end of
+// the shutdown grace period.
+func (m *Manager) oneShotContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	var cancel context.CancelFunc
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout,
-			fmt.Errorf("%w: it ran past its timeout of %s; raise the timeout or send smaller tasks", ErrTimeout, timeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, timeoutError(timeout))
 	} else {
 		ctx, cancel = context.WithCancel(ctx)
-	}
-	if !untilHalt {
-		return ctx, cancel
 	}
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	stopHalt := context.AfterFunc(m.hardStop, func() { cancelCause(context.Cause(m.hardStop)) })
@@ -305,7 +305,7 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 		}
 	}
 	timeout := m.oneShots.timeout(opts.Timeout)
-	ctx, cancel := m.taskContext(ctx, timeout, true)
+	ctx, cancel := m.oneShotContext(ctx, timeout)
 	defer cancel()
 	out, pid, wait, err := m.oneShots.run(ctx, path, input, opts.MemoryLimitMB)
 	m.finished("", plugin, start, wait, err)

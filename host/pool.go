@@ -28,17 +28,18 @@ type pool struct {
 	logger   hclog.Logger
 	observer Observer
 
-	mu       sync.Mutex
-	cfg      PoolConfig // changed by reconfigure
-	launch   launch     // changed by reconfigure
-	slots    []*slot    // live slots, oldest first
-	nextSlot int
-	queue    list.List // of *waiter, oldest first
-	closed   bool      // takes no new tasks
-	running  int       // tasks holding a worker
-	drained  chan struct{}
-	lastErr  error
-	lastErrT time.Time
+	mu         sync.Mutex
+	cfg        PoolConfig // changed by reconfigure
+	timeoutErr error      // the cause of a task past cfg.TaskTimeout
+	launch     launch     // changed by reconfigure
+	slots      []*slot    // live slots, oldest first
+	nextSlot   int
+	queue      list.List // of *waiter, oldest first
+	closed     bool      // takes no new tasks
+	running    int       // tasks holding a worker
+	drained    chan struct{}
+	lastErr    error
+	lastErrT   time.Time
 
 	stop    chan struct{} // closed to end every slot
 	done    sync.WaitGroup
@@ -64,13 +65,14 @@ type waiter struct {
 
 func newPool(cfg PoolConfig, l launch, o Observer) *pool {
 	return &pool{
-		name:     cfg.Name,
-		cfg:      cfg,
-		launch:   l,
-		logger:   l.logger,
-		observer: o,
-		drained:  make(chan struct{}),
-		stop:     make(chan struct{}),
+		name:       cfg.Name,
+		cfg:        cfg,
+		timeoutErr: timeoutError(cfg.TaskTimeout),
+		launch:     l,
+		logger:     l.logger,
+		observer:   o,
+		drained:    make(chan struct{}),
+		stop:       make(chan struct{}),
 	}
 }
 
@@ -440,6 +442,19 @@ func contextFailure(ctx context.Context) error {
 	}
 }
 
+// taskContext bounds a task by the pool's timeout (none when 0). The
+// shutdown deadline needs no context: halting a pool kills its busy
+// workers with ErrShuttingDown as the reason.
+func (p *pool) taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	p.mu.Lock()
+	timeout, cause := p.cfg.TaskTimeout, p.timeoutErr
+	p.mu.Unlock()
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, timeout, cause)
+}
+
 // settings returns the pool's current configuration.
 func (p *pool) settings() PoolConfig {
 	p.mu.Lock()
@@ -457,6 +472,7 @@ func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 	p.mu.Lock()
 	old := p.launch
 	p.cfg, p.launch = cfg, l
+	p.timeoutErr = timeoutError(cfg.TaskTimeout)
 	if l.path != old.path || l.memoryLimitMB != old.memoryLimitMB || l.startTimeout != old.startTimeout {
 		for _, s := range p.slots {
 			s.worker.retireWhenIdle()
