@@ -12,8 +12,8 @@
 //	noop                      the ceiling
 //	/example/pool             {"poolName":"CPU","workerTask":{"duration":0}}
 //	/v1/pools/CPU/tasks       {"duration":0}
-//	/v1/plugins/cpuload/run   {"duration":0}, a one-shot, as configured
-//	                          (the shipped config has no spares), then on
+//	/v1/plugins/cpuload/run   {"duration":0}, a one-shot, cold (the first
+//	                          wpm runs with WPM_ONESHOT_SPARES=0), then on
 //	                          a second wpm with oneShot.spares set, paced
 //	                          at 1 connection so each run finds its spare,
 //	                          and back to back
@@ -160,7 +160,7 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	defer noop.stop()
-	w, err := startWPM(ctx, o, nil)
+	w, err := startWPM(ctx, o, []string{"WPM_ONESHOT_SPARES=0"})
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 		}
 	}
 	for _, c := range o.conns {
-		add(load(ctx, target{name: "POST /v1/plugins/cpuload/run (config)", url: w.url + "/v1/plugins/cpuload/run", body: trivial, server: w}, c, o))
+		add(load(ctx, target{name: "POST /v1/plugins/cpuload/run (cold)", url: w.url + "/v1/plugins/cpuload/run", body: trivial, server: w}, c, o))
 	}
 	loaded := w.memory()
 	fmt.Fprintf(stdout, "\nresident memory after the load: wpm host %s; workers %s\n", mb(loaded.host), mbs(loaded.workers))

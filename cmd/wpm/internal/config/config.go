@@ -141,6 +141,13 @@ func Load(opts Options) (Config, error) {
 	return c, nil
 }
 
+// DefaultSpares is the command's oneShot.spares: one warm process per plugin
+// that runs one-shots, so a one-shot after the first starts in about a
+// millisecond instead of tens. The library's default (host.DefaultConfig)
+// is none, so that an embedding program starts no process it did not ask
+// for.
+const DefaultSpares = 1
+
 // defaults returns the built-in layer, shaped like a config file.
 func defaults() map[string]any {
 	h := host.DefaultConfig()
@@ -159,7 +166,7 @@ func defaults() map[string]any {
 			"timeout":       h.OneShot.Timeout.String(),
 			"maxConcurrent": h.OneShot.MaxConcurrent,
 			"maxWait":       h.OneShot.MaxWait.String(),
-			"spares":        h.OneShot.Spares,
+			"spares":        DefaultSpares,
 			"startTimeout":  h.OneShot.StartTimeout.String(),
 		},
 		"pools": []any{},

@@ -77,11 +77,12 @@ func TestLoad_defaults(t *testing.T) {
 	assert.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
 	assert.Equal(t, 30*time.Second, c.Shutdown.Grace)
 	want := host.DefaultConfig()
+	want.OneShot.Spares = DefaultSpares
 	assert.Equal(t, want.PluginDir, c.Host.PluginDir)
 	assert.Equal(t, want.OneShot, c.Host.OneShot)
 	assert.Equal(t, host.OneShotConfig{
 		MemoryLimitMB: 4096, Timeout: 5 * time.Minute, MaxConcurrent: 8,
-		MaxWait: 5 * time.Second, Spares: 0, StartTimeout: 10 * time.Second,
+		MaxWait: 5 * time.Second, Spares: 1, StartTimeout: 10 * time.Second,
 	}, c.Host.OneShot)
 	assert.Empty(t, c.Host.Pools)
 }
@@ -91,7 +92,7 @@ func TestLoad_layering(t *testing.T) {
 http: { addr: "127.0.0.1:1001", authToken: from-file }
 log: { level: debug, format: json }
 plugins: { dir: file/plugins }
-oneShot: { spares: 1 }
+oneShot: { spares: 3 }
 `)
 	environ := []string{"WPM_HTTP_ADDR=127.0.0.1:1002", "WPM_LOG_LEVEL=warn", "WPM_ONESHOT_SPARES=2", "HOME=/root"}
 	tests := []struct {
@@ -104,15 +105,15 @@ oneShot: { spares: 1 }
 		token  string
 		spares int
 	}{
-		{"defaults", Options{}, "127.0.0.1:3000", "info", "text", "bin/plugins", "", 0},
-		{"file over defaults", Options{File: file}, "127.0.0.1:1001", "debug", "json", "file/plugins", "from-file", 1},
+		{"defaults", Options{}, "127.0.0.1:3000", "info", "text", "bin/plugins", "", DefaultSpares},
+		{"file over defaults", Options{File: file}, "127.0.0.1:1001", "debug", "json", "file/plugins", "from-file", 3},
 		{"env over file", Options{File: file, Environ: environ}, "127.0.0.1:1002", "warn", "json", "file/plugins", "from-file", 2},
 		{"flags over env", Options{File: file, Environ: environ, Flags: mustFlags(t, "--addr", "127.0.0.1:1003", "--log-format=text")},
 			"127.0.0.1:1003", "warn", "text", "file/plugins", "from-file", 2},
 		{"unset flags override nothing", Options{File: file, Environ: environ, Flags: mustFlags(t)},
 			"127.0.0.1:1002", "warn", "json", "file/plugins", "from-file", 2},
 		{"flags over defaults", Options{Flags: mustFlags(t, "--plugins-dir", "flag/plugins", "--log-level", "error")},
-			"127.0.0.1:3000", "error", "text", "flag/plugins", "", 0},
+			"127.0.0.1:3000", "error", "text", "flag/plugins", "", DefaultSpares},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
