@@ -24,12 +24,10 @@ package host_test
 import (
 	"context"
 	"fmt"
-	"math/bits"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +37,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/internal/latency"
 	"github.com/wpmdev/wpm/internal/testkit"
 	"github.com/wpmdev/wpm/shared"
 )
@@ -120,7 +119,7 @@ func BenchmarkRunOnce(b *testing.B) {
 				// waiting for it is not counted.
 				_, err := runOnce(m)(context.Background(), trivialInput)
 				require.NoError(b, err)
-				var h histogram
+				var h latency.Histogram
 				b.ReportAllocs()
 				for b.Loop() {
 					b.StopTimer()
@@ -130,9 +129,9 @@ func BenchmarkRunOnce(b *testing.B) {
 					if _, err := runOnce(m)(context.Background(), trivialInput); err != nil {
 						b.Fatal(err)
 					}
-					h.record(time.Since(start))
+					h.Record(time.Since(start))
 				}
-				h.report(b)
+				reportLatency(b, &h)
 			})
 		})
 	}
@@ -173,7 +172,7 @@ func waitSpare(b *testing.B, m *host.Manager, plugin string) {
 // benchCalls measures call(ctx, input) made by callers concurrent callers.
 func benchCalls(b *testing.B, callers int, call func(context.Context, []byte) ([]byte, error), input []byte) {
 	ctx := context.Background()
-	var h histogram
+	var h latency.Histogram
 	b.ReportAllocs()
 	b.SetBytes(int64(len(input)))
 	if callers == 1 {
@@ -183,10 +182,10 @@ func benchCalls(b *testing.B, callers int, call func(context.Context, []byte) ([
 			if _, err := call(ctx, input); err != nil {
 				b.Fatal(err)
 			}
-			h.record(time.Since(start))
+			h.Record(time.Since(start))
 		}
 		reportCPU(b, processCPU()-cpu0)
-		h.report(b)
+		reportLatency(b, &h)
 		return
 	}
 	procs := runtime.GOMAXPROCS(0)
@@ -200,11 +199,11 @@ func benchCalls(b *testing.B, callers int, call func(context.Context, []byte) ([
 				b.Error(err)
 				return
 			}
-			h.record(time.Since(start))
+			h.Record(time.Since(start))
 		}
 	})
 	reportCPU(b, processCPU()-cpu0)
-	h.report(b)
+	reportLatency(b, &h)
 	b.ReportMetric(float64(((callers+procs-1)/procs)*procs), "callers")
 	if b.Elapsed() > 0 {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
@@ -288,56 +287,7 @@ func mustBenchManager(b *testing.B, cfg host.Config) *host.Manager {
 	return m
 }
 
-// histogram counts durations in log-linear buckets, 32 per power of two
-// (about 3 % wide), without allocating; it is safe for concurrent use.
-type histogram struct {
-	counts [64 + 58*32]atomic.Uint64
-}
-
-func (h *histogram) record(d time.Duration) {
-	h.counts[bucketOf(uint64(max(d, 0)))].Add(1)
-}
-
-func bucketOf(v uint64) int {
-	if v < 64 {
-		return int(v)
-	}
-	e := bits.Len64(v) - 6 // v>>e is in [32, 64)
-	return 64 + (e-1)*32 + int(v>>e) - 32
-}
-
-// lowerBound is the smallest value in bucket i.
-func lowerBound(i int) uint64 {
-	if i < 64 {
-		return uint64(i)
-	}
-	e := (i-64)/32 + 1
-	return uint64(32+(i-64)%32) << e
-}
-
-// quantile returns the q-quantile (0 < q ≤ 1) as its bucket's midpoint.
-func (h *histogram) quantile(q float64) time.Duration {
-	var total uint64
-	for i := range h.counts {
-		total += h.counts[i].Load()
-	}
-	if total == 0 {
-		return 0
-	}
-	want := uint64(q*float64(total) + 0.5)
-	want = max(want, 1)
-	var seen uint64
-	for i := range h.counts {
-		seen += h.counts[i].Load()
-		if seen >= want {
-			lo, hi := lowerBound(i), lowerBound(i+1)
-			return time.Duration((lo + hi) / 2)
-		}
-	}
-	return 0
-}
-
-func (h *histogram) report(b *testing.B) {
-	b.ReportMetric(float64(h.quantile(0.50).Nanoseconds())/1e3, "p50-us")
-	b.ReportMetric(float64(h.quantile(0.99).Nanoseconds())/1e3, "p99-us")
+func reportLatency(b *testing.B, h *latency.Histogram) {
+	b.ReportMetric(float64(h.Quantile(0.50).Nanoseconds())/1e3, "p50-us")
+	b.ReportMetric(float64(h.Quantile(0.99).Nanoseconds())/1e3, "p99-us")
 }

@@ -36,7 +36,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/bits"
 	"net"
 	"net/http"
 	"os"
@@ -53,6 +52,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/wpmdev/wpm/internal/latency"
 )
 
 func main() {
@@ -245,7 +245,7 @@ type row struct {
 // what completed during the latter.
 func load(ctx context.Context, t target, conns int, o options) row {
 	var (
-		h        histogram
+		h        latency.Histogram
 		done     atomic.Int64
 		failed   atomic.Int64
 		errOnce  sync.Once
@@ -299,7 +299,7 @@ func load(ctx context.Context, t target, conns int, o options) row {
 					continue
 				}
 				done.Add(1)
-				h.record(took)
+				h.Record(took)
 			}
 		})
 	}
@@ -307,7 +307,7 @@ func load(ctx context.Context, t target, conns int, o options) row {
 	<-sampled
 	r := row{
 		name: t.name, conns: conns, rate: float64(done.Load()) / o.duration.Seconds(),
-		p50: h.quantile(0.50), p99: h.quantile(0.99), errors: failed.Load(), firstErr: firstErr,
+		p50: h.Quantile(0.50), p99: h.Quantile(0.99), errors: failed.Load(), firstErr: firstErr,
 	}
 	if n := done.Load() + failed.Load(); n > 0 {
 		r.serverCPU = (after.server + after.workers - before.server - before.workers) / time.Duration(n)
@@ -648,51 +648,4 @@ func mbs(bs []uint64) string {
 		parts[i] = mb(b)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// histogram counts durations in log-linear buckets, 32 per power of two
-// (about 3 % wide), without allocating; it is safe for concurrent use.
-type histogram struct {
-	counts [64 + 58*32]atomic.Uint64
-}
-
-func (h *histogram) record(d time.Duration) {
-	h.counts[bucketOf(uint64(max(d, 0)))].Add(1)
-}
-
-func bucketOf(v uint64) int {
-	if v < 64 {
-		return int(v)
-	}
-	e := bits.Len64(v) - 6 // v>>e is in [32, 64)
-	return 64 + (e-1)*32 + int(v>>e) - 32
-}
-
-// lowerBound is the smallest value in bucket i.
-func lowerBound(i int) uint64 {
-	if i < 64 {
-		return uint64(i)
-	}
-	e := (i-64)/32 + 1
-	return uint64(32+(i-64)%32) << e
-}
-
-// quantile returns the q-quantile (0 < q ≤ 1) as its bucket's midpoint.
-func (h *histogram) quantile(q float64) time.Duration {
-	var total uint64
-	for i := range h.counts {
-		total += h.counts[i].Load()
-	}
-	if total == 0 {
-		return 0
-	}
-	want := max(uint64(q*float64(total)+0.5), 1)
-	var seen uint64
-	for i := range h.counts {
-		seen += h.counts[i].Load()
-		if seen >= want {
-			return time.Duration((lowerBound(i) + lowerBound(i+1)) / 2)
-		}
-	}
-	return 0
 }
