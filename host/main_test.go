@@ -51,12 +51,11 @@ func newManager(t *testing.T, pools ...host.PoolConfig) *host.Manager {
 	return newManagerWith(t, cfg, testLogger(t))
 }
 
-// newManagerWith starts a manager with a full config (its plugins
-// directory set to the test plugins) and a logger, and shuts it down when
-// the test ends.
+// newManagerWith starts a manager with a full config and a logger, and
+// shuts it down when the test ends. DefaultConfig's plugins directory,
+// bin/plugins, is the test plugins: tests run in its parent's parent.
 func newManagerWith(t *testing.T, cfg host.Config, logger hclog.Logger) *host.Manager {
 	t.Helper()
-	cfg.PluginDir = pluginDir
 	m, err := host.New(cfg, host.WithLogger(logger))
 	require.NoError(t, err)
 	t.Cleanup(func() {

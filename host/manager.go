@@ -211,12 +211,11 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Re
 	if !ok {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Err: m.unknownPool(poolName)}
 	}
-	cfg := p.settings()
+	ctx, cancel, cfg := p.taskContext(ctx)
+	defer cancel()
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
-	ctx, cancel := p.taskContext(ctx)
-	defer cancel()
 	out, pid, wait, err := p.submit(ctx, input)
 	m.finished(poolName, cfg.Plugin, start, wait, err)
 	if err != nil {

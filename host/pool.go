@@ -442,17 +442,20 @@ func contextFailure(ctx context.Context) error {
 	}
 }
 
-// taskContext bounds a task by the pool's timeout (none when 0). The
+// taskContext bounds a task by the pool's timeout (none when 0) and
+// returns the pool's configuration it used, read under one lock. The
 // shutdown deadline needs no context: halting a pool kills its busy
 // workers with ErrShuttingDown as the reason.
-func (p *pool) taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (p *pool) taskContext(ctx context.Context) (context.Context, context.CancelFunc, PoolConfig) {
 	p.mu.Lock()
-	timeout, cause := p.cfg.TaskTimeout, p.timeoutErr
+	cfg, cause := p.cfg, p.timeoutErr
 	p.mu.Unlock()
-	if timeout <= 0 {
-		return context.WithCancel(ctx)
+	if cfg.TaskTimeout <= 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		return ctx, cancel, cfg
 	}
-	return context.WithTimeoutCause(ctx, timeout, cause)
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.TaskTimeout, cause)
+	return ctx, cancel, cfg
 }
 
 // settings returns the pool's current configuration.

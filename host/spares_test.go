@@ -19,27 +19,17 @@ import (
 
 // newSpareManager starts a manager without pools whose one-shots keep
 // spares warm spares per plugin, at most maxConcurrent processes at once;
-// edit may change the config, its plugins directory too (which
-// newManagerWith does not allow). It is shut down, and no worker may be
-// left, when the test ends.
+// edit may change the config further. It is shut down, and no worker may
+// be left, when the test ends.
 func newSpareManager(t *testing.T, spares, maxConcurrent int, edit ...func(*host.Config)) *host.Manager {
 	t.Helper()
 	cfg := host.DefaultConfig()
-	cfg.PluginDir = pluginDir
 	cfg.OneShot.Spares = spares
 	cfg.OneShot.MaxConcurrent = maxConcurrent
 	for _, e := range edit {
 		e(&cfg)
 	}
-	m, err := host.New(cfg, host.WithLogger(testLogger(t)))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, m.Shutdown(ctx))
-		testkit.RequireNoChildren(t)
-	})
-	return m
+	return newManagerWith(t, cfg, testLogger(t))
 }
 
 // spareStats returns the spares of plugin, or zero stats if it has none.

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -13,24 +12,6 @@ import (
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
 )
-
-// send makes a request with the given Authorization header (none if empty).
-func (s *server) send(t *testing.T, method, path, body, authorization string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
-	require.NoError(t, err)
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	a := answer{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
-	checkDocumented(t, s.seen, method, path, a)
-	return a
-}
 
 // decode fills a.Body from a.Raw.
 func decode(t *testing.T, a answer) answer {
@@ -51,10 +32,10 @@ func TestAPI_auth_off(t *testing.T) {
 		{"GET", "/healthz", ""},
 		{"GET", "/readyz", ""},
 	} {
-		a := s.send(t, c.method, c.path, c.body, "")
+		a := s.send(t, c.method, c.path, strings.NewReader(c.body), "")
 		assert.Equal(t, http.StatusOK, a.Status, "%s %s: %s", c.method, c.path, a.Raw)
 		// A token sent to a server without one is ignored.
-		a = s.send(t, c.method, c.path, c.body, "Bearer whatever")
+		a = s.send(t, c.method, c.path, strings.NewReader(c.body), "Bearer whatever")
 		assert.Equal(t, http.StatusOK, a.Status, "%s %s: %s", c.method, c.path, a.Raw)
 	}
 }
@@ -82,26 +63,26 @@ func TestAPI_auth_on(t *testing.T) {
 			"other scheme": "Basic " + token,
 			"no scheme":    token,
 		} {
-			a := s.send(t, c.method, c.path, c.body, authz)
+			a := s.send(t, c.method, c.path, strings.NewReader(c.body), authz)
 			require.Equal(t, http.StatusUnauthorized, a.Status, "%s %s, token %s: %s", c.method, c.path, name, a.Raw)
 			assert.Equal(t, `Bearer realm="wpm"`, a.Header.Get("WWW-Authenticate"))
 			assert.Contains(t, a.Raw, `"code":"unauthorized"`)
 			assert.Contains(t, a.Raw, `"ok":false`)
 		}
-		a := s.send(t, c.method, c.path, c.body, "Bearer "+token)
+		a := s.send(t, c.method, c.path, strings.NewReader(c.body), "Bearer "+token)
 		assert.Equal(t, http.StatusOK, a.Status, "%s %s: %s", c.method, c.path, a.Raw)
-		a = s.send(t, c.method, c.path, c.body, "bearer "+token)
+		a = s.send(t, c.method, c.path, strings.NewReader(c.body), "bearer "+token)
 		assert.Equal(t, http.StatusOK, a.Status, "the scheme is case-insensitive: %s", a.Raw)
 	}
 	// The probes, and /metrics unless metricsAuth, need no token.
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		a := s.send(t, "GET", path, "", "")
+		a := s.send(t, "GET", path, strings.NewReader(""), "")
 		assert.Equal(t, http.StatusOK, a.Status, "%s: %s", path, a.Raw)
 	}
 	// An unknown path says nothing without the token.
-	a := s.send(t, "GET", "/nope", "", "")
+	a := s.send(t, "GET", "/nope", strings.NewReader(""), "")
 	assert.Equal(t, http.StatusUnauthorized, a.Status)
-	a = s.send(t, "GET", "/nope", "", "Bearer "+token)
+	a = s.send(t, "GET", "/nope", strings.NewReader(""), "Bearer "+token)
 	assert.Equal(t, http.StatusNotFound, a.Status)
 	s.requireStillServes(t)
 }
@@ -109,15 +90,15 @@ func TestAPI_auth_on(t *testing.T) {
 func TestAPI_auth_metrics(t *testing.T) {
 	const token = "t0ken"
 	s := newServer(t, withAuth(token, true))
-	a := s.send(t, "GET", "/metrics", "", "")
+	a := s.send(t, "GET", "/metrics", strings.NewReader(""), "")
 	requireError(t, decode(t, a), http.StatusUnauthorized, "unauthorized")
-	a = s.send(t, "GET", "/metrics", "", "Bearer nope")
+	a = s.send(t, "GET", "/metrics", strings.NewReader(""), "Bearer nope")
 	assert.Equal(t, http.StatusUnauthorized, a.Status)
-	a = s.send(t, "GET", "/metrics", "", "Bearer "+token)
+	a = s.send(t, "GET", "/metrics", strings.NewReader(""), "Bearer "+token)
 	assert.Equal(t, http.StatusOK, a.Status)
 	assert.Contains(t, a.Raw, "wpm_pool_workers")
 	for _, path := range []string{"/healthz", "/readyz"} {
-		a := s.send(t, "GET", path, "", "")
+		a := s.send(t, "GET", path, strings.NewReader(""), "")
 		assert.Equal(t, http.StatusOK, a.Status, path)
 	}
 }

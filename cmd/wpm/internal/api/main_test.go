@@ -120,11 +120,23 @@ func (s *server) do(t *testing.T, method, path string, body io.Reader) answer {
 // the answer against the OpenAPI document, and returns it undecoded.
 func (s *server) doRaw(t *testing.T, method, path string, body io.Reader, token string) answer {
 	t.Helper()
+	authorization := ""
+	if token != "" {
+		authorization = "Bearer " + token
+	}
+	return s.send(t, method, path, body, authorization)
+}
+
+// send makes a request with the given Authorization header (none if
+// empty), checks the answer against the OpenAPI document, and returns it
+// undecoded.
+func (s *server) send(t *testing.T, method, path string, body io.Reader, authorization string) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL+path, body)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
