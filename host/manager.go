@@ -29,17 +29,17 @@ type Manager struct {
 	ownSocket bool // socketDir was made by New and is removed by Shutdown
 
 	mu        sync.RWMutex
-	pools     map[string]*pool // changed by Reload
-	poolNames []string         // sorted
-	reloadMu  sync.Mutex       // one Reload at a time
-	retiring  sync.WaitGroup   // pools removed by Reload, still draining
+	pools     map[string]*pool   // changed by Reload
+	poolNames []string           // sorted
+	retiring  map[*pool]struct{} // pools removed by Reload, still draining
+	reloadMu  sync.Mutex         // one Reload at a time
 	oneShots  *oneShots
 
 	observer Observer
+	start    startFunc
+	sup      *supervisor // owns every slot and draining pool
 
 	closed   atomic.Bool
-	hardStop context.Context // cancelled with ErrShuttingDown when the grace period ends
-	halt     context.CancelCauseFunc
 	shutOnce sync.Once
 	shutErr  error
 }
@@ -70,13 +70,18 @@ type Result struct {
 }
 
 // New checks cfg, finds every pool's plugin, and starts the pools. It
-// returns without waiting for workers to be ready: tasks submitted before
-// then wait in the queue. The caller must call Shutdown.
+// returns once every worker has tried its first start (each start is
+// bounded by its pool's StartTimeout); workers that failed are retried in
+// the background, and tasks submitted meanwhile wait in the queue. The
+// caller must call Shutdown.
 func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
-	m := &Manager{cfg: cfg, logger: hclog.NewNullLogger(), observer: nopObserver{}, pools: make(map[string]*pool)}
+	m := &Manager{
+		cfg: cfg, logger: hclog.NewNullLogger(), observer: nopObserver{}, start: startPlugin,
+		pools: make(map[string]*pool), retiring: make(map[*pool]struct{}), sup: newSupervisor(),
+	}
 	for _, o := range opts {
 		o(m)
 	}
@@ -94,26 +99,36 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := m.openSocketDir(); err != nil {
 		return nil, err
 	}
-	m.hardStop, m.halt = context.WithCancelCause(context.Background())
-	m.oneShots = newOneShots(cfg.OneShot.withDefaults(), cat, m.socketDir, m.logger.Named("oneshot"))
-	m.oneShots.verify = func(path string) error {
-		m.mu.RLock()
-		checksums := m.cfg.Checksums
-		m.mu.RUnlock()
-		if verify := m.verifier(filepath.Base(path), path, checksums); verify != nil {
-			return verify()
-		}
-		return nil
-	}
+	m.oneShots = newOneShots(m.sup.ctx, cfg.OneShot.withDefaults(), m.socketDir, m.logger.Named("oneshot"), m.start, m.sup.spawn)
+	m.oneShots.verify = m.verifyPinned
 	for i, pc := range cfg.Pools {
-		pc = pc.withDefaults()
-		m.pools[pc.Name] = newPool(pc, m.launchFor(pc, paths[i], cfg.Checksums), m.observer)
+		m.pools[pc.Name] = m.newPool(pc.withDefaults(), paths[i], cfg.Checksums)
 	}
 	m.poolNames = slices.Sorted(maps.Keys(m.pools))
 	for _, p := range m.pools {
-		p.start()
+		p.startSlots()
 	}
 	return m, nil
+}
+
+// newPool makes (but does not start) the pool pc, running the binary at
+// path, checked against checksums.
+func (m *Manager) newPool(pc PoolConfig, path string, checksums map[string]string) *pool {
+	return newPool(m.sup.ctx, pc, m.launchFor(pc, path, checksums), m.observer, m.start, m.sup.spawn)
+}
+
+// verifyPinned checks the binary at path against the pin, if any, of the
+// plugin name a caller used for it. A pin binds that name: a symlink to
+// an unpinned file is checked against the name's pin, and the file that
+// runs is the file hashed (the resolved path).
+func (m *Manager) verifyPinned(name, path string) error {
+	m.mu.RLock()
+	checksums := m.cfg.Checksums
+	m.mu.RUnlock()
+	if verify := m.verifier(name, path, checksums); verify != nil {
+		return verify()
+	}
+	return nil
 }
 
 // launchFor says how the workers of pool pc, running the binary at path,
@@ -239,7 +254,7 @@ func (m *Manager) oneShotContext(ctx context.Context, timeout time.Duration) (co
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	ctx, cancelCause := context.WithCancelCause(ctx)
-	stopHalt := context.AfterFunc(m.hardStop, func() { cancelCause(context.Cause(m.hardStop)) })
+	stopHalt := context.AfterFunc(m.sup.ctx, func() { cancelCause(context.Cause(m.sup.ctx)) })
 	return ctx, func() {
 		stopHalt()
 		cancelCause(context.Canceled)
@@ -294,19 +309,14 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 	if err != nil {
 		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: err}
 	}
-	plugin := filepath.Base(path)
-	m.mu.RLock()
-	checksums := m.cfg.Checksums
-	m.mu.RUnlock()
-	if verify := m.verifier(plugin, path, checksums); verify != nil {
-		if err := verify(); err != nil {
-			return Result{}, &TaskError{TaskID: id, Plugin: plugin, Err: err}
-		}
+	plugin, _ := pluginName(name) // resolve accepted it
+	if err := m.verifyPinned(plugin, path); err != nil {
+		return Result{}, &TaskError{TaskID: id, Plugin: plugin, Err: err}
 	}
 	timeout := m.oneShots.timeout(opts.Timeout)
 	ctx, cancel := m.oneShotContext(ctx, timeout)
 	defer cancel()
-	out, pid, wait, err := m.oneShots.run(ctx, path, input, opts.MemoryLimitMB)
+	out, pid, wait, err := m.oneShots.run(ctx, plugin, path, input, opts.MemoryLimitMB)
 	m.finished("", plugin, start, wait, err)
 	if err != nil {
 		return Result{}, taskError(id, "", plugin, pid, err)
@@ -343,43 +353,62 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 func (m *Manager) shutdown(ctx context.Context) error {
 	m.closed.Store(true)
-	m.reloadMu.Lock() // no reload adds pools from here on
+	m.reloadMu.Lock() // no reload adds or removes pools from here on
 	defer m.reloadMu.Unlock()
 	pools := m.poolList()
+	m.mu.RLock()
+	for p := range m.retiring {
+		pools = append(pools, p)
+	}
+	m.mu.RUnlock()
 	for _, p := range pools {
 		p.close()
 	}
 	m.oneShots.close()
-	var graceErr error
+	graceErr := waitAll(ctx, m.oneShots.drained(), pools)
+	// The grace period is over: every actor is interrupted, busy workers
+	// are killed and their tasks fail with ErrShuttingDown.
+	m.sup.stop(fmt.Errorf("%w: the shutdown grace period ended before the task did", ErrShuttingDown))
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Go(func() { p.stop(context.Cause(m.sup.ctx)) })
+	}
+	wg.Wait()
+	// Killed processes go at once; the bound is for a kernel that is slow
+	// to reap them.
+	stopCtx, cancel := context.WithTimeout(context.Background(), actorStopBound)
+	defer cancel()
+	stopErr := m.sup.wait(stopCtx)
+	if m.ownSocket {
+		_ = os.RemoveAll(m.socketDir)
+	}
+	switch {
+	case stopErr != nil:
+		return fmt.Errorf("shutdown: workers still stopping %s after the grace period: %w", actorStopBound, stopErr)
+	case graceErr != nil:
+		return fmt.Errorf("shutdown grace period ended with tasks running: %w", graceErr)
+	}
+	return nil
+}
+
+// actorStopBound bounds how long Shutdown waits for interrupted actors.
+const actorStopBound = 5 * time.Second
+
+// waitAll waits until oneShots and every pool have drained, or ctx ends.
+func waitAll(ctx context.Context, oneShots <-chan struct{}, pools []*pool) error {
 	for _, p := range pools {
 		select {
 		case <-p.drained:
 		case <-ctx.Done():
-			graceErr = ctx.Err()
+			return ctx.Err()
 		}
 	}
-	if graceErr == nil {
-		select {
-		case <-m.oneShots.drained():
-		case <-ctx.Done():
-			graceErr = ctx.Err()
-		}
+	select {
+	case <-oneShots:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	m.halt(fmt.Errorf("%w: the shutdown grace period ended before the task did", ErrShuttingDown))
-	var wg sync.WaitGroup
-	for _, p := range pools {
-		wg.Go(p.halt)
-	}
-	m.retiring.Wait() // pools removed by Reload, draining
-	wg.Go(m.oneShots.halt)
-	wg.Wait()
-	if m.ownSocket {
-		_ = os.RemoveAll(m.socketDir)
-	}
-	if graceErr != nil {
-		return fmt.Errorf("shutdown grace period ended with tasks running: %w", graceErr)
-	}
-	return nil
 }
 
 // newTaskID returns a random 16-hex-digit task ID.

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -12,21 +11,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Start back-off bounds for a plugin that keeps failing to start, and how
-// long a worker must live for its start to count as a success.
-const (
-	minRestartDelay = 100 * time.Millisecond
-	maxRestartDelay = 10 * time.Second
-	stableUptime    = 5 * time.Second
-)
-
-// pool is a named set of worker slots running one plugin. Each slot is an
-// actor that owns the process in it; tasks are handed to the least-busy
-// ready worker or wait in a FIFO queue.
+// pool is a named set of worker slots running one plugin. Tasks get a
+// place on the least-busy ready worker through the dispatch seam
+// ([pool.acquire], [lease.run]); those that find none wait in the pool's
+// FIFO queue (queue.go).
 type pool struct {
 	name     string
 	logger   hclog.Logger
 	observer Observer
+	start    startFunc
+	spawn    func(func()) bool // runs an actor under the manager's supervisor
 
 	mu         sync.Mutex
 	cfg        PoolConfig // changed by reconfigure
@@ -34,76 +28,77 @@ type pool struct {
 	launch     launch     // changed by reconfigure
 	slots      []*slot    // live slots, oldest first
 	nextSlot   int
-	queue      list.List // of *waiter, oldest first
-	closed     bool      // takes no new tasks
-	running    int       // tasks holding a worker
+	queue      waitQueue
+	closed     bool // takes no new tasks
+	running    int  // tasks holding a worker
 	drained    chan struct{}
 	lastErr    error
 	lastErrT   time.Time
 
-	stop    chan struct{} // closed to end every slot
-	done    sync.WaitGroup
-	started sync.WaitGroup // done once every slot tried its first start
+	ctx     context.Context // the slots' parent; cancelled by halt
+	halt    context.CancelCauseFunc
+	done    sync.WaitGroup // slot actors
+	started sync.WaitGroup // done once every first slot tried its first start
 }
 
-// slot is one place for a worker in a pool. Its goroutine (runSlot) owns
-// the worker process in it; its fields are guarded by the pool's mutex.
-type slot struct {
-	id         int
-	worker     *worker // never nil
-	restarts   int
-	lastReason string
-	removed    bool // the pool shrank: end after the current worker
-}
-
-// waiter is a task waiting in the queue for a worker.
-type waiter struct {
-	got      chan *worker // buffered; receives the worker handed over
-	enqueued time.Time
-	handed   bool // guarded by pool.mu
-}
-
-func newPool(cfg PoolConfig, l launch, o Observer) *pool {
-	return &pool{
+func newPool(ctx context.Context, cfg PoolConfig, l launch, o Observer, start startFunc, spawn func(func()) bool) *pool {
+	p := &pool{
 		name:       cfg.Name,
 		cfg:        cfg,
 		timeoutErr: timeoutError(cfg.TaskTimeout),
 		launch:     l,
 		logger:     l.logger,
 		observer:   o,
+		start:      start,
+		spawn:      spawn,
 		drained:    make(chan struct{}),
-		stop:       make(chan struct{}),
 	}
+	p.ctx, p.halt = context.WithCancelCause(ctx)
+	return p
 }
 
-// start starts the configured number of slots and returns once each has
-// tried to start its first worker; failed starts are retried in the
+// startSlots starts the configured number of slots and returns once each
+// has tried to start its first worker; failed starts are retried in the
 // background.
-func (p *pool) start() {
+func (p *pool) startSlots() {
 	p.mu.Lock()
 	n := p.cfg.Workers
 	p.mu.Unlock()
-	p.addSlots(n, &p.started)
+	p.addSlots(n, true)
 	p.started.Wait()
 }
 
-// addSlots starts n more slots. If started is not nil, each slot marks it
-// done once it has tried its first start.
-func (p *pool) addSlots(n int, started *sync.WaitGroup) {
+// slotConfig is how the pool's slots run their workers. p.mu must be held.
+func (p *pool) slotConfig() slotConfig {
+	return slotConfig{
+		launch:       p.launch,
+		start:        p.start,
+		restart:      true,
+		recycleAfter: p.cfg.MaxTasksPerWorker,
+		maxAge:       p.cfg.MaxWorkerAge,
+		health:       healthInterval,
+		logger:       p.logger,
+	}
+}
+
+// addSlots starts n more slots; with first, startSlots waits for them.
+func (p *pool) addSlots(n int, first bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for range n {
-		s := &slot{id: p.nextSlot}
-		s.worker = newWorker(s.id)
+		s := newSlot(p.nextSlot, &p.mu, p, p.slotConfig(), p.ctx)
 		p.nextSlot++
 		p.slots = append(p.slots, s)
 		p.done.Add(1)
-		markStarted := func() {}
-		if started != nil {
-			started.Add(1)
-			markStarted = sync.OnceFunc(started.Done)
+		if first {
+			p.started.Add(1)
+			s.firstStart = sync.OnceFunc(p.started.Done)
 		}
-		go p.runSlot(s, markStarted)
+		if !p.spawn(func() { defer p.done.Done(); s.run() }) {
+			p.done.Done()
+			s.startDone()
+			p.slots = p.slots[:len(p.slots)-1]
+		}
 	}
 }
 
@@ -123,234 +118,129 @@ func (p *pool) removeSlots(n int) {
 	}
 }
 
-// dropSlot forgets a slot whose goroutine is ending. p.mu must be held.
-func (p *pool) dropSlot(s *slot) {
-	p.slots = slices.DeleteFunc(p.slots, func(x *slot) bool { return x == s })
-}
-
-// runSlot keeps one worker running in slot i until the pool stops: it
-// starts a process, waits for it to die or be retired, ends it, and starts
-// the next, with back-off while starts keep failing.
-func (p *pool) runSlot(s *slot, markStarted func()) {
-	defer p.done.Done()
-	defer markStarted()
-	delay := backoff{min: minRestartDelay, max: maxRestartDelay}
-	var wait time.Duration // before the next start
-	for {
-		p.mu.Lock()
-		if s.removed {
-			p.dropSlot(s)
-			p.mu.Unlock()
-			return
-		}
-		w := newWorker(s.id)
-		s.worker = w
-		l, plugin := p.launch, p.cfg.Plugin
-		p.mu.Unlock()
-		if wait > 0 && !p.sleep(wait) {
-			return
-		}
-
-		proc, err := startProcess(l)
-		if err != nil {
-			p.logger.Error("worker failed to start", "slot", s.id, "error", err)
-			p.mu.Lock()
-			p.lastErr, p.lastErrT = err, time.Now()
-			s.restarts++
-			s.lastReason = "start_failed"
-			p.mu.Unlock()
-			p.observer.WorkerReplaced(p.name, plugin, "start_failed")
-			markStarted()
-			wait = delay.next()
-			continue
-		}
-		reason, tasks, ok := p.serve(w, proc, markStarted)
-		p.mu.Lock()
-		w.become(StateStopped)
-		if reason != "" {
-			s.restarts++
-			s.lastReason = reason
-		}
-		p.mu.Unlock()
-		if reason != "" {
-			p.observer.WorkerReplaced(p.name, plugin, reason)
-		}
-		if !ok {
-			return
-		}
-		// A worker that served or lived a while is replaced at once; one
-		// that keeps dying before its first task is retried with back-off.
-		wait = 0
-		if tasks > 0 || time.Since(proc.startedAt) > stableUptime {
-			delay.reset()
-		} else {
-			wait = delay.next()
-		}
-	}
-}
-
-// serve puts a started process to work in w, calls ready once it takes
-// tasks, and waits until it dies, is retired or the pool stops; then it
-// ends it. It returns why the worker was replaced
-// ("" when the pool stopped) and whether the slot should go on.
-func (p *pool) serve(w *worker, proc *process, ready func()) (reason string, tasks int, goOn bool) {
-	p.mu.Lock()
-	w.proc = proc
-	w.recycleAfter = jitter(p.cfg.MaxTasksPerWorker)
-	maxAge := p.cfg.MaxWorkerAge
-	w.become(StateIdle)
+// slotReady hands queued tasks to a slot whose worker takes tasks now.
+func (p *pool) slotReady(s *slot) {
+	s.startDone()
 	p.dispatch()
-	p.mu.Unlock()
-	ready()
-	p.logger.Debug("worker ready", "slot", w.slot, "pid", proc.pid)
-
-	var ageC <-chan time.Time
-	if maxAge > 0 {
-		t := time.NewTimer(jitterDuration(maxAge))
-		defer t.Stop()
-		ageC = t.C
-	}
-	goOn = true
-wait:
-	for {
-		select {
-		case <-proc.exited():
-			reason = "exited"
-			if c := Code(proc.deathCause()); c != CodeWorkerCrashed {
-				reason = c
-			}
-			break wait
-		case <-w.retire:
-			reason = "recycled"
-			break wait
-		case <-ageC:
-			p.mu.Lock()
-			w.retireWhenIdle()
-			p.mu.Unlock()
-		case <-p.stop:
-			goOn = false
-			break wait
-		}
-	}
-	p.mu.Lock()
-	w.stopping()
-	busy := w.inflight > 0
-	tasks = w.tasksDone + w.inflight
-	p.mu.Unlock()
-	if !goOn && busy {
-		proc.kill(fmt.Errorf("%w: the worker was stopped", ErrShuttingDown))
-	} else {
-		proc.kill(nil) // idle, or already dead
-	}
-	<-proc.exited()
-	if reason == "exited" {
-		p.logger.Warn("worker exited; replacing it", "slot", w.slot, "pid", proc.pid, "error", proc.deathCause())
-	} else {
-		p.logger.Debug("worker stopped", "slot", w.slot, "pid", proc.pid, "reason", reason)
-	}
-	return reason, tasks, goOn
 }
 
-// sleep waits for d or until the pool stops, and reports whether it may go on.
-func (p *pool) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-p.stop:
-		return false
+// slotEnded records the end of a slot's worker.
+func (p *pool) slotEnded(s *slot, reason string, ending bool) {
+	s.startDone()
+	if reason == "start_failed" {
+		p.lastErr, p.lastErrT = s.worker.startErr, time.Now()
+	}
+	if reason != "" && reason != "stopped" {
+		p.observer.WorkerReplaced(p.name, p.cfg.Plugin, reason)
+	}
+	if ending {
+		p.slots = slices.DeleteFunc(p.slots, func(x *slot) bool { return x == s })
 	}
 }
 
-// submit runs one task on the pool and says how long it waited for a
-// worker. ctx bounds the whole task, queue wait included; the pool's
-// timeout has already been applied by the caller.
-func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, wait time.Duration, err error) {
-	start := time.Now()
-	w, err := p.acquire(ctx)
-	wait = time.Since(start)
-	if err != nil {
-		return nil, 0, wait, err
-	}
-	pid = w.proc.pid
-	out, err, healthy := call(ctx, w.proc, input, func() {
-		p.mu.Lock()
-		w.stopping()
-		p.mu.Unlock()
-	})
-	p.release(w, healthy)
-	return out, pid, wait, err
-}
-
-// acquire returns a worker reserved for one task: the least-busy ready one,
-// or the first one freed while the task waits in the queue.
-func (p *pool) acquire(ctx context.Context) (*worker, error) {
+// acquire reserves a place for one task on the least-busy ready worker, or
+// on the first one freed while the task waits in the queue. It is the
+// dispatch seam: whatever feeds tasks to the pool (an HTTP request, a queue
+// consumer) asks it for capacity and then runs the task on the lease.
+func (p *pool) acquire(ctx context.Context) (*lease, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: pool %s takes no new tasks", ErrShuttingDown, p.name)
 	}
-	if w := p.pick(); w != nil {
-		p.reserve(w)
+	if s := p.pick(); s != nil {
+		l := p.reserve(s)
 		p.mu.Unlock()
-		return w, nil
+		return l, nil
 	}
-	if p.queue.Len() >= p.cfg.QueueLimit {
+	if p.queue.len() >= p.cfg.QueueLimit {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.name, p.cfg.QueueLimit)
 	}
-	wt := &waiter{got: make(chan *worker, 1), enqueued: time.Now()}
-	elem := p.queue.PushBack(wt)
+	wt := p.queue.push()
 	p.mu.Unlock()
 
 	select {
-	case w := <-wt.got:
-		if w == nil {
+	case l := <-wt.got:
+		if l == nil {
 			return nil, fmt.Errorf("%w: pool %s stopped before the task got a worker", ErrShuttingDown, p.name)
 		}
-		return w, nil
+		return l, nil
 	case <-ctx.Done():
 		p.mu.Lock()
-		if !wt.handed {
-			p.queue.Remove(elem)
+		if p.queue.remove(wt) {
 			p.checkDrained()
 			p.mu.Unlock()
 			return nil, contextFailure(ctx)
 		}
 		p.mu.Unlock()
 		// A worker was handed over just as the task gave up: give it back.
-		if w := <-wt.got; w != nil {
-			p.release(w, false)
+		if l := <-wt.got; l != nil {
+			l.release(false)
 		}
 		return nil, contextFailure(ctx)
 	}
 }
 
-// pick returns the least-busy ready worker, or nil. p.mu must be held.
-func (p *pool) pick() *worker {
-	var best *worker
+// pick returns the slot with the least-busy ready worker, or nil. p.mu
+// must be held.
+func (p *pool) pick() *slot {
+	var best *slot
 	for _, s := range p.slots {
 		w := s.worker
-		if w.ready(p.cfg.Concurrency) && (best == nil || w.inflight < best.inflight) {
-			best = w
+		if w.ready(p.cfg.Concurrency) && (best == nil || w.inflight < best.worker.inflight) {
+			best = s
 		}
 	}
 	return best
 }
 
-// reserve gives w one more task. p.mu must be held.
-func (p *pool) reserve(w *worker) {
+// reserve gives s's worker one more task. p.mu must be held.
+func (p *pool) reserve(s *slot) *lease {
+	w := s.worker
 	w.inflight++
+	w.taken++
 	p.running++
 	if w.state == StateIdle {
 		w.become(StateBusy)
 	}
+	return &lease{pool: p, worker: w}
 }
 
-// release returns w after a task. counted says whether the task counts
+// dispatch hands queued tasks to ready workers, oldest first. p.mu must be
+// held.
+func (p *pool) dispatch() {
+	for p.queue.len() > 0 {
+		s := p.pick()
+		if s == nil {
+			return
+		}
+		p.queue.pop().got <- p.reserve(s)
+	}
+}
+
+// lease is a place reserved for one task on one worker.
+type lease struct {
+	pool   *pool
+	worker *worker
+}
+
+// run runs the task on the leased worker and gives the place back.
+func (l *lease) run(ctx context.Context, input []byte) (out []byte, pid int, err error) {
+	w := l.worker
+	out, err, healthy := w.proc.Run(ctx, input, func() {
+		l.pool.mu.Lock()
+		w.stopping()
+		l.pool.mu.Unlock()
+	})
+	l.release(healthy)
+	return out, w.proc.PID(), err
+}
+
+// release gives the place back. counted says whether the task counts
 // towards recycling (it ran to an answer).
-func (p *pool) release(w *worker, counted bool) {
+func (l *lease) release(counted bool) {
+	p, w := l.pool, l.worker
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w.inflight--
@@ -366,30 +256,24 @@ func (p *pool) release(w *worker, counted bool) {
 			w.become(StateIdle)
 		}
 		if w.retiring {
-			select {
-			case <-w.retire:
-			default:
-				close(w.retire)
-			}
+			w.retireWhenIdle()
 		}
 	}
 	p.dispatch()
 	p.checkDrained()
 }
 
-// dispatch hands queued tasks to ready workers, oldest first. p.mu must be
-// held.
-func (p *pool) dispatch() {
-	for p.queue.Len() > 0 {
-		w := p.pick()
-		if w == nil {
-			return
-		}
-		wt := p.queue.Remove(p.queue.Front()).(*waiter)
-		wt.handed = true
-		p.reserve(w)
-		wt.got <- w
+// submit runs one task on the pool and says how long it waited for a
+// worker. ctx bounds the whole task, queue wait included.
+func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, wait time.Duration, err error) {
+	start := time.Now()
+	l, err := p.acquire(ctx)
+	wait = time.Since(start)
+	if err != nil {
+		return nil, 0, wait, err
 	}
+	out, pid, err = l.run(ctx, input)
+	return out, pid, wait, err
 }
 
 // close stops the pool taking new tasks; queued and running ones go on.
@@ -403,29 +287,20 @@ func (p *pool) close() {
 // checkDrained closes drained once a closed pool has no task left. p.mu
 // must be held.
 func (p *pool) checkDrained() {
-	if p.closed && p.running == 0 && p.queue.Len() == 0 {
-		select {
-		case <-p.drained:
-		default:
-			close(p.drained)
-		}
+	if p.closed && p.running == 0 && p.queue.len() == 0 {
+		closeOnce(p.drained)
 	}
 }
 
-// halt ends every slot and its process and waits for them. Tasks still
-// running fail with ErrShuttingDown.
-func (p *pool) halt() {
+// stop ends every slot and its process and waits for them. Tasks still
+// running fail with cause; queued ones with ErrShuttingDown.
+func (p *pool) stop(cause error) {
 	p.close()
-	close(p.stop)
+	p.halt(cause)
 	p.done.Wait()
-	// Tasks still queued get no worker now.
 	p.mu.Lock()
-	for e := p.queue.Front(); e != nil; e = e.Next() {
-		wt := e.Value.(*waiter)
-		wt.handed = true
-		close(wt.got)
-	}
-	p.queue.Init()
+	p.queue.closeAll()
+	p.checkDrained()
 	p.mu.Unlock()
 }
 
@@ -443,9 +318,7 @@ func contextFailure(ctx context.Context) error {
 }
 
 // taskContext bounds a task by the pool's timeout (none when 0) and
-// returns the pool's configuration it used, read under one lock. The
-// shutdown deadline needs no context: halting a pool kills its busy
-// workers with ErrShuttingDown as the reason.
+// returns the pool's configuration it used, read under one lock.
 func (p *pool) taskContext(ctx context.Context) (context.Context, context.CancelFunc, PoolConfig) {
 	p.mu.Lock()
 	cfg, cause := p.cfg, p.timeoutErr
@@ -476,13 +349,14 @@ func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 	old := p.launch
 	p.cfg, p.launch = cfg, l
 	p.timeoutErr = timeoutError(cfg.TaskTimeout)
-	if l.path != old.path || l.memoryLimitMB != old.memoryLimitMB || l.startTimeout != old.startTimeout {
-		for _, s := range p.slots {
-			s.worker.retireWhenIdle()
-		}
-	}
+	sc := p.slotConfig()
+	replace := l.path != old.path || l.memoryLimitMB != old.memoryLimitMB || l.startTimeout != old.startTimeout
 	live := 0
 	for _, s := range p.slots {
+		s.cfg = sc
+		if replace {
+			s.worker.retireWhenIdle()
+		}
 		if !s.removed {
 			live++
 		}
@@ -491,8 +365,17 @@ func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 	p.mu.Unlock()
 	switch {
 	case cfg.Workers > live:
-		p.addSlots(cfg.Workers-live, nil)
+		p.addSlots(cfg.Workers-live, false)
 	case cfg.Workers < live:
 		p.removeSlots(live - cfg.Workers)
+	}
+}
+
+// closeOnce closes c unless it is closed already. The caller serializes.
+func closeOnce(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
 	}
 }

@@ -51,7 +51,7 @@ type process struct {
 
 // startProcess starts the plugin binary, handshakes, dispenses its Task and
 // applies its memory limit. On any error the process is already gone.
-func startProcess(l launch) (*process, error) {
+func startProcess(_ context.Context, l launch) (*process, error) {
 	if l.verify != nil {
 		if err := l.verify(); err != nil {
 			return nil, err

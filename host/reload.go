@@ -48,7 +48,7 @@ func (m *Manager) Reload(cfg Config) error {
 			kept, keptCfg, keptLaunch = append(kept, p), append(keptCfg, pc), append(keptLaunch, l)
 			continue
 		}
-		p := newPool(pc, l, m.observer)
+		p := newPool(m.sup.ctx, pc, l, m.observer, m.start, m.sup.spawn)
 		m.pools[pc.Name] = p
 		added = append(added, p)
 	}
@@ -56,6 +56,7 @@ func (m *Manager) Reload(cfg Config) error {
 	for name, p := range m.pools {
 		if !wanted[name] {
 			delete(m.pools, name)
+			m.retiring[p] = struct{}{}
 			removed = append(removed, p)
 		}
 	}
@@ -67,19 +68,33 @@ func (m *Manager) Reload(cfg Config) error {
 		p.reconfigure(keptCfg[i], keptLaunch[i])
 	}
 	for _, p := range added {
-		p.start()
+		p.startSlots()
 	}
 	for _, p := range removed {
-		m.retiring.Add(1)
-		go func() {
-			defer m.retiring.Done()
-			p.close()
-			<-p.drained
-			p.halt()
-		}()
+		m.retire(p)
 	}
 	m.logger.Info("config reloaded", "pools", len(cfg.Pools), "added", len(added), "removed", len(removed), "kept", len(kept))
 	return nil
+}
+
+// retire drains a pool removed from the config, under the supervisor:
+// it takes no new tasks, finishes its queued and running ones, and stops;
+// shutdown interrupts it like any other actor.
+func (m *Manager) retire(p *pool) {
+	p.close()
+	ok := m.sup.spawn(func() {
+		select {
+		case <-p.drained:
+		case <-m.sup.ctx.Done():
+		}
+		p.stop(fmt.Errorf("%w: the pool was removed", ErrShuttingDown))
+		m.mu.Lock()
+		delete(m.retiring, p)
+		m.mu.Unlock()
+	})
+	if !ok { // shutting down: Shutdown stops it
+		return
+	}
 }
 
 // checkFixed refuses changes that need a restart.

@@ -224,19 +224,64 @@ func TestSpares_shutdownStopsThem(t *testing.T) {
 	}
 }
 
-func TestSpares_failingPluginBacksOff(t *testing.T) {
+// Issue 8 item 2: a plugin that can not start gets no spares, so broken
+// plugins never hold one-shot places that runs of good plugins need.
+func TestSpares_brokenPluginsHoldNoPlaces(t *testing.T) {
 	dir := t.TempDir()
-	testkit.CopyPlugin(t, "/bin/true", dir, "notaplugin")
+	for _, name := range []string{"broken1", "broken2", "broken3"} {
+		testkit.CopyPlugin(t, "/bin/true", dir, name)
+	}
+	testkit.CopyPlugin(t, filepath.Join(pluginDir, "cpuload"), dir, "cpuload")
 	m := newSpareManager(t, 1, 8, func(c *host.Config) { c.PluginDir = dir })
-	_, err := m.RunOnce(context.Background(), "notaplugin", []byte(`{}`), host.RunOptions{})
+	for _, name := range []string{"broken1", "broken2", "broken3"} {
+		_, err := m.RunOnce(context.Background(), name, []byte(`{}`), host.RunOptions{})
+		require.ErrorIs(t, err, host.ErrWorkerCrashed)
+	}
+	// Eight parallel runs of a good plugin all get a place.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = m.RunOnce(context.Background(), "cpuload", []byte(`{"duration": 300}`), host.RunOptions{})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		assert.NoError(t, err)
+	}
+	for _, name := range []string{"broken1", "broken2", "broken3"} {
+		s := spareStats(m, name)
+		assert.Zero(t, s.Lost+s.Starting+len(s.ReadyPIDs), "%s got no spare: %+v", name, s)
+	}
+}
+
+// A plugin whose spare failed gets no new one until a run of it succeeds.
+func TestSpares_lostSpareNotRetriedUntilARunSucceeds(t *testing.T) {
+	dir := t.TempDir()
+	path := testkit.CopyPlugin(t, filepath.Join(pluginDir, "misbehave"), dir, "worker")
+	m := newSpareManager(t, 1, 8, func(c *host.Config) { c.PluginDir = dir })
+	_, err := m.RunOnce(context.Background(), "worker", fault("echo"), host.RunOptions{})
+	require.NoError(t, err)
+	spare := waitSpares(t, m, "worker", 1)[0]
+
+	// The plugin breaks and its spare dies: no replacement is started.
+	testkit.CopyPlugin(t, "/bin/true", dir, "worker.new")
+	require.NoError(t, os.Rename(filepath.Join(dir, "worker.new"), path))
+	require.NoError(t, syscall.Kill(spare, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return spareStats(m, "worker").Lost == 1 }, 10*time.Second, time.Millisecond)
+	_, err = m.RunOnce(context.Background(), "worker", fault("echo"), host.RunOptions{})
 	require.ErrorIs(t, err, host.ErrWorkerCrashed)
-	require.Eventually(t, func() bool { return spareStats(m, "notaplugin").Lost >= 1 }, 10*time.Second, time.Millisecond)
-	first := time.Now()
-	// It keeps trying, but with a back-off doubling from 100 ms (±10 %),
-	// so two more losses take at least 100+200 ms less jitter.
-	require.Eventually(t, func() bool { return spareStats(m, "notaplugin").Lost >= 3 }, 10*time.Second, time.Millisecond)
-	assert.GreaterOrEqual(t, time.Since(first), 250*time.Millisecond)
-	assert.Contains(t, spareStats(m, "notaplugin").LastError, "worker crashed")
+	s := spareStats(m, "worker")
+	assert.Zero(t, s.Starting+len(s.ReadyPIDs), "no spare of a plugin that fails: %+v", s)
+	assert.Equal(t, 0, m.OneShots().Places)
+
+	// Fixed, and run once: it gets spares again.
+	testkit.CopyPlugin(t, filepath.Join(pluginDir, "misbehave"), dir, "worker.new")
+	require.NoError(t, os.Rename(filepath.Join(dir, "worker.new"), path))
+	_, err = m.RunOnce(context.Background(), "worker", fault("echo"), host.RunOptions{})
+	require.NoError(t, err)
+	waitSpares(t, m, "worker", 1)
+	assert.Equal(t, 1, spareStats(m, "worker").Lost)
 }
 
 func TestSpares_replacedBinaryRunsAtOnce(t *testing.T) {

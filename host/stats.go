@@ -79,18 +79,16 @@ func (m *Manager) Pool(name string) (PoolStats, error) {
 func (p *pool) stats() PoolStats {
 	p.mu.Lock()
 	s := PoolStats{
-		Config:     p.cfg,
-		QueueDepth: p.queue.Len(),
-		Running:    p.running,
-	}
-	if front := p.queue.Front(); front != nil {
-		s.OldestQueued = time.Since(front.Value.(*waiter).enqueued)
+		Config:       p.cfg,
+		QueueDepth:   p.queue.len(),
+		OldestQueued: p.queue.oldestWait(),
+		Running:      p.running,
 	}
 	if p.lastErr != nil {
 		s.LastError, s.LastErrorAt = p.lastErr.Error(), p.lastErrT
 	}
 	s.Workers = make([]WorkerStats, len(p.slots))
-	readers := make([]*rssReader, len(p.slots))
+	procs := make([]proc, len(p.slots))
 	for i, sl := range p.slots {
 		w := sl.worker
 		ws := WorkerStats{
@@ -102,19 +100,19 @@ func (p *pool) stats() PoolStats {
 			LastExit:  sl.lastReason,
 		}
 		if w.proc != nil {
-			ws.PID, ws.StartedAt = w.proc.pid, w.proc.startedAt
+			ws.PID, ws.StartedAt = w.proc.PID(), w.proc.StartedAt()
 		}
 		if w.state == StateIdle || w.state == StateBusy {
 			s.Ready++
-			readers[i] = w.proc.rss
+			procs[i] = w.proc
 		}
 		s.Workers[i] = ws
 	}
 	p.mu.Unlock()
 	// Read memory outside the lock; a worker that just went reads as 0.
-	for i, r := range readers {
-		if r != nil {
-			s.Workers[i].RSSBytes, _ = r.read()
+	for i, pr := range procs {
+		if pr != nil {
+			s.Workers[i].RSSBytes, _ = pr.RSS()
 		}
 	}
 	return s

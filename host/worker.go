@@ -5,15 +5,18 @@ import (
 	"time"
 )
 
-// worker is one pool member: the process in one slot of a pool, from its
-// start to its end. Its fields are guarded by its pool's mutex, except proc
-// and rss, which are set before the worker becomes idle and never change.
+// worker is one generation of a slot: the process in it from its start to
+// its end. Its fields are guarded by its slot's mutex; proc is set before
+// the worker becomes idle and never changes.
 type worker struct {
-	slot  int
-	proc  *process // nil while starting
-	state State
+	slot     int
+	proc     proc  // nil while starting
+	startErr error // why its start failed, if it did
+	state    State
+	checking bool // being health-checked: takes no task meanwhile
 
 	inflight     int // tasks running on it now
+	taken        int // tasks handed to it
 	tasksDone    int
 	recycleAfter int           // tasks before it is recycled; 0 means never
 	retiring     bool          // takes no new tasks; stops once idle
@@ -27,7 +30,7 @@ func newWorker(slot int) *worker {
 // ready reports whether the worker may take another task, given the pool's
 // per-worker concurrency.
 func (w *worker) ready(concurrency int) bool {
-	return (w.state == StateIdle || w.state == StateBusy) && !w.retiring && w.inflight < concurrency
+	return (w.state == StateIdle || w.state == StateBusy) && !w.retiring && !w.checking && w.inflight < concurrency
 }
 
 // become moves the worker to state next; an illegal move panics.
@@ -40,13 +43,20 @@ func (w *worker) stopping() {
 	}
 }
 
+// stopped moves the worker to stopped, through stopping.
+func (w *worker) stopped() {
+	w.stopping()
+	if w.state != StateStopped {
+		w.become(StateStopped)
+	}
+}
+
 // retireWhenIdle marks the worker to be stopped after its current tasks.
+// Called again once idle, it lets the slot stop it.
 func (w *worker) retireWhenIdle() {
-	if !w.retiring {
-		w.retiring = true
-		if w.inflight == 0 {
-			close(w.retire)
-		}
+	w.retiring = true
+	if w.inflight == 0 {
+		closeOnce(w.retire)
 	}
 }
 
