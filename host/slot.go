@@ -57,7 +57,7 @@ type slot struct {
 	worker     *worker    // never nil
 	restarts   int
 	lastReason string
-	removed    bool // end after the current worker
+	removed    bool   // end after the current worker
 	firstStart func() // called once its first start was tried; may be nil
 
 	ctx       context.Context
