@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,9 +17,11 @@ import (
 // that is gone, and the next one to start removes it. Locks, unlike pids,
 // mean the same in every PID namespace that shares the temporary directory.
 const (
-	socketDirPattern = "wpm-sockets-*"
-	socketLockName   = "wpm.lock"
-	claimAttempts    = 5
+	socketDirPrefix = "wpm-sockets-"
+	stagingPrefix   = "." + socketDirPrefix // a directory being made
+	socketLockName  = "wpm.lock"
+	claimAttempts   = 5
+	abandonedAfter  = time.Minute // a staging directory older than this was abandoned
 )
 
 // openSocketDir makes the directory workers put their sockets in and
@@ -56,39 +60,55 @@ func (m *Manager) releaseSocketDir() {
 }
 
 // removeStaleSocketDirs removes the socket directories in tmp whose lock
-// no live wpm holds. A directory is removed only while its lock is held,
-// so a wpm still making its directory never loses it.
+// no live wpm holds, and directories a wpm abandoned while making one.
 func removeStaleSocketDirs(tmp string) {
-	dirs, _ := filepath.Glob(filepath.Join(tmp, socketDirPattern))
+	dirs, _ := filepath.Glob(filepath.Join(tmp, socketDirPrefix+"*"))
+	staging, _ := filepath.Glob(filepath.Join(tmp, stagingPrefix+"*"))
+	for _, d := range staging {
+		if fi, err := os.Lstat(d); err == nil && time.Since(fi.ModTime()) > abandonedAfter {
+			dirs = append(dirs, d)
+		}
+	}
 	for _, d := range dirs {
-		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
-			continue
-		}
-		lock, err := lockSocketDir(d)
-		if err != nil {
-			continue // in use, or not ours to judge
-		}
-		_ = os.RemoveAll(d)
-		_ = lock.Close()
+		removeIfUnlocked(d)
 	}
 }
 
+// removeIfUnlocked removes dir if it is a directory whose lock it can take.
+// It removes it while holding the lock, so a wpm that holds its own lock
+// never loses its directory.
+func removeIfUnlocked(dir string) {
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return
+	}
+	lock, err := lockSocketDir(dir)
+	if err != nil {
+		return // in use, or not ours to judge
+	}
+	_ = os.RemoveAll(dir)
+	_ = lock.Close()
+}
+
 // claimSocketDir makes a new socket directory in tmp and returns it with
-// its held lock. It tries again if another wpm's cleanup took the new
-// directory before it was locked.
+// its held lock. The directory is made and locked under a staging name
+// that cleanup leaves alone, then renamed: no other wpm sees it unlocked.
 func claimSocketDir(tmp string) (string, *os.File, error) {
 	var errs []error
 	for range claimAttempts {
-		dir, err := os.MkdirTemp(tmp, fmt.Sprintf("wpm-sockets-%d-", os.Getpid()))
+		staging, err := os.MkdirTemp(tmp, fmt.Sprintf("%s%d-", stagingPrefix, os.Getpid()))
 		if err != nil {
 			return "", nil, err
 		}
-		lock, err := lockSocketDir(dir)
+		lock, err := lockSocketDir(staging)
 		if err == nil {
-			return dir, lock, nil
+			dir := filepath.Join(tmp, strings.TrimPrefix(filepath.Base(staging), "."))
+			if err = os.Rename(staging, dir); err == nil {
+				return dir, lock, nil
+			}
+			_ = lock.Close()
 		}
 		errs = append(errs, err)
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(staging)
 	}
 	return "", nil, fmt.Errorf("claim a directory in %s: %w", tmp, errors.Join(errs...))
 }
