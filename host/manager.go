@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +25,7 @@ type Manager struct {
 	catalog   *catalog
 	socketDir string
 	ownSocket bool // socketDir was made by New and is removed by Shutdown
+	dirLock   *os.File
 
 	mu        sync.RWMutex
 	pools     map[string]*pool   // changed by Reload
@@ -171,45 +170,6 @@ func (m *Manager) poolList() []*pool {
 		out[i] = m.pools[name]
 	}
 	return out
-}
-
-// openSocketDir makes the directory workers put their sockets in and
-// removes what dead workers of an earlier run left there. The default is
-// $TMPDIR/wpm-sockets-<pid>-<random>; directories of wpm processes that are gone
-// (killed before they could clean up) are removed.
-func (m *Manager) openSocketDir() error {
-	dir := m.cfg.SocketDir
-	if dir == "" {
-		removeStaleSocketDirs(os.TempDir())
-		var err error
-		if dir, err = os.MkdirTemp("", fmt.Sprintf("wpm-sockets-%d-", os.Getpid())); err != nil {
-			return fmt.Errorf("socket directory: %w", err)
-		}
-		m.ownSocket = true
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("socket directory: %w", err)
-	}
-	stale, _ := filepath.Glob(filepath.Join(dir, "plugin-dir*"))
-	for _, s := range stale {
-		_ = os.RemoveAll(s)
-	}
-	m.socketDir = dir
-	return nil
-}
-
-// removeStaleSocketDirs removes the socket directories of wpm processes
-// that no longer run.
-func removeStaleSocketDirs(tmp string) {
-	dirs, _ := filepath.Glob(filepath.Join(tmp, "wpm-sockets-*"))
-	for _, d := range dirs {
-		owner, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "wpm-sockets-"), "-")
-		pid, err := strconv.Atoi(owner)
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		_ = os.RemoveAll(d)
-	}
 }
 
 // Submit runs input on a worker of the named pool and waits for the
@@ -380,7 +340,7 @@ func (m *Manager) shutdown(ctx context.Context) error {
 	defer cancel()
 	stopErr := m.sup.wait(stopCtx)
 	if m.ownSocket {
-		_ = os.RemoveAll(m.socketDir)
+		m.releaseSocketDir()
 	}
 	switch {
 	case stopErr != nil:

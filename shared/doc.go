@@ -7,6 +7,9 @@
 // input ([ErrInvalidInput]) from any other task failure ([ErrTaskFailed]) and
 // both from a broken transport ([ErrTransport]).
 //
+// A plugin logs through [Logger], whose JSON lines the host logs at their
+// own level and keeps for the report of a crash.
+//
 // This package imports nothing else of wpm's and is the only wpm package a
 // plugin may import.
 package shared

@@ -8,9 +8,11 @@ const PluginName = "task"
 // Handshake is the go-plugin handshake both sides must agree on. A binary
 // that was not built with [Serve] refuses to start without it, so a stray
 // executable in the plugins directory is never mistaken for a worker.
+// The cookie's name has no "WPM_" prefix, so it can never be read as a wpm
+// setting from the environment.
 var Handshake = plugin.HandshakeConfig{
 	ProtocolVersion:  1,
-	MagicCookieKey:   "WPM_PLUGIN",
+	MagicCookieKey:   "WPMPLUGIN_HANDSHAKE",
 	MagicCookieValue: "wpm-task-v1-7f3c1b2e",
 }
 

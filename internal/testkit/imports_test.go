@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,37 +13,91 @@ import (
 
 const module = "github.com/wpmdev/wpm"
 
-// The way imports point, from STYLE.md: shared imports nothing of wpm's;
-// plugins import only shared; host never imports cmd, echo, koanf or
-// prometheus.
+// hostBanned are the import path prefixes host may not depend on, even
+// through another package.
+var hostBanned = []string{module + "/cmd", "github.com/labstack/echo", "github.com/knadh/koanf", "github.com/prometheus"}
+
+// goPackage is one package of `go list`: its import path and every package
+// it depends on, directly or not.
+type goPackage struct {
+	ImportPath string
+	Deps       []string
+}
+
+// The way imports point, from STYLE.md, checked over transitive imports:
+// shared depends on nothing of wpm's; plugins and test plugins depend only
+// on shared of wpm's; host never depends on cmd, echo, koanf or prometheus.
 func TestImportRules(t *testing.T) {
-	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
+	pkgs := listPackages(t)
+	assert.Greater(t, len(pkgs), 8, "go list found too few packages")
+	assert.Empty(t, importViolations(pkgs))
+}
+
+// The rules catch what a package pulls in through another one, which a
+// check of direct imports misses.
+func TestImportViolations_transitive(t *testing.T) {
+	pkgs := []goPackage{
+		{ImportPath: module + "/shared", Deps: []string{"context", module + "/internal/latency"}},
+		{ImportPath: module + "/plugins/cpuload", Deps: []string{module + "/shared", module + "/internal/latency"}},
+		{ImportPath: module + "/internal/testplugins/misbehave", Deps: []string{module + "/shared"}},
+		{ImportPath: module + "/host", Deps: []string{module + "/shared", module + "/host/internal/x", "github.com/labstack/echo/v4"}},
+		{ImportPath: module + "/cmd/wpm", Deps: []string{module + "/host", "github.com/labstack/echo/v4"}},
+	}
+	assert.ElementsMatch(t, []string{
+		"shared depends on " + module + "/internal/latency",
+		"plugins/cpuload depends on " + module + "/internal/latency; plugins depend only on shared",
+		"host depends on github.com/labstack/echo/v4",
+	}, importViolations(pkgs))
+}
+
+// listPackages lists every package of the module with its dependencies.
+func listPackages(t *testing.T) []goPackage {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json=ImportPath,Deps", "./...")
 	cmd.Dir = ModuleRoot()
 	out, err := cmd.Output()
 	require.NoError(t, err)
+	var pkgs []goPackage
 	dec := json.NewDecoder(strings.NewReader(string(out)))
-	seen := 0
 	for dec.More() {
-		var pkg struct {
-			ImportPath string
-			Imports    []string
-		}
-		require.NoError(t, dec.Decode(&pkg))
-		seen++
-		rel := strings.TrimPrefix(pkg.ImportPath, module+"/")
-		for _, imp := range pkg.Imports {
-			ours := strings.HasPrefix(imp, module+"/")
-			switch {
-			case rel == "shared":
-				assert.False(t, ours, "shared imports %s", imp)
-			case strings.HasPrefix(rel, "plugins/"), strings.HasPrefix(rel, "internal/testplugins/"):
-				assert.True(t, !ours || imp == module+"/shared", "%s imports %s; plugins import only shared", rel, imp)
-			case rel == "host":
-				for _, banned := range []string{module + "/cmd", "github.com/labstack/echo", "github.com/knadh/koanf", "github.com/prometheus"} {
-					assert.False(t, strings.HasPrefix(imp, banned), "host imports %s", imp)
-				}
+		var p goPackage
+		require.NoError(t, dec.Decode(&p))
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// importViolations returns one message per dependency that breaks a rule.
+func importViolations(pkgs []goPackage) []string {
+	var bad []string
+	for _, p := range pkgs {
+		rel := strings.TrimPrefix(p.ImportPath, module+"/")
+		for _, dep := range p.Deps {
+			if msg := violation(rel, dep); msg != "" {
+				bad = append(bad, msg)
 			}
 		}
 	}
-	assert.Greater(t, seen, 8, "go list found too few packages")
+	return bad
+}
+
+// violation says why package rel (relative to the module) may not depend
+// on dep, or returns "" when it may.
+func violation(rel, dep string) string {
+	ours := strings.HasPrefix(dep, module+"/")
+	switch {
+	case rel == "shared" && ours:
+		return fmt.Sprintf("shared depends on %s", dep)
+	case strings.HasPrefix(rel, "plugins/"), strings.HasPrefix(rel, "internal/testplugins/"):
+		if ours && dep != module+"/shared" {
+			return fmt.Sprintf("%s depends on %s; plugins depend only on shared", rel, dep)
+		}
+	case rel == "host" || strings.HasPrefix(rel, "host/"):
+		for _, banned := range hostBanned {
+			if strings.HasPrefix(dep, banned) {
+				return fmt.Sprintf("%s depends on %s", rel, dep)
+			}
+		}
+	}
+	return ""
 }

@@ -24,6 +24,7 @@ var Plugins = map[string]string{
 	"cpuload":   "./plugins/cpuload",
 	"memusage":  "./plugins/memusage",
 	"misbehave": "./internal/testplugins/misbehave",
+	"logcrash":  "./internal/testplugins/logcrash",
 }
 
 // ModuleRoot returns the repository's root directory.
