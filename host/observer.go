@@ -5,7 +5,10 @@ import "time"
 // Observer receives the manager's events, for metrics. Its methods are
 // called on the task path: they must be quick and safe for concurrent use.
 type Observer interface {
-	// TaskFinished is called once for every task that was given an ID.
+	// TaskFinished is called once for every task that reached a known pool
+	// or plugin and was admitted; tasks refused before that (unknown pool
+	// or plugin, a failed checksum, shutting down) are not reported, so
+	// that a caller's made-up names never become metric labels.
 	TaskFinished(TaskEvent)
 	// WorkerReplaced is called when a pool's worker went and another takes
 	// its place; reason is "exited", "recycled", "start_failed" or the code
