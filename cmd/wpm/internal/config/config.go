@@ -262,12 +262,14 @@ func (l *loader) validateHost(h host.Config) {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		key, _, _ := strings.Cut(e.Error(), ": ")
-		if l.covered(key) {
+		var ce *host.ConfigError
+		if errors.As(e, &ce) && l.covered(ce.Key) {
 			continue
 		}
-		if src := l.sourceOf(key); src != "" {
-			e = fmt.Errorf("%s: %w", src, e)
+		if ce != nil {
+			if src := l.sourceOf(ce.Key); src != "" {
+				e = fmt.Errorf("%s: %w", src, e)
+			}
 		}
 		l.errs = append(l.errs, e)
 	}

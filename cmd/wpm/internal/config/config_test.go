@@ -350,12 +350,14 @@ pools:
 func TestLoad_poolDefaults(t *testing.T) {
 	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", onePool)})
 	require.NoError(t, err)
+	d := host.DefaultPoolConfig()
 	assert.Equal(t, []host.PoolConfig{{
 		Name: "CPU", Plugin: "cpuload", Workers: 1,
-		Concurrency:  host.DefaultConcurrency,
-		QueueLimit:   host.DefaultQueueLimit,
-		StartTimeout: host.DefaultStartTimeout,
+		Concurrency:  d.Concurrency,
+		QueueLimit:   d.QueueLimit,
+		StartTimeout: d.StartTimeout,
 	}}, c.Host.Pools)
+	assert.Equal(t, host.PoolConfig{Concurrency: 1, QueueLimit: 1024, StartTimeout: 10 * time.Second}, d)
 }
 
 func TestLoad_nullMeansDefault(t *testing.T) {

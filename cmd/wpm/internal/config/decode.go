@@ -78,11 +78,7 @@ func (l *loader) decode() Config {
 
 // pool decodes one pool entry m, whose keys start with prefix.
 func (l *loader) pool(prefix string, m map[string]any) host.PoolConfig {
-	p := host.PoolConfig{
-		Concurrency:  host.DefaultConcurrency,
-		QueueLimit:   host.DefaultQueueLimit,
-		StartTimeout: host.DefaultStartTimeout,
-	}
+	p := host.DefaultPoolConfig()
 	setValue(l, prefix+"name", m["name"], toString, &p.Name)
 	setValue(l, prefix+"plugin", m["plugin"], toString, &p.Plugin)
 	setValue(l, prefix+"workers", m["workers"], toInt, &p.Workers)

@@ -17,10 +17,10 @@
 // error that suggests "memoryLimitMB". Every section key is a two-level name
 // such as http.addr or oneShot.memoryLimitMB; pools is a list of maps. A key
 // whose value is empty (YAML null) counts as absent, so its default applies.
-// A pool entry that leaves out concurrency, queueLimit or startTimeout gets
-// host.DefaultConcurrency, host.DefaultQueueLimit or host.DefaultStartTimeout;
-// any other key left out of a pool entry is 0, which means "none" or
-// "never" (workers, name and plugin are required).
+// A pool entry that leaves out a key gets its value in host.DefaultPoolConfig:
+// concurrency 1, queueLimit 1024 and startTimeout 10s; any other key left
+// out is 0, which means "none" or "never" (workers, name and plugin are
+// required).
 //
 // # Environment
 //
