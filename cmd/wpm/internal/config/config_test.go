@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +149,6 @@ func TestLoad_envMapsLevelsCaseInsensitively(t *testing.T) {
 		"WPM_SHUTDOWN_GRACE=0",
 		"WPM_PLUGINS_DIR=/opt/wpm/plugins",
 		"WPM_LOG_LEVEL=DEBUG",
-		"WPM_PLUGIN=wpm-task-v1", // go-plugin's handshake cookie, not a setting
 		"NOT_WPM_HTTP_ADDR=ignored",
 	}})
 	require.NoError(t, err)
@@ -168,6 +169,7 @@ func TestLoad_envUnknownVariable(t *testing.T) {
 		{"WPM_HTTP=x", `WPM_HTTP: unknown variable: expected WPM_HTTP_<KEY>`},
 		{"WPM_ONESHOT_MEMORY_LIMIT_MB=1", `WPM_ONESHOT_MEMORY_LIMIT_MB: unknown variable`},
 		{"WPM_POOLS_0_WORKERS=3", `WPM_POOLS_0_WORKERS: pools can not be set from the environment`},
+		{"WPM_PLUGIN=wpm-task-v1", `WPM_PLUGIN: unknown variable: no section "PLUGIN"`}, // no exception, not even for a handshake cookie
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -434,16 +436,28 @@ func TestShippedConfig_hasEveryKey(t *testing.T) {
 	m, ok := l.readFile(shippedConfig)
 	require.True(t, ok)
 	require.Empty(t, l.errs)
-	for _, s := range sections {
-		sec, _ := m[s.name].(map[string]any)
-		for _, k := range s.keys {
-			assert.Contains(t, sec, k, "%s.%s", s.name, k)
+	assertEveryKey(t, "", m, shapeType)
+}
+
+// assertEveryKey checks that m, the map of settings at key, holds every
+// key of t, and so on down.
+func assertEveryKey(t *testing.T, key string, m map[string]any, typ reflect.Type) {
+	t.Helper()
+	for _, f := range fieldsOf(typ) {
+		k := strings.TrimPrefix(key+"."+f.key, ".")
+		if !assert.Contains(t, m, f.key, k) {
+			continue
 		}
-	}
-	pools, _ := m["pools"].([]any)
-	for i, p := range pools {
-		for _, k := range poolKeys {
-			assert.Contains(t, p, k, "pools[%d].%s", i, k)
+		if isSettings(f.typ) {
+			sub, _ := m[f.key].(map[string]any)
+			assertEveryKey(t, k, sub, f.typ)
+		}
+		if elem, ok := listOf(f.typ); ok {
+			list, _ := m[f.key].([]any)
+			for i, e := range list {
+				sub, _ := e.(map[string]any)
+				assertEveryKey(t, fmt.Sprintf("%s[%d]", k, i), sub, elem)
+			}
 		}
 	}
 }
@@ -530,4 +544,71 @@ func TestLoad_checksums(t *testing.T) {
 	assert.Contains(t, strings.Join(probs, "\n"), `plugins.checksums.../x`)
 	_, probs = mustFail(t, "plugins:\n  checksums: [1]\n"+onePool)
 	assert.Contains(t, strings.Join(probs, "\n"), "plugins.checksums")
+}
+
+func TestLoad_rangesNameKeyAndSource(t *testing.T) {
+	path, probs := mustFail(t, `
+pools:
+  - { name: A, plugin: cpuload, workers: 1, memoryLimitMB: 17592186044416 }
+  - { name: B, plugin: cpuload, workers: 1, memoryLimitMB: 9223372036854775807 }
+  - { name: C, plugin: cpuload, workers: 1, queueLimit: -2 }
+`)
+	assert.ElementsMatch(t, []string{
+		path + ": pools[0].memoryLimitMB: must be from 0 (no limit) to 1048576 (1 TiB), got 17592186044416",
+		path + ": pools[1].memoryLimitMB: must be from 0 (no limit) to 1048576 (1 TiB), got 9223372036854775807",
+		path + ": pools[2].queueLimit: must be -1 (no queue), 0 (the default, 1024) or more, got -2",
+	}, probs)
+
+	_, err := Load(Options{Environ: []string{"WPM_ONESHOT_MEMORYLIMITMB=9223372036854775807", "WPM_ONESHOT_SPARES=18446744073709551616"}})
+	assert.ElementsMatch(t, []string{
+		"WPM_ONESHOT_MEMORYLIMITMB: oneShot.memoryLimitMB: must be from 0 (no limit) to 1048576 (1 TiB), got 9223372036854775807",
+		`WPM_ONESHOT_SPARES: oneShot.spares: must be a whole number, got "18446744073709551616"`,
+	}, problems(err))
+
+	_, probs = mustFail(t, "oneShot: { memoryLimitMB: 18446744073709551615 }")
+	assert.Contains(t, probs[0], "oneShot.memoryLimitMB: must be a whole number that fits in 64 bits, got 18446744073709551615")
+}
+
+func TestLoad_queueLimit(t *testing.T) {
+	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", `
+pools:
+  - { name: A, plugin: cpuload, workers: 1, queueLimit: -1 }
+  - { name: B, plugin: cpuload, workers: 1, queueLimit: 0 }
+  - { name: C, plugin: cpuload, workers: 1 }
+`)})
+	require.NoError(t, err)
+	assert.Equal(t, host.NoQueue, c.Host.Pools[0].QueueLimit)
+	assert.Equal(t, 0, c.Host.Pools[1].QueueLimit, "0 is kept; the library reads it as 1024")
+	assert.Equal(t, 1024, c.Host.Pools[2].QueueLimit)
+}
+
+func TestLoad_checksumValues(t *testing.T) {
+	path, probs := mustFail(t, "plugins:\n  checksums: { cpuload: 5, memusage: [1] }\n")
+	assert.ElementsMatch(t, []string{
+		path + ": plugins.checksums.cpuload: must be a string, got 5 (put it in quotes)",
+		path + ": plugins.checksums.memusage: must be a string, got a list",
+	}, probs)
+}
+
+func TestLoad_problemsAreConfigErrors(t *testing.T) {
+	_, err := Load(Options{Environ: []string{"WPM_ONESHOT_SPARES=-1", "WPM_LOG_LEVEL=loud"}})
+	require.Error(t, err)
+	var keys []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *host.ConfigError
+		require.True(t, errors.As(e, &ce), "%v", e)
+		keys = append(keys, ce.Key)
+	}
+	assert.ElementsMatch(t, []string{"oneShot.spares", "log.level"}, keys)
+}
+
+func TestKeyOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"http.addr":                  "http.addr",
+		"pools[0].workers":           "pools[0].workers",
+		"plugins.checksums[cpuload]": "plugins.checksums.cpuload",
+		"pools[12]":                  "pools[12]",
+	} {
+		assert.Equal(t, want, keyOf(name), name)
+	}
 }
