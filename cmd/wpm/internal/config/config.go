@@ -28,6 +28,8 @@ type Config struct {
 	Log Log
 	// Shutdown configures stopping on SIGINT/SIGTERM (section shutdown).
 	Shutdown Shutdown
+	// Runtime tunes wpm's own Go runtime (section runtime).
+	Runtime Runtime
 	// Host is what the host library needs: plugins.dir, plugins.checksums,
 	// oneShot and pools.
 	Host host.Config
@@ -43,6 +45,22 @@ type HTTP struct {
 	AuthToken string `koanf:"authToken"`
 	// MetricsAuth says whether GET /metrics needs the token too.
 	MetricsAuth bool `koanf:"metricsAuth"`
+	// ReadTimeout bounds reading a whole request, headers and body.
+	ReadTimeout time.Duration `koanf:"readTimeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `koanf:"idleTimeout"`
+	// MaxConns caps the connections open at once; more wait to be accepted.
+	MaxConns int `koanf:"maxConns"`
+	// InflightBodyLimitBytes caps the request-body bytes held at once by
+	// all requests being served (http.inflightBodyLimit).
+	InflightBodyLimitBytes int64 `koanf:"inflightBodyLimit"`
+}
+
+// Runtime is the runtime section; the koanf tags are its keys.
+type Runtime struct {
+	// MemoryLimitBytes is wpm's own soft memory limit, GOMEMLIMIT
+	// (runtime.memoryLimit); 0 leaves Go's default.
+	MemoryLimitBytes int64 `koanf:"memoryLimit"`
 }
 
 // Log is the log section; the koanf tags are its keys.
@@ -73,9 +91,17 @@ func Default() Config {
 	h := host.DefaultConfig()
 	h.OneShot.Spares = DefaultSpares
 	return Config{
-		HTTP:     HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000},
+		HTTP: HTTP{
+			Addr:                   "127.0.0.1:3000",
+			BodyLimitBytes:         10_000_000,
+			ReadTimeout:            60 * time.Second,
+			IdleTimeout:            60 * time.Second,
+			MaxConns:               1024,
+			InflightBodyLimitBytes: 256_000_000,
+		},
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{Grace: 30 * time.Second},
+		Runtime:  Runtime{MemoryLimitBytes: 1_000_000_000},
 		Host:     h,
 	}
 }
@@ -89,6 +115,7 @@ type shape struct {
 	Plugins  plugins             `koanf:"plugins"`
 	Shutdown *Shutdown           `koanf:"shutdown"`
 	OneShot  *host.OneShotConfig `koanf:"oneShot"`
+	Runtime  *Runtime            `koanf:"runtime"`
 	Pools    *[]host.PoolConfig  `koanf:"pools"`
 }
 
@@ -106,6 +133,7 @@ func shapeOf(c *Config) *shape {
 		Plugins:  plugins{Dir: &c.Host.PluginDir, Checksums: &c.Host.Checksums},
 		Shutdown: &c.Shutdown,
 		OneShot:  &c.Host.OneShot,
+		Runtime:  &c.Runtime,
 		Pools:    &c.Host.Pools,
 	}
 }

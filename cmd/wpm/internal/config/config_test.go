@@ -75,7 +75,9 @@ pools:
 func TestLoad_defaults(t *testing.T) {
 	c, err := Load(Options{})
 	require.NoError(t, err)
-	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000}, c.HTTP)
+	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000, ReadTimeout: time.Minute,
+		IdleTimeout: time.Minute, MaxConns: 1024, InflightBodyLimitBytes: 256_000_000}, c.HTTP)
+	assert.Equal(t, Runtime{MemoryLimitBytes: 1_000_000_000}, c.Runtime)
 	assert.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
 	assert.Equal(t, 30*time.Second, c.Shutdown.Grace)
 	want := host.DefaultConfig()
@@ -164,7 +166,7 @@ func TestLoad_envMapsLevelsCaseInsensitively(t *testing.T) {
 
 func TestLoad_envUnknownVariable(t *testing.T) {
 	tests := []struct{ env, want string }{
-		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"WPM_HTPP_ADDR=x", `WPM_HTPP_ADDR: unknown variable: no section "HTPP"`},
 		{"WPM_HTTP=x", `WPM_HTTP: unknown variable: expected WPM_HTTP_<KEY>`},
 		{"WPM_ONESHOT_MEMORY_LIMIT_MB=1", `WPM_ONESHOT_MEMORY_LIMIT_MB: unknown variable`},
@@ -201,9 +203,9 @@ func TestLoad_flagValueProblemNamesFlagAndKey(t *testing.T) {
 func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 	tests := []struct{ name, file, want string }{
 		{"unknown section key", "http: { adr: x }",
-			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, pools)`},
+			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, runtime, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
 			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
@@ -234,6 +236,12 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 			`pools[0].taskTimeout: "soon" is not a duration like 30s or 5m`},
 		{"garbage size", "http: { bodyLimit: lots }",
 			`http.bodyLimit: "lots" is not a size like 10MB, 512KB, 1MiB or 1048576 (bytes)`},
+		{"zero read timeout", "http: { readTimeout: 0 }",
+			`http.readTimeout: must be more than 0, like 60s, got 0s`},
+		{"no connections", "http: { maxConns: 0 }",
+			`http.maxConns: must be 1 or more, got 0`},
+		{"negative memory limit", `runtime: { memoryLimit: "-1GB" }`,
+			`runtime.memoryLimit: must be more than 0 bytes, got "-1GB"`},
 		{"zero size", "http: { bodyLimit: 0 }",
 			`http.bodyLimit: must be more than 0 bytes, got 0`},
 		{"negative size", `http: { bodyLimit: "-1MB" }`,
@@ -311,7 +319,9 @@ pools:
 
 func TestLoad_yamlAndJSONAgree(t *testing.T) {
 	yamlFile := mustWriteFile(t, "wpm.yml", `
-http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true }
+http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true,
+        readTimeout: 5s, idleTimeout: 6s, maxConns: 7, inflightBodyLimit: 8MB }
+runtime: { memoryLimit: 0 }
 log: { level: warn, format: json }
 plugins: { dir: /p }
 shutdown: { grace: 1m }
@@ -321,7 +331,9 @@ pools:
       taskTimeout: 2s, maxTasksPerWorker: 100, maxWorkerAge: 1h, startTimeout: 4s }
 `)
 	jsonFile := mustWriteFile(t, "wpm.JSON", `{
-  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true},
+  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true,
+           "readTimeout": "5s", "idleTimeout": "6s", "maxConns": 7, "inflightBodyLimit": "8MB"},
+  "runtime": {"memoryLimit": "0"},
   "log": {"level": "warn", "format": "json"},
   "plugins": {"dir": "/p"},
   "shutdown": {"grace": "1m"},
@@ -330,7 +342,8 @@ pools:
              "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s"}]
 }`)
 	want := Config{
-		HTTP:     HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true},
+		HTTP: HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true,
+			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
 		Host: host.Config{
@@ -611,4 +624,27 @@ func TestKeyOf(t *testing.T) {
 	} {
 		assert.Equal(t, want, keyOf(name), name)
 	}
+}
+
+func TestLoad_connectionAndMemoryKeysFromEnv(t *testing.T) {
+	c, err := Load(Options{Environ: []string{
+		"WPM_HTTP_READTIMEOUT=5s", "WPM_HTTP_IDLETIMEOUT=2m", "WPM_HTTP_MAXCONNS=10",
+		"WPM_HTTP_INFLIGHTBODYLIMIT=64MiB", "WPM_RUNTIME_MEMORYLIMIT=2GiB",
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, c.HTTP.ReadTimeout)
+	assert.Equal(t, 2*time.Minute, c.HTTP.IdleTimeout)
+	assert.Equal(t, 10, c.HTTP.MaxConns)
+	assert.Equal(t, int64(64<<20), c.HTTP.InflightBodyLimitBytes)
+	assert.Equal(t, int64(2<<30), c.Runtime.MemoryLimitBytes)
+
+	c, err = Load(Options{Environ: []string{"WPM_RUNTIME_MEMORYLIMIT=0"}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), c.Runtime.MemoryLimitBytes, "0 leaves Go's default")
+
+	_, err = Load(Options{Environ: []string{"WPM_HTTP_INFLIGHTBODYLIMIT=0", "WPM_HTTP_IDLETIMEOUT=-1s"}})
+	assert.ElementsMatch(t, []string{
+		"WPM_HTTP_INFLIGHTBODYLIMIT: http.inflightBodyLimit: must be more than 0 bytes, got 0",
+		"WPM_HTTP_IDLETIMEOUT: http.idleTimeout: must be more than 0, like 60s, got -1s",
+	}, problems(err))
 }

@@ -122,31 +122,61 @@ func convert(from, to reflect.Value) (any, error) {
 // check returns the problems with the sections host does not check, each
 // a *host.ConfigError, and puts log.level and log.format in lower case.
 func (c *Config) check() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, &host.ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
-	}
-	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil || port == "" {
-		bad("http.addr", "%q is not host:port like 127.0.0.1:3000", c.HTTP.Addr)
-	}
-	if c.HTTP.BodyLimitBytes <= 0 {
-		bad("http.bodyLimit", "must be more than 0 bytes, got %d", c.HTTP.BodyLimitBytes)
-	}
-	for _, s := range []struct {
-		key     string
-		allowed []string
-		value   *string
-	}{{"log.level", logLevels, &c.Log.Level}, {"log.format", logFormats, &c.Log.Format}} {
-		low := strings.ToLower(strings.TrimSpace(*s.value))
-		if !slices.Contains(s.allowed, low) {
-			bad(s.key, "%q is not one of %s", *s.value, strings.Join(s.allowed, ", "))
-		}
-		*s.value = low
-	}
+	var p checks
+	c.HTTP.check(&p)
+	p.oneOf("log.level", logLevels, &c.Log.Level)
+	p.oneOf("log.format", logFormats, &c.Log.Format)
 	if c.Shutdown.Grace < 0 {
-		bad("shutdown.grace", "must not be negative, got %s", c.Shutdown.Grace)
+		p.add("shutdown.grace", "must not be negative, got %s", c.Shutdown.Grace)
 	}
-	return errors.Join(errs...)
+	return errors.Join(p...)
+}
+
+// check adds the problems of the http section to p.
+func (h HTTP) check(p *checks) {
+	if _, port, err := net.SplitHostPort(h.Addr); err != nil || port == "" {
+		p.add("http.addr", "%q is not host:port like 127.0.0.1:3000", h.Addr)
+	}
+	p.positiveSize("http.bodyLimit", h.BodyLimitBytes)
+	p.positiveSize("http.inflightBodyLimit", h.InflightBodyLimitBytes)
+	p.positiveDuration("http.readTimeout", h.ReadTimeout)
+	p.positiveDuration("http.idleTimeout", h.IdleTimeout)
+	switch {
+	case h.MaxConns < 1:
+		p.add("http.maxConns", "must be 1 or more, got %d", h.MaxConns)
+	case h.MaxConns > math.MaxInt32:
+		p.add("http.maxConns", "must be at most %d, got %d", math.MaxInt32, h.MaxConns)
+	}
+}
+
+// checks collects the problems check finds.
+type checks []error
+
+// add records a problem with key.
+func (p *checks) add(key, format string, args ...any) {
+	*p = append(*p, &host.ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *checks) positiveSize(key string, n int64) {
+	if n <= 0 {
+		p.add(key, "must be more than 0 bytes, got %d", n)
+	}
+}
+
+func (p *checks) positiveDuration(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, "must be more than 0, like 60s, got %s", d)
+	}
+}
+
+// oneOf checks that *s is one of allowed, in any case, and stores it in
+// lower case.
+func (p *checks) oneOf(key string, allowed []string, s *string) {
+	low := strings.ToLower(strings.TrimSpace(*s))
+	if !slices.Contains(allowed, low) {
+		p.add(key, "%q is not one of %s", *s, strings.Join(allowed, ", "))
+	}
+	*s = low
 }
 
 // describe shows v in a message: strings quoted, maps and lists by kind.
