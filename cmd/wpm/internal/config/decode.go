@@ -157,12 +157,14 @@ func (p *checks) add(key, format string, args ...any) {
 	*p = append(*p, &host.ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
 }
 
+// positiveSize checks a size that must be more than 0 bytes.
 func (p *checks) positiveSize(key string, n int64) {
 	if n <= 0 {
 		p.add(key, "must be more than 0 bytes, got %d", n)
 	}
 }
 
+// positiveDuration checks a duration that must be more than 0.
 func (p *checks) positiveDuration(key string, d time.Duration) {
 	if d <= 0 {
 		p.add(key, "must be more than 0, like 60s, got %s", d)

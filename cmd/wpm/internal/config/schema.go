@@ -183,6 +183,7 @@ func (l *loader) unknownKey(src, parent, name, what string, known []string) {
 	l.errs = append(l.errs, withSource(src, fmt.Sprintf("unknown key %q (known %s: %s)", parent+name, what, strings.Join(known, ", "))))
 }
 
+// withSource returns msg as an error, after src when there is one.
 func withSource(src, msg string) error {
 	if src == "" {
 		return errors.New(msg)
@@ -239,6 +240,7 @@ func asMap(v any) (map[string]any, bool) {
 	return nil, false
 }
 
+// sortedKeys returns the keys of m in order.
 func sortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
