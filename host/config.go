@@ -3,12 +3,15 @@ package host
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
 
 // Config is everything a [Manager] needs. It maps one to one onto wpm's
-// config file; zero fields take the values of [DefaultConfig].
+// config file, whose keys name the fields (plugins.dir, oneShot, pools).
+// Start from [DefaultConfig]: a field that is 0 takes its default where
+// its doc says so, and otherwise means "none" or "never".
 type Config struct {
 	// PluginDir is the directory plugins are found in. Nothing outside it
 	// is ever executed.
@@ -25,185 +28,243 @@ type Config struct {
 	OneShot OneShotConfig
 }
 
-// PoolConfig describes one pool of identical workers.
+// PoolConfig describes one pool of identical workers. The koanf tags are
+// the keys of a pool in wpm's config file; fields left at 0 take the values
+// of [DefaultPoolConfig] where their doc says so.
 type PoolConfig struct {
 	// Name identifies the pool in the API; unique within a Config.
-	Name string
+	Name string `koanf:"name"`
 	// Plugin is the plugin binary's name in the plugins directory.
-	Plugin string
+	Plugin string `koanf:"plugin"`
 	// Workers is the number of worker processes kept running (≥ 1).
-	Workers int
-	// MemoryLimitMB caps each worker's resident memory; 0 means no limit.
-	MemoryLimitMB int
-	// Concurrency is how many tasks one worker runs at once (default 1).
-	Concurrency int
+	Workers int `koanf:"workers"`
+	// MemoryLimitMB caps each worker's resident memory, up to
+	// MaxMemoryLimitMB; 0 means no limit.
+	MemoryLimitMB int `koanf:"memoryLimitMB"`
+	// Concurrency is how many tasks one worker runs at once; 0 means the
+	// default, 1.
+	Concurrency int `koanf:"concurrency"`
 	// QueueLimit is how many tasks may wait for a free worker before
-	// Submit answers ErrQueueFull; 0 means tasks never wait.
-	QueueLimit int
+	// Submit answers ErrQueueFull; 0 means the default, 1024, and NoQueue
+	// (-1) that tasks never wait.
+	QueueLimit int `koanf:"queueLimit"`
 	// TaskTimeout bounds a task from acceptance, queue wait included; 0
 	// means no limit.
-	TaskTimeout time.Duration
+	TaskTimeout time.Duration `koanf:"taskTimeout"`
 	// MaxTasksPerWorker recycles a worker after that many tasks (with some
 	// jitter); 0 means never.
-	MaxTasksPerWorker int
+	MaxTasksPerWorker int `koanf:"maxTasksPerWorker"`
 	// MaxWorkerAge recycles a worker once it is that old, after its current
 	// task; 0 means never.
-	MaxWorkerAge time.Duration
-	// StartTimeout bounds a worker's start and handshake.
-	StartTimeout time.Duration
+	MaxWorkerAge time.Duration `koanf:"maxWorkerAge"`
+	// StartTimeout bounds a worker's start and handshake; 0 means the
+	// default, 10s.
+	StartTimeout time.Duration `koanf:"startTimeout"`
 }
 
-// OneShotConfig describes how single-task processes are run.
+// OneShotConfig describes how single-task processes are run. The koanf
+// tags are the keys of the oneShot section of wpm's config file.
 type OneShotConfig struct {
-	// MemoryLimitMB is the default memory limit of a one-shot; 0 means none.
-	MemoryLimitMB int
+	// MemoryLimitMB is the default memory limit of a one-shot, up to
+	// MaxMemoryLimitMB; 0 means none. DefaultConfig sets 4096.
+	MemoryLimitMB int `koanf:"memoryLimitMB"`
 	// Timeout is the default timeout of a one-shot, and the most a caller
-	// may ask for; 0 means no limit.
-	Timeout time.Duration
-	// MaxConcurrent caps one-shots running at once (≥ 1).
-	MaxConcurrent int
+	// may ask for; 0 means no limit. DefaultConfig sets 5m.
+	Timeout time.Duration `koanf:"timeout"`
+	// MaxConcurrent caps one-shots running at once; 0 means the default, 8.
+	MaxConcurrent int `koanf:"maxConcurrent"`
 	// MaxWait is how long a one-shot may wait for a free slot before
-	// ErrQueueFull.
-	MaxWait time.Duration
+	// ErrQueueFull; 0 means the default, 5s.
+	MaxWait time.Duration `koanf:"maxWait"`
 	// Spares is how many started processes per plugin wait for one-shots;
 	// 0 disables warm spares. A plugin gets them once it has run as a
 	// one-shot; each serves one run and is replaced in the background.
 	// They count against MaxConcurrent but never keep a run waiting.
-	Spares int
-	// StartTimeout bounds a one-shot's start and handshake.
-	StartTimeout time.Duration
+	// The library's default is 0, so that an embedding program starts no
+	// process it did not ask for; the wpm command ships 1.
+	Spares int `koanf:"spares"`
+	// StartTimeout bounds a one-shot's start and handshake; 0 means the
+	// default, 10s.
+	StartTimeout time.Duration `koanf:"startTimeout"`
 }
 
-// Defaults used for zero fields.
-const (
-	DefaultConcurrency   = 1
-	DefaultQueueLimit    = 1024
-	DefaultStartTimeout  = 10 * time.Second
-	DefaultMaxConcurrent = 8
-	DefaultOneShotWait   = 5 * time.Second
-)
+// NoQueue is the PoolConfig.QueueLimit of a pool whose tasks never wait:
+// when every worker is busy, Submit answers ErrQueueFull at once.
+const NoQueue = -1
 
-// DefaultConfig returns the configuration wpm ships with, less its pools.
+// MaxMemoryLimitMB is the largest memory limit, in MB, that a pool or a
+// one-shot may have: 1 TiB.
+const MaxMemoryLimitMB = 1 << 20
+
+// maxCount bounds every count in a Config (workers, limits, spares).
+const maxCount = math.MaxInt32
+
+// defaultStartTimeout is the default start timeout of pools and one-shots.
+const defaultStartTimeout = 10 * time.Second
+
+// DefaultConfig returns the configuration wpm ships with, less its pools
+// and with no warm spares (see OneShotConfig.Spares). Together with
+// DefaultPoolConfig it is the one place defaults are kept.
 func DefaultConfig() Config {
 	return Config{
 		PluginDir: "bin/plugins",
 		OneShot: OneShotConfig{
 			MemoryLimitMB: 4096,
 			Timeout:       5 * time.Minute,
-			MaxConcurrent: DefaultMaxConcurrent,
-			MaxWait:       DefaultOneShotWait,
-			StartTimeout:  DefaultStartTimeout,
+			MaxConcurrent: 8,
+			MaxWait:       5 * time.Second,
+			StartTimeout:  defaultStartTimeout,
 		},
 	}
 }
 
-// withDefaults returns c with zero fields filled in.
+// DefaultPoolConfig returns the settings of a pool that sets nothing but
+// its name, plugin and workers, which have no default.
+func DefaultPoolConfig() PoolConfig {
+	return PoolConfig{
+		Concurrency:  1,
+		QueueLimit:   1024,
+		StartTimeout: defaultStartTimeout,
+	}
+}
+
+// withDefaults returns c as a pool runs it: the fields whose 0 means "the
+// default" filled from DefaultPoolConfig, and QueueLimit NoQueue as 0
+// places in the queue.
 func (c PoolConfig) withDefaults() PoolConfig {
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.StartTimeout == 0 {
-		c.StartTimeout = DefaultStartTimeout
+	d := DefaultPoolConfig()
+	orDefault(&c.Concurrency, d.Concurrency)
+	orDefault(&c.QueueLimit, d.QueueLimit)
+	orDefault(&c.StartTimeout, d.StartTimeout)
+	if c.QueueLimit < 0 {
+		c.QueueLimit = 0
 	}
 	return c
 }
 
+// withDefaults returns c with the fields whose 0 means "the default"
+// filled from DefaultConfig.
 func (c OneShotConfig) withDefaults() OneShotConfig {
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = DefaultMaxConcurrent
-	}
-	if c.MaxWait == 0 {
-		c.MaxWait = DefaultOneShotWait
-	}
-	if c.StartTimeout == 0 {
-		c.StartTimeout = DefaultStartTimeout
-	}
+	d := DefaultConfig().OneShot
+	orDefault(&c.MaxConcurrent, d.MaxConcurrent)
+	orDefault(&c.MaxWait, d.MaxWait)
+	orDefault(&c.StartTimeout, d.StartTimeout)
 	return c
 }
 
-// Validate reports every problem in c, each naming its key as in the
-// config file (for example "pools[1].workers"). It does not look at the
-// plugins directory; New checks that each pool's plugin exists.
-func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+// orDefault sets *v to d when *v is 0.
+func orDefault[T int | time.Duration](v *T, d T) {
+	if *v == 0 {
+		*v = d
 	}
+}
+
+// ConfigError is one problem [Config.Validate] found: the key, named as in
+// wpm's config file ("pools[1].workers"), and what is wrong with its value.
+type ConfigError struct {
+	// Key is the key whose value is wrong.
+	Key string
+	// Problem says what is wrong, and what is allowed.
+	Problem string
+}
+
+// Error returns "key: problem".
+func (e *ConfigError) Error() string { return e.Key + ": " + e.Problem }
+
+// Validate reports every problem in c, each a *ConfigError naming its key
+// as in the config file (for example "pools[1].workers"), joined with
+// errors.Join. It does not look at the plugins directory; New checks that
+// each pool's plugin exists.
+func (c Config) Validate() error {
+	var p problems
 	if c.PluginDir == "" {
-		bad("plugins.dir", "must name the plugins directory")
+		p.add("plugins.dir", "must name the plugins directory")
 	}
 	for name, sum := range c.Checksums {
 		key := "plugins.checksums." + name
 		if !validName(name) {
-			bad(key, "%q is not a plugin name", name)
+			p.add(key, "%q is not a plugin name", name)
 		}
 		if len(sum) != 64 || strings.Trim(strings.ToLower(sum), "0123456789abcdef") != "" {
-			bad(key, "must be a SHA-256 in hex (64 characters), got %q", sum)
+			p.add(key, "must be a SHA-256 in hex (64 characters), got %q", sum)
 		}
 	}
 	seen := make(map[string]int, len(c.Pools))
-	for i, p := range c.Pools {
-		key := fmt.Sprintf("pools[%d]", i)
-		switch {
-		case p.Name == "":
-			bad(key+".name", "must not be empty")
-		case !validName(p.Name):
-			bad(key+".name", "%q may hold only letters, digits, '.', '_' and '-'", p.Name)
+	for i, pc := range c.Pools {
+		p.pool(fmt.Sprintf("pools[%d].", i), pc)
+		if j, dup := seen[pc.Name]; dup && pc.Name != "" {
+			p.add(fmt.Sprintf("pools[%d].name", i), "%q is already the name of pools[%d]", pc.Name, j)
 		}
-		if j, dup := seen[p.Name]; dup && p.Name != "" {
-			bad(key+".name", "%q is already the name of pools[%d]", p.Name, j)
-		}
-		seen[p.Name] = i
-		if p.Plugin == "" {
-			bad(key+".plugin", "must name a plugin in the plugins directory")
-		} else if !validName(p.Plugin) {
-			bad(key+".plugin", "%q must be a plain file name in the plugins directory", p.Plugin)
-		}
-		if p.Workers < 1 {
-			bad(key+".workers", "must be at least 1, got %d", p.Workers)
-		}
-		if p.Concurrency < 0 {
-			bad(key+".concurrency", "must be at least 1, got %d", p.Concurrency)
-		}
-		if p.MemoryLimitMB < 0 {
-			bad(key+".memoryLimitMB", "must be 0 (no limit) or more, got %d", p.MemoryLimitMB)
-		}
-		if p.QueueLimit < 0 {
-			bad(key+".queueLimit", "must be 0 or more, got %d", p.QueueLimit)
-		}
-		if p.TaskTimeout < 0 {
-			bad(key+".taskTimeout", "must not be negative, got %s", p.TaskTimeout)
-		}
-		if p.MaxTasksPerWorker < 0 {
-			bad(key+".maxTasksPerWorker", "must be 0 (never) or more, got %d", p.MaxTasksPerWorker)
-		}
-		if p.MaxWorkerAge < 0 {
-			bad(key+".maxWorkerAge", "must not be negative, got %s", p.MaxWorkerAge)
-		}
-		if p.StartTimeout < 0 {
-			bad(key+".startTimeout", "must not be negative, got %s", p.StartTimeout)
-		}
+		seen[pc.Name] = i
 	}
-	o := c.OneShot
-	if o.MemoryLimitMB < 0 {
-		bad("oneShot.memoryLimitMB", "must be 0 (no limit) or more, got %d", o.MemoryLimitMB)
+	p.oneShot("oneShot.", c.OneShot)
+	return errors.Join(p...)
+}
+
+// problems collects what Validate finds.
+type problems []error
+
+// add records a problem with key.
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
+}
+
+// pool checks one pool, whose keys start with prefix.
+func (p *problems) pool(prefix string, c PoolConfig) {
+	switch {
+	case c.Name == "":
+		p.add(prefix+"name", "must not be empty")
+	case !validName(c.Name):
+		p.add(prefix+"name", "%q may hold only letters, digits, '.', '_' and '-'", c.Name)
 	}
-	if o.Timeout < 0 {
-		bad("oneShot.timeout", "must not be negative, got %s", o.Timeout)
+	if c.Plugin == "" {
+		p.add(prefix+"plugin", "must name a plugin in the plugins directory")
+	} else if !validName(c.Plugin) {
+		p.add(prefix+"plugin", "%q must be a plain file name in the plugins directory", c.Plugin)
 	}
-	if o.MaxConcurrent < 0 {
-		bad("oneShot.maxConcurrent", "must be at least 1, got %d", o.MaxConcurrent)
+	p.count(prefix+"workers", c.Workers, 1, "at least 1")
+	p.memoryLimit(prefix+"memoryLimitMB", c.MemoryLimitMB)
+	p.count(prefix+"concurrency", c.Concurrency, 0, "at least 1")
+	p.count(prefix+"queueLimit", c.QueueLimit, NoQueue, "-1 (no queue), 0 (the default, 1024) or more")
+	p.duration(prefix+"taskTimeout", c.TaskTimeout)
+	p.count(prefix+"maxTasksPerWorker", c.MaxTasksPerWorker, 0, "0 (never) or more")
+	p.duration(prefix+"maxWorkerAge", c.MaxWorkerAge)
+	p.duration(prefix+"startTimeout", c.StartTimeout)
+}
+
+// oneShot checks the one-shot settings, whose keys start with prefix.
+func (p *problems) oneShot(prefix string, c OneShotConfig) {
+	p.memoryLimit(prefix+"memoryLimitMB", c.MemoryLimitMB)
+	p.duration(prefix+"timeout", c.Timeout)
+	p.count(prefix+"maxConcurrent", c.MaxConcurrent, 0, "at least 1")
+	p.duration(prefix+"maxWait", c.MaxWait)
+	p.count(prefix+"spares", c.Spares, 0, "0 (none) or more")
+	p.duration(prefix+"startTimeout", c.StartTimeout)
+}
+
+// count checks that n is from min to maxCount; atLeast says what min
+// allows, as in "at least 1".
+func (p *problems) count(key string, n, min int, atLeast string) {
+	switch {
+	case n < min:
+		p.add(key, "must be %s, got %d", atLeast, n)
+	case n > maxCount:
+		p.add(key, "must be at most %d, got %d", maxCount, n)
 	}
-	if o.MaxWait < 0 {
-		bad("oneShot.maxWait", "must not be negative, got %s", o.MaxWait)
+}
+
+// memoryLimit checks a memory limit in MB.
+func (p *problems) memoryLimit(key string, mb int) {
+	if mb < 0 || mb > MaxMemoryLimitMB {
+		p.add(key, "must be from 0 (no limit) to %d (1 TiB), got %d", MaxMemoryLimitMB, mb)
 	}
-	if o.Spares < 0 {
-		bad("oneShot.spares", "must be 0 (none) or more, got %d", o.Spares)
+}
+
+// duration checks that d is not negative.
+func (p *problems) duration(key string, d time.Duration) {
+	if d < 0 {
+		p.add(key, "must not be negative, got %s", d)
 	}
-	if o.StartTimeout < 0 {
-		bad("oneShot.startTimeout", "must not be negative, got %s", o.StartTimeout)
-	}
-	return errors.Join(errs...)
 }
 
 // validName reports whether s is a safe pool or plugin name: a plain file

@@ -13,6 +13,8 @@ import (
 func Example() {
 	cfg := host.DefaultConfig()
 	cfg.PluginDir = "bin/plugins"
+	// Fields left at 0 take host.DefaultPoolConfig's values: tasks that
+	// find both workers busy wait in a queue of up to 1024.
 	cfg.Pools = []host.PoolConfig{{Name: "CPU", Plugin: "cpuload", Workers: 2, TaskTimeout: time.Minute}}
 	m, err := host.New(cfg)
 	if err != nil {

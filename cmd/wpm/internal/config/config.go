@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wpmdev/wpm/host"
-	"github.com/wpmdev/wpm/shared"
 )
 
 // DefaultFile is the config file wpm reads when --config is not given.
@@ -29,38 +28,114 @@ type Config struct {
 	Log Log
 	// Shutdown configures stopping on SIGINT/SIGTERM (section shutdown).
 	Shutdown Shutdown
-	// Host is what the host library needs: plugins.dir, oneShot and pools.
+	// Runtime tunes wpm's own Go runtime (section runtime).
+	Runtime Runtime
+	// Host is what the host library needs: plugins.dir, plugins.checksums,
+	// oneShot and pools.
 	Host host.Config
 }
 
-// HTTP is the http section.
+// HTTP is the http section; the koanf tags are its keys.
 type HTTP struct {
-	// Addr is the host:port the API listens on (http.addr).
-	Addr string
-	// BodyLimitBytes is the largest request body accepted (http.bodyLimit).
-	BodyLimitBytes int64
-	// AuthToken, when not empty, is the token every request must carry
-	// (http.authToken).
-	AuthToken string
-	// MetricsAuth says whether GET /metrics needs the token too
-	// (http.metricsAuth).
-	MetricsAuth bool
+	// Addr is the host:port the API listens on.
+	Addr string `koanf:"addr"`
+	// BodyLimitBytes is the largest request body accepted.
+	BodyLimitBytes int64 `koanf:"bodyLimit"`
+	// AuthToken, when not empty, is the token every request must carry.
+	AuthToken string `koanf:"authToken"`
+	// MetricsAuth says whether GET /metrics needs the token too.
+	MetricsAuth bool `koanf:"metricsAuth"`
+	// ReadTimeout bounds reading a whole request, headers and body.
+	ReadTimeout time.Duration `koanf:"readTimeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `koanf:"idleTimeout"`
+	// MaxConns caps the connections open at once; more wait to be accepted.
+	MaxConns int `koanf:"maxConns"`
+	// InflightBodyLimitBytes caps the request-body bytes held at once by
+	// all requests being served (http.inflightBodyLimit).
+	InflightBodyLimitBytes int64 `koanf:"inflightBodyLimit"`
 }
 
-// Log is the log section.
+// Runtime is the runtime section; the koanf tags are its keys.
+type Runtime struct {
+	// MemoryLimitBytes is wpm's own soft memory limit, GOMEMLIMIT
+	// (runtime.memoryLimit); 0 leaves Go's default.
+	MemoryLimitBytes int64 `koanf:"memoryLimit"`
+}
+
+// Log is the log section; the koanf tags are its keys.
 type Log struct {
-	// Level is one of trace, debug, info, warn and error, in lower case
-	// (log.level).
-	Level string
-	// Format is text or json (log.format).
-	Format string
+	// Level is one of trace, debug, info, warn and error, in lower case.
+	Level string `koanf:"level"`
+	// Format is text or json.
+	Format string `koanf:"format"`
 }
 
-// Shutdown is the shutdown section.
+// Shutdown is the shutdown section; the koanf tags are its keys.
 type Shutdown struct {
 	// Grace is how long in-flight tasks may take to finish after a stop
-	// signal before every worker is stopped (shutdown.grace).
-	Grace time.Duration
+	// signal before every worker is stopped.
+	Grace time.Duration `koanf:"grace"`
+}
+
+// DefaultSpares is the command's oneShot.spares: one warm process per plugin
+// that runs one-shots, so a one-shot after the first starts in about a
+// millisecond instead of tens. The library's default (host.DefaultConfig)
+// is none, so that an embedding program starts no process it did not ask
+// for.
+const DefaultSpares = 1
+
+// Default returns the built-in layer: host.DefaultConfig with
+// DefaultSpares, and the defaults of the sections host does not know.
+func Default() Config {
+	h := host.DefaultConfig()
+	h.OneShot.Spares = DefaultSpares
+	return Config{
+		HTTP: HTTP{
+			Addr:                   "127.0.0.1:3000",
+			BodyLimitBytes:         10_000_000,
+			ReadTimeout:            60 * time.Second,
+			IdleTimeout:            60 * time.Second,
+			MaxConns:               1024,
+			InflightBodyLimitBytes: 256_000_000,
+		},
+		Log:      Log{Level: "info", Format: "text"},
+		Shutdown: Shutdown{Grace: 30 * time.Second},
+		Runtime:  Runtime{MemoryLimitBytes: 1_000_000_000},
+		Host:     h,
+	}
+}
+
+// shape is the config file's shape laid over a Config: each field is a
+// top-level key and points at the part of the Config it sets. Its types,
+// read by reflection, are the only list of keys.
+type shape struct {
+	HTTP     *HTTP               `koanf:"http"`
+	Log      *Log                `koanf:"log"`
+	Plugins  plugins             `koanf:"plugins"`
+	Shutdown *Shutdown           `koanf:"shutdown"`
+	OneShot  *host.OneShotConfig `koanf:"oneShot"`
+	Runtime  *Runtime            `koanf:"runtime"`
+	Pools    *[]host.PoolConfig  `koanf:"pools"`
+}
+
+// plugins is the plugins section.
+type plugins struct {
+	Dir       *string            `koanf:"dir"`
+	Checksums *map[string]string `koanf:"checksums"`
+}
+
+// shapeOf returns the shape over c.
+func shapeOf(c *Config) *shape {
+	return &shape{
+		HTTP:     &c.HTTP,
+		Log:      &c.Log,
+		Plugins:  plugins{Dir: &c.Host.PluginDir, Checksums: &c.Host.Checksums},
+		Shutdown: &c.Shutdown,
+		OneShot:  &c.Host.OneShot,
+		Runtime:  &c.Runtime,
+		Pools:    &c.Host.Pools,
+	}
 }
 
 // Options says where Load finds the layers above the built-in defaults.
@@ -105,17 +180,14 @@ func flagKey(flag string) string {
 	return ""
 }
 
-// Load reads the defaults, opts.File, opts.Environ and opts.Flags, in that
-// order, checks the result and returns it. The error, if any, joins every
+// Load reads opts.File, opts.Environ and opts.Flags, in that order, over
+// Default, checks the result and returns it. The error, if any, joins every
 // problem found; each names its key and where its value came from.
 func Load(opts Options) (Config, error) {
 	l := &loader{
 		k:        koanf.New("."),
 		origin:   make(map[string]string),
 		reported: make(map[string]bool),
-	}
-	if err := l.k.Load(mapProvider(defaults()), nil); err != nil {
-		return Config{}, fmt.Errorf("loading defaults: %w", err)
 	}
 	if opts.File != "" {
 		if m, ok := l.readFile(opts.File); ok {
@@ -133,44 +205,16 @@ func Load(opts Options) (Config, error) {
 			return Config{}, fmt.Errorf("reading flags: %w", err)
 		}
 	}
-	c := l.decode()
-	l.validateHost(c.Host)
+	c, err := l.decode()
+	if err != nil {
+		return Config{}, err
+	}
+	l.report(c.check())
+	l.report(c.Host.Validate())
 	if len(l.errs) > 0 {
 		return Config{}, errors.Join(l.errs...)
 	}
 	return c, nil
-}
-
-// DefaultSpares is the command's oneShot.spares: one warm process per plugin
-// that runs one-shots, so a one-shot after the first starts in about a
-// millisecond instead of tens. The library's default (host.DefaultConfig)
-// is none, so that an embedding program starts no process it did not ask
-// for.
-const DefaultSpares = 1
-
-// defaults returns the built-in layer, shaped like a config file.
-func defaults() map[string]any {
-	h := host.DefaultConfig()
-	return map[string]any{
-		"http": map[string]any{
-			"addr":        "127.0.0.1:3000",
-			"bodyLimit":   "10MB",
-			"authToken":   "",
-			"metricsAuth": false,
-		},
-		"log":      map[string]any{"level": "info", "format": "text"},
-		"plugins":  map[string]any{"dir": h.PluginDir},
-		"shutdown": map[string]any{"grace": "30s"},
-		"oneShot": map[string]any{
-			"memoryLimitMB": h.OneShot.MemoryLimitMB,
-			"timeout":       h.OneShot.Timeout.String(),
-			"maxConcurrent": h.OneShot.MaxConcurrent,
-			"maxWait":       h.OneShot.MaxWait.String(),
-			"spares":        DefaultSpares,
-			"startTimeout":  h.OneShot.StartTimeout.String(),
-		},
-		"pools": []any{},
-	}
 }
 
 // mapProvider is a koanf.Provider over a nested map already in memory.
@@ -187,8 +231,9 @@ func (m mapProvider) Read() (map[string]any, error) { return m, nil }
 // loader carries one Load's state.
 type loader struct {
 	k *koanf.Koanf
-	// origin maps a key ("http.addr", or "pools" for all pools) to where
-	// its current value came from: a file path, a variable name, a flag.
+	// origin maps a key ("http.addr", "pools[0].workers", or "pools" for
+	// all pools) to where its current value came from: a file path, a
+	// variable name, a flag.
 	origin map[string]string
 	errs   []error
 	// reported holds keys with a problem already reported, so that a
@@ -196,41 +241,65 @@ type loader struct {
 	reported map[string]bool
 }
 
-// problem records a problem with key found in src (empty: no source).
-func (l *loader) problem(src, key, format string, args ...any) {
+// add records err, a problem with key found in src (empty: no source).
+func (l *loader) add(src, key string, err error) {
 	l.reported[key] = true
-	l.errs = append(l.errs, withSource(src, key+": "+fmt.Sprintf(format, args...)))
+	if src != "" {
+		err = fmt.Errorf("%s: %w", src, err)
+	}
+	l.errs = append(l.errs, err)
 }
 
-// fail records a problem with key's current value.
-func (l *loader) fail(key string, err error) {
-	l.problem(l.sourceOf(key), key, "%v", err)
+// problem records a problem with key found in src.
+func (l *loader) problem(src, key, format string, args ...any) {
+	l.add(src, key, &host.ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
 }
 
-// sourceOf returns where key's value came from, "" for the defaults.
+// report adds the *host.ConfigError problems joined in err, except those
+// about keys already reported, each with its value's source.
+func (l *loader) report(err error) {
+	for _, e := range flatten(err) {
+		var ce *host.ConfigError
+		if !errors.As(e, &ce) {
+			l.errs = append(l.errs, e)
+			continue
+		}
+		if !l.covered(ce.Key) {
+			l.add(l.sourceOf(ce.Key), ce.Key, e)
+		}
+	}
+}
+
+// sourceOf returns where key's value came from, "" for the defaults: the
+// source recorded for key or, failing that, for the nearest map or list
+// holding it.
 func (l *loader) sourceOf(key string) string {
-	if src, ok := l.origin[key]; ok {
-		return src
+	for {
+		if src, ok := l.origin[key]; ok {
+			return src
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return ""
+		}
+		key = key[:i]
 	}
-	if top, _, ok := strings.Cut(key, "["); ok {
-		return l.origin[top]
-	}
-	return ""
 }
 
-func withSource(src, msg string) error {
-	if src == "" {
-		return errors.New(msg)
+// covered reports whether a problem with key, or with a map or list
+// holding it, has been reported.
+func (l *loader) covered(key string) bool {
+	for r := range l.reported {
+		if key == r || strings.HasPrefix(key, r+".") || strings.HasPrefix(key, r+"[") {
+			return true
+		}
 	}
-	return errors.New(src + ": " + msg)
+	return false
 }
 
 // envVar is the env provider's TransformFunc: it maps WPM_SECTION_KEY to
 // section.key, and records an error for a variable that names no key.
 func (l *loader) envVar(name, value string) (string, any) {
-	if name == shared.Handshake.MagicCookieKey {
-		return "", nil // go-plugin's handshake, not a setting
-	}
 	key, err := envKey(strings.TrimPrefix(name, EnvPrefix))
 	if err != nil {
 		l.errs = append(l.errs, fmt.Errorf("%s: %w", name, err))
@@ -248,38 +317,4 @@ func (l *loader) flag(f *pflag.Flag) (string, any) {
 	}
 	l.origin[key] = "--" + f.Name
 	return key, f.Value.String()
-}
-
-// validateHost adds the problems host.Config.Validate finds in h, except
-// those about keys already reported, each with its value's source.
-func (l *loader) validateHost(h host.Config) {
-	err := h.Validate()
-	if err == nil {
-		return
-	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		key, _, _ := strings.Cut(e.Error(), ": ")
-		if l.covered(key) {
-			continue
-		}
-		if src := l.sourceOf(key); src != "" {
-			e = fmt.Errorf("%s: %w", src, e)
-		}
-		l.errs = append(l.errs, e)
-	}
-}
-
-// covered reports whether a problem with key, or with a map or list
-// holding it, has been reported.
-func (l *loader) covered(key string) bool {
-	for r := range l.reported {
-		if key == r || strings.HasPrefix(key, r+".") || strings.HasPrefix(key, r+"[") {
-			return true
-		}
-	}
-	return false
 }

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +75,9 @@ pools:
 func TestLoad_defaults(t *testing.T) {
 	c, err := Load(Options{})
 	require.NoError(t, err)
-	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000}, c.HTTP)
+	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000, ReadTimeout: time.Minute,
+		IdleTimeout: time.Minute, MaxConns: 1024, InflightBodyLimitBytes: 256_000_000}, c.HTTP)
+	assert.Equal(t, Runtime{MemoryLimitBytes: 1_000_000_000}, c.Runtime)
 	assert.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
 	assert.Equal(t, 30*time.Second, c.Shutdown.Grace)
 	want := host.DefaultConfig()
@@ -147,7 +151,6 @@ func TestLoad_envMapsLevelsCaseInsensitively(t *testing.T) {
 		"WPM_SHUTDOWN_GRACE=0",
 		"WPM_PLUGINS_DIR=/opt/wpm/plugins",
 		"WPM_LOG_LEVEL=DEBUG",
-		"WPM_PLUGIN=wpm-task-v1", // go-plugin's handshake cookie, not a setting
 		"NOT_WPM_HTTP_ADDR=ignored",
 	}})
 	require.NoError(t, err)
@@ -163,11 +166,12 @@ func TestLoad_envMapsLevelsCaseInsensitively(t *testing.T) {
 
 func TestLoad_envUnknownVariable(t *testing.T) {
 	tests := []struct{ env, want string }{
-		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"WPM_HTPP_ADDR=x", `WPM_HTPP_ADDR: unknown variable: no section "HTPP"`},
 		{"WPM_HTTP=x", `WPM_HTTP: unknown variable: expected WPM_HTTP_<KEY>`},
 		{"WPM_ONESHOT_MEMORY_LIMIT_MB=1", `WPM_ONESHOT_MEMORY_LIMIT_MB: unknown variable`},
 		{"WPM_POOLS_0_WORKERS=3", `WPM_POOLS_0_WORKERS: pools can not be set from the environment`},
+		{"WPM_PLUGIN=wpm-task-v1", `WPM_PLUGIN: unknown variable: no section "PLUGIN"`}, // no exception, not even for a handshake cookie
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -199,9 +203,9 @@ func TestLoad_flagValueProblemNamesFlagAndKey(t *testing.T) {
 func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 	tests := []struct{ name, file, want string }{
 		{"unknown section key", "http: { adr: x }",
-			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, pools)`},
+			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, runtime, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
 			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
@@ -232,6 +236,12 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 			`pools[0].taskTimeout: "soon" is not a duration like 30s or 5m`},
 		{"garbage size", "http: { bodyLimit: lots }",
 			`http.bodyLimit: "lots" is not a size like 10MB, 512KB, 1MiB or 1048576 (bytes)`},
+		{"zero read timeout", "http: { readTimeout: 0 }",
+			`http.readTimeout: must be more than 0, like 60s, got 0s`},
+		{"no connections", "http: { maxConns: 0 }",
+			`http.maxConns: must be 1 or more, got 0`},
+		{"negative memory limit", `runtime: { memoryLimit: "-1GB" }`,
+			`runtime.memoryLimit: must be more than 0 bytes, got "-1GB"`},
 		{"zero size", "http: { bodyLimit: 0 }",
 			`http.bodyLimit: must be more than 0 bytes, got 0`},
 		{"negative size", `http: { bodyLimit: "-1MB" }`,
@@ -309,7 +319,9 @@ pools:
 
 func TestLoad_yamlAndJSONAgree(t *testing.T) {
 	yamlFile := mustWriteFile(t, "wpm.yml", `
-http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true }
+http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true,
+        readTimeout: 5s, idleTimeout: 6s, maxConns: 7, inflightBodyLimit: 8MB }
+runtime: { memoryLimit: 0 }
 log: { level: warn, format: json }
 plugins: { dir: /p }
 shutdown: { grace: 1m }
@@ -319,7 +331,9 @@ pools:
       taskTimeout: 2s, maxTasksPerWorker: 100, maxWorkerAge: 1h, startTimeout: 4s }
 `)
 	jsonFile := mustWriteFile(t, "wpm.JSON", `{
-  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true},
+  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true,
+           "readTimeout": "5s", "idleTimeout": "6s", "maxConns": 7, "inflightBodyLimit": "8MB"},
+  "runtime": {"memoryLimit": "0"},
   "log": {"level": "warn", "format": "json"},
   "plugins": {"dir": "/p"},
   "shutdown": {"grace": "1m"},
@@ -328,7 +342,8 @@ pools:
              "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s"}]
 }`)
 	want := Config{
-		HTTP:     HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true},
+		HTTP: HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true,
+			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
 		Host: host.Config{
@@ -350,12 +365,14 @@ pools:
 func TestLoad_poolDefaults(t *testing.T) {
 	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", onePool)})
 	require.NoError(t, err)
+	d := host.DefaultPoolConfig()
 	assert.Equal(t, []host.PoolConfig{{
 		Name: "CPU", Plugin: "cpuload", Workers: 1,
-		Concurrency:  host.DefaultConcurrency,
-		QueueLimit:   host.DefaultQueueLimit,
-		StartTimeout: host.DefaultStartTimeout,
+		Concurrency:  d.Concurrency,
+		QueueLimit:   d.QueueLimit,
+		StartTimeout: d.StartTimeout,
 	}}, c.Host.Pools)
+	assert.Equal(t, host.PoolConfig{Concurrency: 1, QueueLimit: 1024, StartTimeout: 10 * time.Second}, d)
 }
 
 func TestLoad_nullMeansDefault(t *testing.T) {
@@ -432,16 +449,28 @@ func TestShippedConfig_hasEveryKey(t *testing.T) {
 	m, ok := l.readFile(shippedConfig)
 	require.True(t, ok)
 	require.Empty(t, l.errs)
-	for _, s := range sections {
-		sec, _ := m[s.name].(map[string]any)
-		for _, k := range s.keys {
-			assert.Contains(t, sec, k, "%s.%s", s.name, k)
+	assertEveryKey(t, "", m, shapeType)
+}
+
+// assertEveryKey checks that m, the map of settings at key, holds every
+// key of t, and so on down.
+func assertEveryKey(t *testing.T, key string, m map[string]any, typ reflect.Type) {
+	t.Helper()
+	for _, f := range fieldsOf(typ) {
+		k := strings.TrimPrefix(key+"."+f.key, ".")
+		if !assert.Contains(t, m, f.key, k) {
+			continue
 		}
-	}
-	pools, _ := m["pools"].([]any)
-	for i, p := range pools {
-		for _, k := range poolKeys {
-			assert.Contains(t, p, k, "pools[%d].%s", i, k)
+		if isSettings(f.typ) {
+			sub, _ := m[f.key].(map[string]any)
+			assertEveryKey(t, k, sub, f.typ)
+		}
+		if elem, ok := listOf(f.typ); ok {
+			list, _ := m[f.key].([]any)
+			for i, e := range list {
+				sub, _ := e.(map[string]any)
+				assertEveryKey(t, fmt.Sprintf("%s[%d]", k, i), sub, elem)
+			}
 		}
 	}
 }
@@ -528,4 +557,94 @@ func TestLoad_checksums(t *testing.T) {
 	assert.Contains(t, strings.Join(probs, "\n"), `plugins.checksums.../x`)
 	_, probs = mustFail(t, "plugins:\n  checksums: [1]\n"+onePool)
 	assert.Contains(t, strings.Join(probs, "\n"), "plugins.checksums")
+}
+
+func TestLoad_rangesNameKeyAndSource(t *testing.T) {
+	path, probs := mustFail(t, `
+pools:
+  - { name: A, plugin: cpuload, workers: 1, memoryLimitMB: 17592186044416 }
+  - { name: B, plugin: cpuload, workers: 1, memoryLimitMB: 9223372036854775807 }
+  - { name: C, plugin: cpuload, workers: 1, queueLimit: -2 }
+`)
+	assert.ElementsMatch(t, []string{
+		path + ": pools[0].memoryLimitMB: must be from 0 (no limit) to 1048576 (1 TiB), got 17592186044416",
+		path + ": pools[1].memoryLimitMB: must be from 0 (no limit) to 1048576 (1 TiB), got 9223372036854775807",
+		path + ": pools[2].queueLimit: must be -1 (no queue), 0 (the default, 1024) or more, got -2",
+	}, probs)
+
+	_, err := Load(Options{Environ: []string{"WPM_ONESHOT_MEMORYLIMITMB=9223372036854775807", "WPM_ONESHOT_SPARES=18446744073709551616"}})
+	assert.ElementsMatch(t, []string{
+		"WPM_ONESHOT_MEMORYLIMITMB: oneShot.memoryLimitMB: must be from 0 (no limit) to 1048576 (1 TiB), got 9223372036854775807",
+		`WPM_ONESHOT_SPARES: oneShot.spares: must be a whole number, got "18446744073709551616"`,
+	}, problems(err))
+
+	_, probs = mustFail(t, "oneShot: { memoryLimitMB: 18446744073709551615 }")
+	assert.Contains(t, probs[0], "oneShot.memoryLimitMB: must be a whole number that fits in 64 bits, got 18446744073709551615")
+}
+
+func TestLoad_queueLimit(t *testing.T) {
+	c, err := Load(Options{File: mustWriteFile(t, "wpm.yaml", `
+pools:
+  - { name: A, plugin: cpuload, workers: 1, queueLimit: -1 }
+  - { name: B, plugin: cpuload, workers: 1, queueLimit: 0 }
+  - { name: C, plugin: cpuload, workers: 1 }
+`)})
+	require.NoError(t, err)
+	assert.Equal(t, host.NoQueue, c.Host.Pools[0].QueueLimit)
+	assert.Equal(t, 0, c.Host.Pools[1].QueueLimit, "0 is kept; the library reads it as 1024")
+	assert.Equal(t, 1024, c.Host.Pools[2].QueueLimit)
+}
+
+func TestLoad_checksumValues(t *testing.T) {
+	path, probs := mustFail(t, "plugins:\n  checksums: { cpuload: 5, memusage: [1] }\n")
+	assert.ElementsMatch(t, []string{
+		path + ": plugins.checksums.cpuload: must be a string, got 5 (put it in quotes)",
+		path + ": plugins.checksums.memusage: must be a string, got a list",
+	}, probs)
+}
+
+func TestLoad_problemsAreConfigErrors(t *testing.T) {
+	_, err := Load(Options{Environ: []string{"WPM_ONESHOT_SPARES=-1", "WPM_LOG_LEVEL=loud"}})
+	require.Error(t, err)
+	var keys []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *host.ConfigError
+		require.True(t, errors.As(e, &ce), "%v", e)
+		keys = append(keys, ce.Key)
+	}
+	assert.ElementsMatch(t, []string{"oneShot.spares", "log.level"}, keys)
+}
+
+func TestKeyOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"http.addr":                  "http.addr",
+		"pools[0].workers":           "pools[0].workers",
+		"plugins.checksums[cpuload]": "plugins.checksums.cpuload",
+		"pools[12]":                  "pools[12]",
+	} {
+		assert.Equal(t, want, keyOf(name), name)
+	}
+}
+
+func TestLoad_connectionAndMemoryKeysFromEnv(t *testing.T) {
+	c, err := Load(Options{Environ: []string{
+		"WPM_HTTP_READTIMEOUT=5s", "WPM_HTTP_IDLETIMEOUT=2m", "WPM_HTTP_MAXCONNS=10",
+		"WPM_HTTP_INFLIGHTBODYLIMIT=64MiB", "WPM_RUNTIME_MEMORYLIMIT=2GiB",
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, c.HTTP.ReadTimeout)
+	assert.Equal(t, 2*time.Minute, c.HTTP.IdleTimeout)
+	assert.Equal(t, 10, c.HTTP.MaxConns)
+	assert.Equal(t, int64(64<<20), c.HTTP.InflightBodyLimitBytes)
+	assert.Equal(t, int64(2<<30), c.Runtime.MemoryLimitBytes)
+
+	c, err = Load(Options{Environ: []string{"WPM_RUNTIME_MEMORYLIMIT=0"}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), c.Runtime.MemoryLimitBytes, "0 leaves Go's default")
+
+	_, err = Load(Options{Environ: []string{"WPM_HTTP_INFLIGHTBODYLIMIT=0", "WPM_HTTP_IDLETIMEOUT=-1s"}})
+	assert.ElementsMatch(t, []string{
+		"WPM_HTTP_INFLIGHTBODYLIMIT: http.inflightBodyLimit: must be more than 0 bytes, got 0",
+		"WPM_HTTP_IDLETIMEOUT: http.idleTimeout: must be more than 0, like 60s, got -1s",
+	}, problems(err))
 }

@@ -1,14 +1,19 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/v2"
 
 	"github.com/wpmdev/wpm/host"
 )
@@ -18,120 +23,162 @@ var (
 	logFormats = []string{"text", "json"}
 )
 
-// decode turns the merged layers into a Config, reporting each value that
-// has the wrong type or is out of range.
-func (l *loader) decode() Config {
-	var c Config
-	l.str("http.addr", &c.HTTP.Addr)
-	if _, port, err := net.SplitHostPort(c.HTTP.Addr); (err != nil || port == "") && !l.reported["http.addr"] {
-		l.fail("http.addr", fmt.Errorf("%q is not host:port like 127.0.0.1:3000", c.HTTP.Addr))
-	}
-	if v := l.k.Get("http.bodyLimit"); v != nil {
-		n, err := toSize(v)
-		if err != nil {
-			l.fail("http.bodyLimit", err)
+// decode unmarshals the merged layers over Default, reporting each value
+// that does not convert. It fails only on an error that names no key.
+func (l *loader) decode() (Config, error) {
+	c := Default()
+	if pools, ok := l.k.Get("pools").([]any); ok {
+		c.Host.Pools = make([]host.PoolConfig, len(pools))
+		for i := range c.Host.Pools {
+			c.Host.Pools[i] = host.DefaultPoolConfig()
 		}
-		c.HTTP.BodyLimitBytes = n
 	}
-	l.str("http.authToken", &c.HTTP.AuthToken)
-	l.boolean("http.metricsAuth", &c.HTTP.MetricsAuth)
-	l.oneOf("log.level", logLevels, &c.Log.Level)
-	l.oneOf("log.format", logFormats, &c.Log.Format)
-	l.str("plugins.dir", &c.Host.PluginDir)
-	if v := l.k.Get("plugins.checksums"); v != nil {
-		m, ok := asMap(v)
+	err := l.k.UnmarshalWithConf("", shapeOf(&c), koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		DecodeHook:  mapstructure.DecodeHookFuncValue(convert),
+		ErrorUnused: true,
+		MatchName:   func(key, field string) bool { return key == field },
+		TagName:     "koanf",
+	}})
+	for _, e := range flatten(err) {
+		var de *mapstructure.DecodeError
+		if !errors.As(e, &de) {
+			return Config{}, fmt.Errorf("decoding the configuration: %w", e)
+		}
+		key := keyOf(de.Name())
+		l.add(l.sourceOf(key), key, &host.ConfigError{Key: key, Problem: de.Unwrap().Error()})
+	}
+	if len(c.Host.Checksums) == 0 {
+		c.Host.Checksums = nil // "checksums: {}" pins nothing, like no key
+	}
+	return c, nil
+}
+
+// flatten returns the errors joined in err, however deeply, and however
+// wrapped (the decoder wraps its joined errors in one message).
+func flatten(err error) []error {
+	var j interface{ Unwrap() []error }
+	if !errors.As(err, &j) {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
+}
+
+// keyOf turns a decoder's field name, such as plugins.checksums[cpuload]
+// or pools[0].workers, into a key: map entries after a dot, list indexes
+// in brackets.
+func keyOf(name string) string {
+	var b strings.Builder
+	for {
+		before, rest, ok := strings.Cut(name, "[")
+		b.WriteString(before)
 		if !ok {
-			l.fail("plugins.checksums", fmt.Errorf("must be a map from plugin name to its SHA-256 in hex, got %v", v))
+			return b.String()
 		}
-		for _, name := range sortedKeys(m) {
-			sum, ok := m[name].(string)
-			if !ok {
-				l.fail("plugins.checksums."+name, fmt.Errorf("must be a SHA-256 in hex, got %v", m[name]))
-				continue
-			}
-			if c.Host.Checksums == nil {
-				c.Host.Checksums = map[string]string{}
-			}
-			c.Host.Checksums[name] = sum
+		inside, after, _ := strings.Cut(rest, "]")
+		if strings.Trim(inside, "0123456789") == "" {
+			b.WriteString("[" + inside + "]")
+		} else {
+			b.WriteString("." + inside)
+		}
+		name = after
+	}
+}
+
+// convert is the decoder's hook: it turns a value from any layer into the
+// type of the field it sets, or says why it can not. A time.Duration field
+// takes a duration and an int64 field a size in bytes; int, string and bool
+// fields take what their names say, whole numbers and booleans also as
+// strings, as they always are from the environment and flags.
+func convert(from, to reflect.Value) (any, error) {
+	v := from.Interface()
+	switch to.Type() {
+	case reflect.TypeFor[time.Duration]():
+		return toDuration(v)
+	case reflect.TypeFor[int64]():
+		return toSizeOrZero(v)
+	}
+	switch to.Kind() {
+	case reflect.Int:
+		return toInt(v)
+	case reflect.String:
+		return toString(v)
+	case reflect.Bool:
+		return toBool(v)
+	case reflect.Map:
+		if _, ok := asMap(v); !ok {
+			return nil, fmt.Errorf("must be a map, got %s", describe(v))
 		}
 	}
-	l.duration("shutdown.grace", &c.Shutdown.Grace)
+	return v, nil
+}
+
+// check returns the problems with the sections host does not check, each
+// a *host.ConfigError, and puts log.level and log.format in lower case.
+func (c *Config) check() error {
+	var p checks
+	c.HTTP.check(&p)
+	p.oneOf("log.level", logLevels, &c.Log.Level)
+	p.oneOf("log.format", logFormats, &c.Log.Format)
 	if c.Shutdown.Grace < 0 {
-		l.fail("shutdown.grace", fmt.Errorf("must not be negative, got %s", c.Shutdown.Grace))
+		p.add("shutdown.grace", "must not be negative, got %s", c.Shutdown.Grace)
 	}
-
-	o := &c.Host.OneShot
-	l.integer("oneShot.memoryLimitMB", &o.MemoryLimitMB)
-	l.duration("oneShot.timeout", &o.Timeout)
-	l.integer("oneShot.maxConcurrent", &o.MaxConcurrent)
-	l.duration("oneShot.maxWait", &o.MaxWait)
-	l.integer("oneShot.spares", &o.Spares)
-	l.duration("oneShot.startTimeout", &o.StartTimeout)
-
-	pools, _ := l.k.Get("pools").([]any)
-	for i, e := range pools {
-		m, _ := asMap(e)
-		c.Host.Pools = append(c.Host.Pools, l.pool(fmt.Sprintf("pools[%d].", i), m))
-	}
-	return c
+	return errors.Join(p...)
 }
 
-// pool decodes one pool entry m, whose keys start with prefix.
-func (l *loader) pool(prefix string, m map[string]any) host.PoolConfig {
-	p := host.PoolConfig{
-		Concurrency:  host.DefaultConcurrency,
-		QueueLimit:   host.DefaultQueueLimit,
-		StartTimeout: host.DefaultStartTimeout,
+// check adds the problems of the http section to p.
+func (h HTTP) check(p *checks) {
+	if _, port, err := net.SplitHostPort(h.Addr); err != nil || port == "" {
+		p.add("http.addr", "%q is not host:port like 127.0.0.1:3000", h.Addr)
 	}
-	setValue(l, prefix+"name", m["name"], toString, &p.Name)
-	setValue(l, prefix+"plugin", m["plugin"], toString, &p.Plugin)
-	setValue(l, prefix+"workers", m["workers"], toInt, &p.Workers)
-	setValue(l, prefix+"memoryLimitMB", m["memoryLimitMB"], toInt, &p.MemoryLimitMB)
-	setValue(l, prefix+"concurrency", m["concurrency"], toInt, &p.Concurrency)
-	setValue(l, prefix+"queueLimit", m["queueLimit"], toInt, &p.QueueLimit)
-	setValue(l, prefix+"taskTimeout", m["taskTimeout"], toDuration, &p.TaskTimeout)
-	setValue(l, prefix+"maxTasksPerWorker", m["maxTasksPerWorker"], toInt, &p.MaxTasksPerWorker)
-	setValue(l, prefix+"maxWorkerAge", m["maxWorkerAge"], toDuration, &p.MaxWorkerAge)
-	setValue(l, prefix+"startTimeout", m["startTimeout"], toDuration, &p.StartTimeout)
-	return p
+	p.positiveSize("http.bodyLimit", h.BodyLimitBytes)
+	p.positiveSize("http.inflightBodyLimit", h.InflightBodyLimitBytes)
+	p.positiveDuration("http.readTimeout", h.ReadTimeout)
+	p.positiveDuration("http.idleTimeout", h.IdleTimeout)
+	switch {
+	case h.MaxConns < 1:
+		p.add("http.maxConns", "must be 1 or more, got %d", h.MaxConns)
+	case h.MaxConns > math.MaxInt32:
+		p.add("http.maxConns", "must be at most %d, got %d", math.MaxInt32, h.MaxConns)
+	}
 }
 
-// setValue converts v, the value of key, into *dst. An absent (nil) value
-// leaves *dst alone; one that does not convert is reported and zeroes *dst.
-func setValue[T any](l *loader, key string, v any, conv func(any) (T, error), dst *T) {
-	if v == nil {
-		return
-	}
-	x, err := conv(v)
-	if err != nil {
-		l.fail(key, err)
-	}
-	*dst = x
+// checks collects the problems check finds.
+type checks []error
+
+// add records a problem with key.
+func (p *checks) add(key, format string, args ...any) {
+	*p = append(*p, &host.ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
 }
 
-func (l *loader) str(key string, dst *string) { setValue(l, key, l.k.Get(key), toString, dst) }
-
-func (l *loader) integer(key string, dst *int) { setValue(l, key, l.k.Get(key), toInt, dst) }
-
-func (l *loader) boolean(key string, dst *bool) { setValue(l, key, l.k.Get(key), toBool, dst) }
-
-func (l *loader) duration(key string, dst *time.Duration) {
-	setValue(l, key, l.k.Get(key), toDuration, dst)
+// positiveSize checks a size that must be more than 0 bytes.
+func (p *checks) positiveSize(key string, n int64) {
+	if n <= 0 {
+		p.add(key, "must be more than 0 bytes, got %d", n)
+	}
 }
 
-// oneOf reads a string that must be one of allowed, in any case, and
-// stores it in lower case.
-func (l *loader) oneOf(key string, allowed []string, dst *string) {
-	setValue(l, key, l.k.Get(key), func(v any) (string, error) {
-		s, err := toString(v)
-		if err != nil {
-			return "", err
-		}
-		if low := strings.ToLower(strings.TrimSpace(s)); slices.Contains(allowed, low) {
-			return low, nil
-		}
-		return "", fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", "))
-	}, dst)
+// positiveDuration checks a duration that must be more than 0.
+func (p *checks) positiveDuration(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, "must be more than 0, like 60s, got %s", d)
+	}
+}
+
+// oneOf checks that *s is one of allowed, in any case, and stores it in
+// lower case.
+func (p *checks) oneOf(key string, allowed []string, s *string) {
+	low := strings.ToLower(strings.TrimSpace(*s))
+	if !slices.Contains(allowed, low) {
+		p.add(key, "%q is not one of %s", *s, strings.Join(allowed, ", "))
+	}
+	*s = low
 }
 
 // describe shows v in a message: strings quoted, maps and lists by kind.
@@ -172,9 +219,13 @@ func toInt(v any) (int, error) {
 		if v <= math.MaxInt {
 			return int(v), nil
 		}
+		return 0, fmt.Errorf("must be a whole number that fits in 64 bits, got %d", v)
 	case float64:
 		if v == math.Trunc(v) && v >= math.MinInt && v < math.MaxInt {
 			return int(v), nil
+		}
+		if v == math.Trunc(v) {
+			return 0, fmt.Errorf("must be a whole number that fits in 64 bits, got %s", strconv.FormatFloat(v, 'f', -1, 64))
 		}
 	case string:
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
@@ -209,6 +260,14 @@ func toDuration(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("%v is not a duration like 30s or 5m (give a unit)", v)
 	}
 	return 0, fmt.Errorf("%s is not a duration like 30s or 5m", describe(v))
+}
+
+// toSizeOrZero reads a size (see toSize) or a bare 0.
+func toSizeOrZero(v any) (int64, error) {
+	if n, err := toInt(v); err == nil && n == 0 {
+		return 0, nil
+	}
+	return toSize(v)
 }
 
 // sizeUnits are the units a size may have, in lower case, in bytes.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -14,45 +15,66 @@ import (
 	"github.com/knadh/koanf/v2"
 )
 
-// section is a top-level map of settings and its keys, in SPEC §5's order.
-type section struct {
-	name string
-	keys []string
+// The keys wpm knows are read from the file type by reflection: a field's
+// key is its koanf tag (its name when it has none; "-" skips it). A struct
+// is a map of settings, a slice of structs a list of such maps; anything
+// else is a value, checked as it is decoded.
+
+// field is one key of a map of settings.
+type field struct {
+	key string
+	typ reflect.Type
 }
 
-// sections are the known top-level maps. Pools, a list, are apart.
-var sections = []section{
-	{"http", []string{"addr", "bodyLimit", "authToken", "metricsAuth"}},
-	{"log", []string{"level", "format"}},
-	{"plugins", []string{"dir", "checksums"}},
-	{"shutdown", []string{"grace"}},
-	{"oneShot", []string{"memoryLimitMB", "timeout", "maxConcurrent", "maxWait", "spares", "startTimeout"}},
-}
-
-// poolKeys are the keys of one entry of pools.
-var poolKeys = []string{
-	"name", "plugin", "workers", "memoryLimitMB", "concurrency", "queueLimit",
-	"taskTimeout", "maxTasksPerWorker", "maxWorkerAge", "startTimeout",
-}
-
-// topKeys returns the known top-level keys.
-func topKeys() []string {
-	keys := make([]string, 0, len(sections)+1)
-	for _, s := range sections {
-		keys = append(keys, s.name)
-	}
-	return append(keys, "pools")
-}
-
-// sectionNamed returns the section called name, matched exactly or, when
-// fold is set, case-insensitively.
-func sectionNamed(name string, fold bool) (section, bool) {
-	for _, s := range sections {
-		if s.name == name || fold && strings.EqualFold(s.name, name) {
-			return s, true
+// fieldsOf returns the keys of t, a struct or a pointer to one, in order.
+func fieldsOf(t reflect.Type) []field {
+	t = deref(t)
+	var out []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if !f.IsExported() || key == "-" {
+			continue
 		}
+		if key == "" {
+			key = f.Name
+		}
+		out = append(out, field{key, f.Type})
 	}
-	return section{}, false
+	return out
+}
+
+// keysOf returns the names of the keys of t.
+func keysOf(t reflect.Type) []string {
+	var keys []string
+	for _, f := range fieldsOf(t) {
+		keys = append(keys, f.key)
+	}
+	return keys
+}
+
+// shapeType is the type whose fields are the top-level keys.
+var shapeType = reflect.TypeFor[shape]()
+
+// deref returns the type t points to, or t.
+func deref(t reflect.Type) reflect.Type {
+	if t.Kind() == reflect.Pointer {
+		return t.Elem()
+	}
+	return t
+}
+
+// isSettings reports whether a value of type t is a map of settings.
+func isSettings(t reflect.Type) bool { return deref(t).Kind() == reflect.Struct }
+
+// listOf returns the element type of t when t is a list of maps of
+// settings.
+func listOf(t reflect.Type) (reflect.Type, bool) {
+	t = deref(t)
+	if t.Kind() == reflect.Slice && isSettings(t.Elem()) {
+		return t.Elem(), true
+	}
+	return nil, false
 }
 
 // readFile reads and checks the config file at path and returns its
@@ -83,79 +105,65 @@ func (l *loader) readFile(path string) (map[string]any, bool) {
 		l.errs = append(l.errs, fmt.Errorf("%s: not valid %s: %w", path, strings.ToUpper(strings.TrimPrefix(filepath.Ext(path), ".")), err))
 		return nil, false
 	}
-	return l.checkTree(path, raw), true
+	return l.checkMap(path, "", "top-level keys", raw, shapeType), true
 }
 
-// checkTree reports unknown keys and misshapen sections in raw, a file
-// read from src, and returns what is left, recording each key's origin.
-func (l *loader) checkTree(src string, raw map[string]any) map[string]any {
-	out := make(map[string]any, len(raw))
-	for _, name := range sortedKeys(raw) {
-		v := raw[name]
-		if v == nil {
+// checkMap reports unknown keys and misshapen values in m, the map of
+// settings at key (the whole file when key is empty) read from src, whose
+// keys are those of t. It returns what is left, recording each key's
+// origin. what names the keys in a message, as in "keys under http".
+func (l *loader) checkMap(src, key, what string, m map[string]any, t reflect.Type) map[string]any {
+	prefix := key
+	if prefix != "" {
+		prefix += "."
+	}
+	fields := fieldsOf(t)
+	out := make(map[string]any, len(m))
+	for _, name := range sortedKeys(m) {
+		if m[name] == nil {
 			continue
 		}
-		if name == "pools" {
-			if pools, ok := l.checkPools(src, v); ok {
-				out["pools"] = pools
-				l.origin["pools"] = src
-			}
+		i := slices.IndexFunc(fields, func(f field) bool { return f.key == name })
+		if i < 0 {
+			l.unknownKey(src, prefix, name, what, keysOf(t))
 			continue
 		}
-		sec, ok := sectionNamed(name, false)
-		if !ok {
-			l.unknownKey(src, "", name, "top-level keys", topKeys())
-			continue
+		if v, ok := l.checkValue(src, prefix+name, m[name], fields[i].typ); ok {
+			out[name] = v
 		}
-		m, ok := asMap(v)
-		if !ok {
-			l.problem(src, name, "must be a map of %s settings (%s), got %s", name, strings.Join(sec.keys, ", "), describe(v))
-			continue
-		}
-		clean := make(map[string]any, len(m))
-		for _, key := range sortedKeys(m) {
-			if m[key] == nil {
-				continue
-			}
-			if !slices.Contains(sec.keys, key) {
-				l.unknownKey(src, name+".", key, "keys under "+name, sec.keys)
-				continue
-			}
-			clean[key] = m[key]
-			l.origin[name+"."+key] = src
-		}
-		out[name] = clean
 	}
 	return out
 }
 
-// checkPools checks the value of pools. An entry that is not a map
-// becomes an empty one, so the indexes of the others stay right.
-func (l *loader) checkPools(src string, v any) ([]any, bool) {
+// checkValue checks the shape of v, the value of key, whose type is t.
+func (l *loader) checkValue(src, key string, v any, t reflect.Type) (any, bool) {
+	if isSettings(t) {
+		m, ok := asMap(v)
+		if !ok {
+			l.problem(src, key, "must be a map of %s settings (%s), got %s", key, strings.Join(keysOf(t), ", "), describe(v))
+			return nil, false
+		}
+		return l.checkMap(src, key, "keys under "+key, m, t), true
+	}
+	l.origin[key] = src
+	elem, ok := listOf(t)
+	if !ok {
+		return v, true // a value: decoding checks it
+	}
 	list, ok := v.([]any)
 	if !ok {
-		l.problem(src, "pools", "must be a list of pools, each a map with keys %s; got %s", strings.Join(poolKeys, ", "), describe(v))
+		l.problem(src, key, "must be a list of %s, each a map with keys %s; got %s", key, strings.Join(keysOf(elem), ", "), describe(v))
 		return nil, false
 	}
+	one := strings.TrimSuffix(key, "s")
 	out := make([]any, len(list))
 	for i, e := range list {
-		key := fmt.Sprintf("pools[%d]", i)
-		clean := make(map[string]any)
-		out[i] = clean
-		m, ok := asMap(e)
-		if !ok {
-			l.problem(src, key, "must be a map of pool settings (%s), got %s", strings.Join(poolKeys, ", "), describe(e))
-			continue
-		}
-		for _, k := range sortedKeys(m) {
-			if m[k] == nil {
-				continue
-			}
-			if !slices.Contains(poolKeys, k) {
-				l.unknownKey(src, key+".", k, "keys in a pool", poolKeys)
-				continue
-			}
-			clean[k] = m[k]
+		at := fmt.Sprintf("%s[%d]", key, i)
+		out[i] = map[string]any{} // keeps the indexes of the others right
+		if m, ok := asMap(e); ok {
+			out[i] = l.checkMap(src, at, "keys in a "+one, m, elem)
+		} else {
+			l.problem(src, at, "must be a map of %s settings (%s), got %s", one, strings.Join(keysOf(elem), ", "), describe(e))
 		}
 	}
 	return out, true
@@ -175,35 +183,46 @@ func (l *loader) unknownKey(src, parent, name, what string, known []string) {
 	l.errs = append(l.errs, withSource(src, fmt.Sprintf("unknown key %q (known %s: %s)", parent+name, what, strings.Join(known, ", "))))
 }
 
-// envKey maps the part of an environment variable's name after EnvPrefix,
-// such as ONESHOT_MEMORYLIMITMB, to its key, matching each level
-// case-insensitively.
-func envKey(rest string) (string, error) {
-	levels := strings.Split(rest, "_")
-	if strings.EqualFold(levels[0], "pools") {
-		return "", errors.New("pools can not be set from the environment; put them in the config file")
+// withSource returns msg as an error, after src when there is one.
+func withSource(src, msg string) error {
+	if src == "" {
+		return errors.New(msg)
 	}
-	sec, ok := sectionNamed(levels[0], true)
-	if !ok {
-		return "", fmt.Errorf("unknown variable: no section %q (known sections: %s)", levels[0], strings.Join(topKeys()[:len(sections)], ", "))
-	}
-	if len(levels) != 2 {
-		return "", fmt.Errorf("unknown variable: expected %s%s_<KEY> with KEY one of %s", EnvPrefix, strings.ToUpper(sec.name), envNames(sec))
-	}
-	for _, k := range sec.keys {
-		if strings.EqualFold(k, levels[1]) {
-			return sec.name + "." + k, nil
-		}
-	}
-	return "", fmt.Errorf("unknown variable: no key %q under %s (known keys under %s: %s)", levels[1], sec.name, sec.name, strings.Join(sec.keys, ", "))
+	return errors.New(src + ": " + msg)
 }
 
-func envNames(sec section) string {
-	names := make([]string, len(sec.keys))
-	for i, k := range sec.keys {
-		names[i] = strings.ToUpper(k)
+// envKey maps the part of an environment variable's name after EnvPrefix,
+// such as ONESHOT_MEMORYLIMITMB, to its key, matching each level
+// case-insensitively. Only the keys of maps of settings can be set.
+func envKey(rest string) (string, error) {
+	levels := strings.Split(rest, "_")
+	var sections []string
+	for _, sec := range fieldsOf(shapeType) {
+		switch {
+		case !isSettings(sec.typ) && strings.EqualFold(sec.key, levels[0]):
+			return "", fmt.Errorf("%s can not be set from the environment; put them in the config file", sec.key)
+		case !isSettings(sec.typ):
+		case strings.EqualFold(sec.key, levels[0]):
+			return sectionKey(sec, levels)
+		default:
+			sections = append(sections, sec.key)
+		}
 	}
-	return strings.Join(names, ", ")
+	return "", fmt.Errorf("unknown variable: no section %q (known sections: %s)", levels[0], strings.Join(sections, ", "))
+}
+
+// sectionKey returns the key under sec named by levels[1:].
+func sectionKey(sec field, levels []string) (string, error) {
+	keys := keysOf(sec.typ)
+	if len(levels) != 2 {
+		return "", fmt.Errorf("unknown variable: expected %s%s_<KEY> with KEY one of %s", EnvPrefix, strings.ToUpper(sec.key), strings.ToUpper(strings.Join(keys, ", ")))
+	}
+	for _, k := range keys {
+		if strings.EqualFold(k, levels[1]) {
+			return sec.key + "." + k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown variable: no key %q under %s (known keys under %s: %s)", levels[1], sec.key, sec.key, strings.Join(keys, ", "))
 }
 
 // asMap returns v as a map with string keys, if it is a map.
@@ -221,6 +240,7 @@ func asMap(v any) (map[string]any, bool) {
 	return nil, false
 }
 
+// sortedKeys returns the keys of m in order.
 func sortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
