@@ -29,6 +29,8 @@ type Config struct {
 	Log Log
 	// Shutdown configures stopping on SIGINT/SIGTERM (section shutdown).
 	Shutdown Shutdown
+	// Runtime tunes wpm's own Go runtime (section runtime).
+	Runtime Runtime
 	// Host is what the host library needs: plugins.dir, oneShot and pools.
 	Host host.Config
 }
@@ -45,6 +47,25 @@ type HTTP struct {
 	// MetricsAuth says whether GET /metrics needs the token too
 	// (http.metricsAuth).
 	MetricsAuth bool
+	// ReadTimeout bounds reading a request, headers and body
+	// (http.readTimeout).
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long
+	// (http.idleTimeout).
+	IdleTimeout time.Duration
+	// MaxConns caps the connections open at once; more wait to be accepted
+	// (http.maxConns).
+	MaxConns int
+	// InflightBodyLimitBytes caps the request-body bytes held at once by
+	// requests being served (http.inflightBodyLimit).
+	InflightBodyLimitBytes int64
+}
+
+// Runtime is the runtime section.
+type Runtime struct {
+	// MemoryLimitBytes is wpm's own soft memory limit
+	// (debug.SetMemoryLimit); 0 leaves Go's default (runtime.memoryLimit).
+	MemoryLimitBytes int64
 }
 
 // Log is the log section.
@@ -153,11 +174,16 @@ func defaults() map[string]any {
 	h := host.DefaultConfig()
 	return map[string]any{
 		"http": map[string]any{
-			"addr":        "127.0.0.1:3000",
-			"bodyLimit":   "10MB",
-			"authToken":   "",
-			"metricsAuth": false,
+			"addr":              "127.0.0.1:3000",
+			"bodyLimit":         "10MB",
+			"authToken":         "",
+			"metricsAuth":       false,
+			"readTimeout":       "60s",
+			"idleTimeout":       "60s",
+			"maxConns":          1024,
+			"inflightBodyLimit": "256MB",
 		},
+		"runtime":  map[string]any{"memoryLimit": "1GB"},
 		"log":      map[string]any{"level": "info", "format": "text"},
 		"plugins":  map[string]any{"dir": h.PluginDir},
 		"shutdown": map[string]any{"grace": "30s"},

@@ -73,7 +73,9 @@ pools:
 func TestLoad_defaults(t *testing.T) {
 	c, err := Load(Options{})
 	require.NoError(t, err)
-	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000}, c.HTTP)
+	assert.Equal(t, HTTP{Addr: "127.0.0.1:3000", BodyLimitBytes: 10_000_000, ReadTimeout: time.Minute,
+		IdleTimeout: time.Minute, MaxConns: 1024, InflightBodyLimitBytes: 256_000_000}, c.HTTP)
+	assert.Equal(t, Runtime{MemoryLimitBytes: 1_000_000_000}, c.Runtime)
 	assert.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
 	assert.Equal(t, 30*time.Second, c.Shutdown.Grace)
 	want := host.DefaultConfig()
@@ -163,7 +165,7 @@ func TestLoad_envMapsLevelsCaseInsensitively(t *testing.T) {
 
 func TestLoad_envUnknownVariable(t *testing.T) {
 	tests := []struct{ env, want string }{
-		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+		{"WPM_HTTP_ADR=x", `WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"WPM_HTPP_ADDR=x", `WPM_HTPP_ADDR: unknown variable: no section "HTPP"`},
 		{"WPM_HTTP=x", `WPM_HTTP: unknown variable: expected WPM_HTTP_<KEY>`},
 		{"WPM_ONESHOT_MEMORY_LIMIT_MB=1", `WPM_ONESHOT_MEMORY_LIMIT_MB: unknown variable`},
@@ -199,9 +201,9 @@ func TestLoad_flagValueProblemNamesFlagAndKey(t *testing.T) {
 func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 	tests := []struct{ name, file, want string }{
 		{"unknown section key", "http: { adr: x }",
-			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth)`},
+			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, pools)`},
+			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, runtime, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
 			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
@@ -232,6 +234,12 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 			`pools[0].taskTimeout: "soon" is not a duration like 30s or 5m`},
 		{"garbage size", "http: { bodyLimit: lots }",
 			`http.bodyLimit: "lots" is not a size like 10MB, 512KB, 1MiB or 1048576 (bytes)`},
+		{"zero read timeout", "http: { readTimeout: 0 }",
+			`http.readTimeout: must be more than 0, like 60s, got 0s`},
+		{"no connections", "http: { maxConns: 0 }",
+			`http.maxConns: must be 1 or more, got 0`},
+		{"negative memory limit", `runtime: { memoryLimit: "-1GB" }`,
+			`runtime.memoryLimit: must be more than 0 bytes, got "-1GB"`},
 		{"zero size", "http: { bodyLimit: 0 }",
 			`http.bodyLimit: must be more than 0 bytes, got 0`},
 		{"negative size", `http: { bodyLimit: "-1MB" }`,
@@ -309,7 +317,9 @@ pools:
 
 func TestLoad_yamlAndJSONAgree(t *testing.T) {
 	yamlFile := mustWriteFile(t, "wpm.yml", `
-http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true }
+http: { addr: "0.0.0.0:8080", bodyLimit: 512KB, authToken: tok, metricsAuth: true,
+        readTimeout: 5s, idleTimeout: 6s, maxConns: 7, inflightBodyLimit: 8MB }
+runtime: { memoryLimit: 0 }
 log: { level: warn, format: json }
 plugins: { dir: /p }
 shutdown: { grace: 1m }
@@ -319,7 +329,9 @@ pools:
       taskTimeout: 2s, maxTasksPerWorker: 100, maxWorkerAge: 1h, startTimeout: 4s }
 `)
 	jsonFile := mustWriteFile(t, "wpm.JSON", `{
-  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true},
+  "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true,
+           "readTimeout": "5s", "idleTimeout": "6s", "maxConns": 7, "inflightBodyLimit": "8MB"},
+  "runtime": {"memoryLimit": "0"},
   "log": {"level": "warn", "format": "json"},
   "plugins": {"dir": "/p"},
   "shutdown": {"grace": "1m"},
@@ -328,7 +340,8 @@ pools:
              "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s"}]
 }`)
 	want := Config{
-		HTTP:     HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true},
+		HTTP: HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true,
+			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
 		Host: host.Config{

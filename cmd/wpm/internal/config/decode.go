@@ -35,6 +35,7 @@ func (l *loader) decode() Config {
 	}
 	l.str("http.authToken", &c.HTTP.AuthToken)
 	l.boolean("http.metricsAuth", &c.HTTP.MetricsAuth)
+	l.decodeLimits(&c)
 	l.oneOf("log.level", logLevels, &c.Log.Level)
 	l.oneOf("log.format", logFormats, &c.Log.Format)
 	l.str("plugins.dir", &c.Host.PluginDir)
@@ -74,6 +75,27 @@ func (l *loader) decode() Config {
 		c.Host.Pools = append(c.Host.Pools, l.pool(fmt.Sprintf("pools[%d].", i), m))
 	}
 	return c
+}
+
+// decodeLimits reads the http keys that bound slow, idle and large
+// requests, and runtime.memoryLimit.
+func (l *loader) decodeLimits(c *Config) {
+	l.positiveDuration("http.readTimeout", &c.HTTP.ReadTimeout)
+	l.positiveDuration("http.idleTimeout", &c.HTTP.IdleTimeout)
+	l.integer("http.maxConns", &c.HTTP.MaxConns)
+	if c.HTTP.MaxConns < 1 && !l.reported["http.maxConns"] {
+		l.fail("http.maxConns", fmt.Errorf("must be 1 or more, got %d", c.HTTP.MaxConns))
+	}
+	setValue(l, "http.inflightBodyLimit", l.k.Get("http.inflightBodyLimit"), toSize, &c.HTTP.InflightBodyLimitBytes)
+	setValue(l, "runtime.memoryLimit", l.k.Get("runtime.memoryLimit"), toSizeOrZero, &c.Runtime.MemoryLimitBytes)
+}
+
+// positiveDuration reads a duration that must be more than 0.
+func (l *loader) positiveDuration(key string, dst *time.Duration) {
+	l.duration(key, dst)
+	if *dst <= 0 && !l.reported[key] {
+		l.fail(key, fmt.Errorf("must be more than 0, like 60s, got %s", *dst))
+	}
 }
 
 // pool decodes one pool entry m, whose keys start with prefix.
@@ -209,6 +231,14 @@ func toDuration(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("%v is not a duration like 30s or 5m (give a unit)", v)
 	}
 	return 0, fmt.Errorf("%s is not a duration like 30s or 5m", describe(v))
+}
+
+// toSizeOrZero reads a size that may also be 0 (none).
+func toSizeOrZero(v any) (int64, error) {
+	if n, err := toInt(v); err == nil && n == 0 {
+		return 0, nil
+	}
+	return toSize(v)
 }
 
 // sizeUnits are the units a size may have, in lower case, in bytes.

@@ -50,7 +50,7 @@
 //
 //	config/wpm.yaml: pools[0].workers: must be a whole number, got "two"
 //	WPM_ONESHOT_TIMEOUT: oneShot.timeout: "5 minutes" is not a duration like 30s or 5m
-//	config/wpm.yaml: unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth)
+//	config/wpm.yaml: unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)
 //
 // After its own checks Load runs [host.Config.Validate] and includes its
 // problems (counts below 1, duplicate pool names, ...). Whether each pool's

@@ -42,6 +42,6 @@ func ExampleLoad_problems() {
 	}})
 	fmt.Println(err)
 	// Output:
-	// WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth)
+	// WPM_HTTP_ADR: unknown variable: no key "ADR" under http (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)
 	// WPM_ONESHOT_TIMEOUT: oneShot.timeout: "5 minutes" is not a duration like 30s or 5m
 }

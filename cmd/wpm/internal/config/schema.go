@@ -22,11 +22,12 @@ type section struct {
 
 // sections are the known top-level maps. Pools, a list, are apart.
 var sections = []section{
-	{"http", []string{"addr", "bodyLimit", "authToken", "metricsAuth"}},
+	{"http", []string{"addr", "bodyLimit", "authToken", "metricsAuth", "readTimeout", "idleTimeout", "maxConns", "inflightBodyLimit"}},
 	{"log", []string{"level", "format"}},
 	{"plugins", []string{"dir", "checksums"}},
 	{"shutdown", []string{"grace"}},
 	{"oneShot", []string{"memoryLimitMB", "timeout", "maxConcurrent", "maxWait", "spares", "startTimeout"}},
+	{"runtime", []string{"memoryLimit"}},
 }
 
 // poolKeys are the keys of one entry of pools.
