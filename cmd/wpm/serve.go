@@ -93,6 +93,9 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		MetricsAuth:    cfg.HTTP.MetricsAuth,
 		Metrics:        mx.Handler(),
 		Reload:         reload,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		IdleTimeout:    cfg.HTTP.IdleTimeout,
+		MaxConns:       cfg.HTTP.MaxConns,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -103,9 +106,9 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		logger.Warn("the API listens beyond this machine without a token: anyone who reaches it can run tasks; set http.authToken (WPM_HTTP_AUTHTOKEN) or bind http.addr to 127.0.0.1",
 			"addr", ln.Addr().String())
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := srv.HTTPServer()
 	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go func() { served <- httpSrv.Serve(srv.LimitListener(ln)) }()
 	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
 
 wait:

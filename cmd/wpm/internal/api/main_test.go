@@ -57,6 +57,11 @@ func withAuth(token string, metricsAuth bool) serverOption {
 	return func(_ *host.Config, o *api.Options) { o.AuthToken, o.MetricsAuth = token, metricsAuth }
 }
 
+// withConnLimits sets the API's read and idle timeouts and connection cap.
+func withConnLimits(read, idle time.Duration, maxConns int) serverOption {
+	return func(_ *host.Config, o *api.Options) { o.ReadTimeout, o.IdleTimeout, o.MaxConns = read, idle, maxConns }
+}
+
 // newServer serves the API, with metrics, over pools CPU (cpuload), MEM
 // (memusage) and M (misbehave: one worker, a queue of one, 1.5 s task
 // timeout). Every JSON answer do gets is checked against the OpenAPI
@@ -90,7 +95,11 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 		return mgr.Reload(next)
 	}
 	s.api = api.New(mgr, apiOpts)
-	s.Server = httptest.NewServer(s.api.Handler())
+	// Served as wpm serves it: with its timeouts and connection cap.
+	s.Server = httptest.NewUnstartedServer(nil)
+	s.Config = s.api.HTTPServer()
+	s.Listener = s.api.LimitListener(s.Listener)
+	s.Start()
 	t.Cleanup(func() {
 		s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

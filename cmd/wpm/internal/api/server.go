@@ -42,6 +42,16 @@ type Options struct {
 	// /v1/admin/reload); nil leaves the route out. Its error is answered
 	// as 400 invalid_config.
 	Reload func() error
+	// ReadTimeout bounds reading a request, headers and body; a body that
+	// stalls gets 400 and its connection is closed (default
+	// DefaultReadTimeout).
+	ReadTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (default
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxConns caps the connections open at once (default
+	// DefaultMaxConns); see [Server.LimitListener].
+	MaxConns int
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -62,6 +72,15 @@ func New(mgr *host.Manager, opts Options) *Server {
 	}
 	if opts.BodyLimitBytes <= 0 {
 		opts.BodyLimitBytes = 10 << 20
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -250,6 +269,10 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		if errors.As(err, &tooLarge) {
 			return nil, err
 		}
+		if bodyTimedOut(err) {
+			closeConnection(c)
+			return nil, badRequest(fmt.Sprintf("the request body did not arrive within %s (http.readTimeout); send the whole body at once, or raise http.readTimeout", s.opts.ReadTimeout))
+		}
 		return nil, badRequest("could not read the request body: " + err.Error())
 	}
 	return body, nil
@@ -391,6 +414,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", "1")
 	case codeUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="wpm"`)
+		// The body of a request without the token is never read: answer
+		// at once, even if it is still on its way, and end the connection.
+		closeConnection(c)
 	}
 	c.Set(ctxErrorCode, code)
 	if body.ID != "" {
