@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -76,6 +77,7 @@ func runServe(args []string, e env) int {
 // hangups, like POST /v1/admin/reload, re-reads the config with load and
 // applies it.
 func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Signal, load func() (config.Config, error)) error {
+	setMemoryLimit(cfg.Runtime, logger)
 	mx := metrics.New()
 	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx))
 	if err != nil {
@@ -96,6 +98,8 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		ReadTimeout:    cfg.HTTP.ReadTimeout,
 		IdleTimeout:    cfg.HTTP.IdleTimeout,
 		MaxConns:       cfg.HTTP.MaxConns,
+
+		InflightBodyLimitBytes: cfg.HTTP.InflightBodyLimitBytes,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -148,6 +152,17 @@ wait:
 	return nil
 }
 
+// setMemoryLimit gives wpm's own heap the soft limit runtime.memoryLimit,
+// so that the garbage collector works harder near it and returns freed
+// memory to the OS; 0 leaves Go's default (GOMEMLIMIT, if set).
+func setMemoryLimit(rt config.Runtime, logger hclog.Logger) {
+	if rt.MemoryLimitBytes <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(rt.MemoryLimitBytes)
+	logger.Debug("memory limit set", "bytes", rt.MemoryLimitBytes)
+}
+
 // reloadConfig loads the config again and applies its pools to mgr. Settings
 // that apply only on restart (http, log, shutdown) are reported, not
 // applied. A refused config leaves everything as it was.
@@ -160,8 +175,8 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		logger.Error("config reload refused; the running config stays", "error", err)
 		return err
 	}
-	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown {
-		logger.Warn("http, log and shutdown settings changed; they apply on restart")
+	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime {
+		logger.Warn("http, log, shutdown and runtime settings changed; they apply on restart")
 	}
 	return nil
 }

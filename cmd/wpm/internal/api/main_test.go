@@ -62,6 +62,11 @@ func withConnLimits(read, idle time.Duration, maxConns int) serverOption {
 	return func(_ *host.Config, o *api.Options) { o.ReadTimeout, o.IdleTimeout, o.MaxConns = read, idle, maxConns }
 }
 
+// withInflightBodyLimit sets the budget of request-body bytes held at once.
+func withInflightBodyLimit(n int64) serverOption {
+	return func(_ *host.Config, o *api.Options) { o.InflightBodyLimitBytes = n }
+}
+
 // newServer serves the API, with metrics, over pools CPU (cpuload), MEM
 // (memusage) and M (misbehave: one worker, a queue of one, 1.5 s task
 // timeout). Every JSON answer do gets is checked against the OpenAPI

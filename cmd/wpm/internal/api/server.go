@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,10 @@ type Options struct {
 	// MaxConns caps the connections open at once (default
 	// DefaultMaxConns); see [Server.LimitListener].
 	MaxConns int
+	// InflightBodyLimitBytes caps the request-body bytes held at once by
+	// the requests being served (default DefaultInflightBodyLimitBytes, at
+	// least BodyLimitBytes); beyond it a request gets 503 overloaded.
+	InflightBodyLimitBytes int64
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -61,6 +66,7 @@ type Server struct {
 	opts     Options
 	logger   hclog.Logger
 	shutting atomic.Bool
+	budget   bodyBudget
 	// tokenSum is the SHA-256 of Options.AuthToken; nil when auth is off.
 	tokenSum []byte
 }
@@ -82,9 +88,18 @@ func New(mgr *host.Manager, opts Options) *Server {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
+	if opts.InflightBodyLimitBytes <= 0 {
+		opts.InflightBodyLimitBytes = DefaultInflightBodyLimitBytes
+	}
+	opts.InflightBodyLimitBytes = max(opts.InflightBodyLimitBytes, opts.BodyLimitBytes)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{echo: e, mgr: mgr, opts: opts, logger: opts.Logger}
+	s.budget.limit = opts.InflightBodyLimitBytes
+	// The heap that held large bodies would otherwise stay with the
+	// process until the next GC cycle, which an idle server may not run
+	// for minutes, and the scavenger after it.
+	s.budget.drained = debug.FreeOSMemory
 	if opts.AuthToken != "" {
 		sum := sha256.Sum256([]byte(opts.AuthToken))
 		s.tokenSum = sum[:]
@@ -92,10 +107,10 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown)
 
-	e.POST("/example/pool", s.examplePool)
-	e.POST("/example/oneShot", s.exampleOneShot)
-	e.POST("/v1/pools/:pool/tasks", s.submit)
-	e.POST("/v1/plugins/:plugin/run", s.runOnce)
+	e.POST("/example/pool", s.examplePool, s.reserveBody)
+	e.POST("/example/oneShot", s.exampleOneShot, s.reserveBody)
+	e.POST("/v1/pools/:pool/tasks", s.submit, s.reserveBody)
+	e.POST("/v1/plugins/:plugin/run", s.runOnce, s.reserveBody)
 	e.GET("/v1/pools", s.listPools)
 	e.GET("/v1/pools/:pool", s.getPool)
 	e.GET("/v1/plugins", s.listPlugins)
@@ -275,6 +290,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		}
 		return nil, badRequest("could not read the request body: " + err.Error())
 	}
+	bodyRead(c, len(body))
 	return body, nil
 }
 
@@ -410,7 +426,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	code, body := describe(err)
 	st := status(code)
 	switch code {
-	case host.CodeQueueFull:
+	case host.CodeQueueFull, codeOverloaded:
 		c.Response().Header().Set("Retry-After", "1")
 	case codeUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="wpm"`)

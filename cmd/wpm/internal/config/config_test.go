@@ -236,6 +236,8 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 			`http.bodyLimit: "lots" is not a size like 10MB, 512KB, 1MiB or 1048576 (bytes)`},
 		{"zero read timeout", "http: { readTimeout: 0 }",
 			`http.readTimeout: must be more than 0, like 60s, got 0s`},
+		{"budget under one body", "http: { bodyLimit: 10MB, inflightBodyLimit: 1MB }",
+			`http.inflightBodyLimit: must be at least http.bodyLimit (10000000 bytes)`},
 		{"no connections", "http: { maxConns: 0 }",
 			`http.maxConns: must be 1 or more, got 0`},
 		{"negative memory limit", `runtime: { memoryLimit: "-1GB" }`,

@@ -87,6 +87,9 @@ func (l *loader) decodeLimits(c *Config) {
 		l.fail("http.maxConns", fmt.Errorf("must be 1 or more, got %d", c.HTTP.MaxConns))
 	}
 	setValue(l, "http.inflightBodyLimit", l.k.Get("http.inflightBodyLimit"), toSize, &c.HTTP.InflightBodyLimitBytes)
+	if c.HTTP.InflightBodyLimitBytes < c.HTTP.BodyLimitBytes && !l.reported["http.inflightBodyLimit"] && !l.reported["http.bodyLimit"] {
+		l.fail("http.inflightBodyLimit", fmt.Errorf("must be at least http.bodyLimit (%d bytes), or no body of the largest size is ever taken; got %d", c.HTTP.BodyLimitBytes, c.HTTP.InflightBodyLimitBytes))
+	}
 	setValue(l, "runtime.memoryLimit", l.k.Get("runtime.memoryLimit"), toSizeOrZero, &c.Runtime.MemoryLimitBytes)
 }
 
