@@ -100,6 +100,7 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		MaxConns:       cfg.HTTP.MaxConns,
 
 		InflightBodyLimitBytes: cfg.HTTP.InflightBodyLimitBytes,
+		OneShotMemoryLimitMB:   cfg.Host.OneShot.MemoryLimitMB,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

@@ -67,6 +67,11 @@ func withInflightBodyLimit(n int64) serverOption {
 	return func(_ *host.Config, o *api.Options) { o.InflightBodyLimitBytes = n }
 }
 
+// withOneShotMemoryLimit sets oneShot.memoryLimitMB.
+func withOneShotMemoryLimit(mb int) serverOption {
+	return func(c *host.Config, _ *api.Options) { c.OneShot.MemoryLimitMB = mb }
+}
+
 // newServer serves the API, with metrics, over pools CPU (cpuload), MEM
 // (memusage) and M (misbehave: one worker, a queue of one, 1.5 s task
 // timeout). Every JSON answer do gets is checked against the OpenAPI
@@ -86,6 +91,7 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 	for _, o := range opts {
 		o(&cfg, &apiOpts)
 	}
+	apiOpts.OneShotMemoryLimitMB = cfg.OneShot.MemoryLimitMB
 	mx := metrics.New()
 	mgr, err := host.New(cfg, host.WithObserver(mx))
 	require.NoError(t, err)

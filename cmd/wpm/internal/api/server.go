@@ -57,6 +57,9 @@ type Options struct {
 	// the requests being served (default DefaultInflightBodyLimitBytes, at
 	// least BodyLimitBytes); beyond it a request gets 503 overloaded.
 	InflightBodyLimitBytes int64
+	// OneShotMemoryLimitMB is the configured oneShot.memoryLimitMB: when
+	// more than 0, the most memory a caller may ask a one-shot for.
+	OneShotMemoryLimitMB int
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -149,7 +152,7 @@ type examplePoolRequest struct {
 type exampleOneShotRequest struct {
 	WorkerScript      *string         `json:"workerScript"`
 	WorkerTask        json.RawMessage `json:"workerTask"`
-	WorkerMemoryLimit *int            `json:"workerMemoryLimit"`
+	WorkerMemoryLimit *int64          `json:"workerMemoryLimit"`
 }
 
 func (s *Server) examplePool(c echo.Context) error {
@@ -184,10 +187,11 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	}
 	var opts host.RunOptions
 	if req.WorkerMemoryLimit != nil {
-		if *req.WorkerMemoryLimit < 1 {
-			return badRequest(fmt.Sprintf(`"workerMemoryLimit" must be a positive number of MB, got %d`, *req.WorkerMemoryLimit))
+		n, err := s.memoryLimitMB(`"workerMemoryLimit"`, *req.WorkerMemoryLimit)
+		if err != nil {
+			return err
 		}
-		opts.MemoryLimitMB = *req.WorkerMemoryLimit
+		opts.MemoryLimitMB = n
 	}
 	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
 	s.logTask(c, res, err)
@@ -213,11 +217,13 @@ func (s *Server) submit(c echo.Context) error {
 func (s *Server) runOnce(c echo.Context) error {
 	var opts host.RunOptions
 	if v := c.QueryParam("memoryLimitMB"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return badRequest(fmt.Sprintf("query parameter memoryLimitMB must be a positive whole number of MB, got %q", v))
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return s.badMemoryLimit("query parameter memoryLimitMB", strconv.Quote(v))
 		}
-		opts.MemoryLimitMB = n
+		if opts.MemoryLimitMB, err = s.memoryLimitMB("query parameter memoryLimitMB", n); err != nil {
+			return err
+		}
 	}
 	if v := c.QueryParam("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -363,7 +369,9 @@ func jsonFields(v any) []string {
 
 func jsonKind(goKind string) string {
 	switch goKind {
-	case "int", "int64", "float64":
+	case "int", "int64":
+		return "a whole number"
+	case "float64":
 		return "a number"
 	case "string", "ptr":
 		return "a string"
