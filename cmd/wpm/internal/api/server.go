@@ -108,7 +108,7 @@ func New(mgr *host.Manager, opts Options) *Server {
 		s.tokenSum = sum[:]
 	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown)
+	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown, s.decodePathParams, s.checkQuery)
 
 	e.POST("/example/pool", s.examplePool, s.reserveBody)
 	e.POST("/example/oneShot", s.exampleOneShot, s.reserveBody)
@@ -166,6 +166,7 @@ func (s *Server) examplePool(c echo.Context) error {
 	if req.WorkerTask == nil {
 		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
 	}
+	c.Set(ctxName, *req.PoolName)
 	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -185,6 +186,7 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	if req.WorkerTask == nil {
 		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
 	}
+	c.Set(ctxName, *req.WorkerScript)
 	var opts host.RunOptions
 	if req.WorkerMemoryLimit != nil {
 		n, err := s.memoryLimitMB(`"workerMemoryLimit"`, *req.WorkerMemoryLimit)
@@ -219,7 +221,7 @@ func (s *Server) runOnce(c echo.Context) error {
 	if v := c.QueryParam("memoryLimitMB"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return s.badMemoryLimit("query parameter memoryLimitMB", strconv.Quote(v))
+			return s.badMemoryLimit("query parameter memoryLimitMB", strconv.Quote(clip(v)))
 		}
 		if opts.MemoryLimitMB, err = s.memoryLimitMB("query parameter memoryLimitMB", n); err != nil {
 			return err
@@ -228,7 +230,7 @@ func (s *Server) runOnce(c echo.Context) error {
 	if v := c.QueryParam("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return badRequest(fmt.Sprintf("query parameter timeout must be a positive Go duration like 500ms or 2m, got %q", v))
+			return badRequest(fmt.Sprintf("query parameter timeout must be a positive Go duration like 500ms or 2m, got %q", clip(v)))
 		}
 		opts.Timeout = d
 	}
@@ -343,7 +345,7 @@ func (s *Server) decode(c echo.Context, v any) error {
 	known := jsonFields(v)
 	for name := range fields {
 		if !slices.Contains(known, name) {
-			return badRequest(fmt.Sprintf("unknown field %q; this endpoint takes %s", name, strings.Join(known, ", ")))
+			return badRequest(fmt.Sprintf("unknown field %q; this endpoint takes %s", clip(name), strings.Join(known, ", ")))
 		}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -400,14 +402,18 @@ type readyBody struct {
 	Error *errorDetail      `json:"error,omitempty"`
 }
 
+// readyz answers whether every pool has a ready worker. It needs no token;
+// with auth on, only a request that carries the token sees why a pool is
+// not ready (a start error holds paths and a plugin's output).
 func (s *Server) readyz(c echo.Context) error {
 	body := readyBody{OK: true, Pools: map[string]string{}}
+	detailed := s.checkToken(c) == nil
 	var problems []string
 	for _, p := range s.mgr.Pools() {
 		switch {
 		case p.Ready == 0:
 			reason := "no ready worker"
-			if p.LastError != "" {
+			if p.LastError != "" && detailed {
 				reason += "; last error: " + p.LastError
 			}
 			body.Pools[p.Config.Name] = reason
@@ -433,6 +439,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	code, body := describe(err)
 	st := status(code)
+	for _, name := range s.callerNames(c) {
+		body.Error.Message = clipName(body.Error.Message, name)
+	}
 	switch code {
 	case host.CodeQueueFull, codeOverloaded:
 		c.Response().Header().Set("Retry-After", "1")
@@ -451,11 +460,24 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 }
 
-// Keys of values handlers leave in the echo context for the request log.
+// Keys of values handlers leave in the echo context for the request log
+// and the error handler.
 const (
 	ctxTaskID    = "wpm.taskID"
 	ctxErrorCode = "wpm.errorCode"
+	// ctxName is the pool or plugin name a seed request's body named.
+	ctxName = "wpm.name"
 )
+
+// callerNames are the pool and plugin names the request gave, which
+// messages made by the host repeat.
+func (s *Server) callerNames(c echo.Context) []string {
+	names := []string{c.Param("pool"), c.Param("plugin")}
+	if v, ok := c.Get(ctxName).(string); ok {
+		names = append(names, v)
+	}
+	return names
+}
 
 // logTask logs a task's outcome with its ID, pool or plugin, and pid.
 func (s *Server) logTask(c echo.Context, res host.Result, err error) {
