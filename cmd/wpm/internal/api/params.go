@@ -76,14 +76,9 @@ var queryParams = map[string][]string{
 
 // checkQuery refuses a query parameter the route does not take, or one
 // given twice, with 400 bad_request naming the known ones: a misspelled
-// memorylimitmb would otherwise run with no limit. The probes and
-// /metrics are left alone, as monitoring systems may add parameters.
+// memorylimitmb would otherwise run with no limit.
 func (s *Server) checkQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		switch c.Path() {
-		case routeHealthz, routeReadyz, routeMetrics:
-			return next(c)
-		}
 		known := queryParams[c.Path()]
 		for name, values := range c.QueryParams() {
 			if !slices.Contains(known, name) {

@@ -131,3 +131,10 @@ func TestAPI_readyz_authHidesDetails(t *testing.T) {
 	requireError(t, a, http.StatusServiceUnavailable, "not_ready")
 	assert.Contains(t, a.Body["pools"].(map[string]any)["BROKEN"], "last error")
 }
+
+// Query parameters on no route or a wrong method do not change the answer.
+func TestAPI_unknownQueryParam_noRoute(t *testing.T) {
+	s := newServer(t)
+	requireError(t, s.do(t, http.MethodGet, "/nope?x=1", nil), http.StatusNotFound, "not_found")
+	requireError(t, s.do(t, http.MethodGet, "/example/pool?x=1", nil), http.StatusMethodNotAllowed, "method_not_allowed")
+}

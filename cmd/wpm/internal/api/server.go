@@ -108,22 +108,27 @@ func New(mgr *host.Manager, opts Options) *Server {
 		s.tokenSum = sum[:]
 	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown, s.decodePathParams, s.checkQuery)
+	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown)
 
-	e.POST("/example/pool", s.examplePool, s.reserveBody)
-	e.POST("/example/oneShot", s.exampleOneShot, s.reserveBody)
-	e.POST("/v1/pools/:pool/tasks", s.submit, s.reserveBody)
-	e.POST("/v1/plugins/:plugin/run", s.runOnce, s.reserveBody)
-	e.GET("/v1/pools", s.listPools)
-	e.GET("/v1/pools/:pool", s.getPool)
-	e.GET("/v1/plugins", s.listPlugins)
+	// API routes decode their path parameters and refuse unknown query
+	// parameters; those that take a task also reserve its body. The
+	// probes and /metrics take what monitoring systems send.
+	apiRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery}
+	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.reserveBody}
+	e.POST("/example/pool", s.examplePool, taskRoute...)
+	e.POST("/example/oneShot", s.exampleOneShot, taskRoute...)
+	e.POST("/v1/pools/:pool/tasks", s.submit, taskRoute...)
+	e.POST(routeRun, s.runOnce, taskRoute...)
+	e.GET("/v1/pools", s.listPools, apiRoute...)
+	e.GET("/v1/pools/:pool", s.getPool, apiRoute...)
+	e.GET("/v1/plugins", s.listPlugins, apiRoute...)
 	e.GET(routeHealthz, s.healthz)
 	e.GET(routeReadyz, s.readyz)
 	if opts.Reload != nil {
-		e.POST("/v1/admin/reload", s.reload)
+		e.POST("/v1/admin/reload", s.reload, apiRoute...)
 	}
-	e.GET("/v1/openapi.json", s.openAPIJSON)
-	e.GET("/v1/openapi.yaml", s.openAPIYAML)
+	e.GET("/v1/openapi.json", s.openAPIJSON, apiRoute...)
+	e.GET("/v1/openapi.yaml", s.openAPIYAML, apiRoute...)
 	if opts.Metrics != nil {
 		e.GET(routeMetrics, echo.WrapHandler(opts.Metrics))
 	}
