@@ -112,7 +112,9 @@ func (c *catalog) unknown(name string) error {
 	return fmt.Errorf("%w: no plugin %q in %s; known plugins: %s", ErrUnknownPlugin, name, c.dir, strings.Join(names, ", "))
 }
 
-// names lists the executable regular files in the directory, sorted.
+// names lists the names resolve accepts, sorted: executable regular files
+// in the directory, and symlinks to such files that stay inside it. A
+// symlink leading outside is never run, so it is not listed either.
 func (c *catalog) names() ([]string, error) {
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
@@ -123,7 +125,12 @@ func (c *catalog) names() ([]string, error) {
 		if !validName(e.Name()) {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(c.dir, e.Name()))
+		// Not resolve itself: it calls names to list the known plugins.
+		real, err := filepath.EvalSymlinks(filepath.Join(c.dir, e.Name()))
+		if err != nil || filepath.Dir(real) != c.dir {
+			continue
+		}
+		fi, err := os.Stat(real)
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -76,6 +77,7 @@ func runServe(args []string, e env) int {
 // hangups, like POST /v1/admin/reload, re-reads the config with load and
 // applies it.
 func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Signal, load func() (config.Config, error)) error {
+	setMemoryLimit(cfg.Runtime, logger)
 	mx := metrics.New()
 	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx))
 	if err != nil {
@@ -93,6 +95,12 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		MetricsAuth:    cfg.HTTP.MetricsAuth,
 		Metrics:        mx.Handler(),
 		Reload:         reload,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		IdleTimeout:    cfg.HTTP.IdleTimeout,
+		MaxConns:       cfg.HTTP.MaxConns,
+
+		InflightBodyLimitBytes: cfg.HTTP.InflightBodyLimitBytes,
+		OneShotMemoryLimitMB:   cfg.Host.OneShot.MemoryLimitMB,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -103,9 +111,9 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		logger.Warn("the API listens beyond this machine without a token: anyone who reaches it can run tasks; set http.authToken (WPM_HTTP_AUTHTOKEN) or bind http.addr to 127.0.0.1",
 			"addr", ln.Addr().String())
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := srv.HTTPServer()
 	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go func() { served <- httpSrv.Serve(srv.LimitListener(ln)) }()
 	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
 
 wait:
@@ -145,6 +153,17 @@ wait:
 	return nil
 }
 
+// setMemoryLimit gives wpm's own heap the soft limit runtime.memoryLimit,
+// so that the garbage collector works harder near it and returns freed
+// memory to the OS; 0 leaves Go's default (GOMEMLIMIT, if set).
+func setMemoryLimit(rt config.Runtime, logger hclog.Logger) {
+	if rt.MemoryLimitBytes <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(rt.MemoryLimitBytes)
+	logger.Debug("memory limit set", "bytes", rt.MemoryLimitBytes)
+}
+
 // reloadConfig loads the config again and applies its pools to mgr. Settings
 // that apply only on restart (http, log, shutdown) are reported, not
 // applied. A refused config leaves everything as it was.
@@ -157,8 +176,8 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		logger.Error("config reload refused; the running config stays", "error", err)
 		return err
 	}
-	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown {
-		logger.Warn("http, log and shutdown settings changed; they apply on restart")
+	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime {
+		logger.Warn("http, log, shutdown and runtime settings changed; they apply on restart")
 	}
 	return nil
 }

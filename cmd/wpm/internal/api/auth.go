@@ -22,21 +22,33 @@ const (
 // unless Options.MetricsAuth is set. Tokens are compared in constant time.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.tokenSum == nil || !s.needsToken(c.Path()) {
+		if !s.needsToken(c.Path()) {
 			return next(c)
 		}
-		token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
-		if !ok {
-			return &Error{Code: codeUnauthorized, Message: "this endpoint needs a bearer token: send the header Authorization: Bearer <http.authToken>"}
-		}
-		// Hashing first makes the comparison's time independent of the
-		// token's length as well as of its content.
-		sum := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
-			return &Error{Code: codeUnauthorized, Message: "the bearer token is wrong: send the token set in http.authToken (or WPM_HTTP_AUTHTOKEN)"}
+		if err := s.checkToken(c); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// checkToken returns nil when auth is off or c's request carries the
+// configured token, else the 401 error to answer.
+func (s *Server) checkToken(c echo.Context) error {
+	if s.tokenSum == nil {
+		return nil
+	}
+	token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+	if !ok {
+		return &Error{Code: codeUnauthorized, Message: "this endpoint needs a bearer token: send the header Authorization: Bearer <http.authToken>"}
+	}
+	// Hashing first makes the comparison's time independent of the
+	// token's length as well as of its content.
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
+		return &Error{Code: codeUnauthorized, Message: "the bearer token is wrong: send the token set in http.authToken (or WPM_HTTP_AUTHTOKEN)"}
+	}
+	return nil
 }
 
 // needsToken says whether the route with this path needs the token. An

@@ -37,6 +37,7 @@ var statusOf = map[string]int{
 	codeMethodNotAllowed:   http.StatusMethodNotAllowed,
 	codeNotReady:           http.StatusServiceUnavailable,
 	codeInvalidConfig:      http.StatusBadRequest,
+	codeOverloaded:         http.StatusServiceUnavailable,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,
 }

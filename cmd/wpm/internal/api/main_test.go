@@ -57,6 +57,21 @@ func withAuth(token string, metricsAuth bool) serverOption {
 	return func(_ *host.Config, o *api.Options) { o.AuthToken, o.MetricsAuth = token, metricsAuth }
 }
 
+// withConnLimits sets the API's read and idle timeouts and connection cap.
+func withConnLimits(read, idle time.Duration, maxConns int) serverOption {
+	return func(_ *host.Config, o *api.Options) { o.ReadTimeout, o.IdleTimeout, o.MaxConns = read, idle, maxConns }
+}
+
+// withInflightBodyLimit sets the budget of request-body bytes held at once.
+func withInflightBodyLimit(n int64) serverOption {
+	return func(_ *host.Config, o *api.Options) { o.InflightBodyLimitBytes = n }
+}
+
+// withOneShotMemoryLimit sets oneShot.memoryLimitMB.
+func withOneShotMemoryLimit(mb int) serverOption {
+	return func(c *host.Config, _ *api.Options) { c.OneShot.MemoryLimitMB = mb }
+}
+
 // newServer serves the API, with metrics, over pools CPU (cpuload), MEM
 // (memusage) and M (misbehave: one worker, a queue of one, 1.5 s task
 // timeout). Every JSON answer do gets is checked against the OpenAPI
@@ -76,6 +91,7 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 	for _, o := range opts {
 		o(&cfg, &apiOpts)
 	}
+	apiOpts.OneShotMemoryLimitMB = cfg.OneShot.MemoryLimitMB
 	mx := metrics.New()
 	mgr, err := host.New(cfg, host.WithObserver(mx))
 	require.NoError(t, err)
@@ -90,7 +106,11 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 		return mgr.Reload(next)
 	}
 	s.api = api.New(mgr, apiOpts)
-	s.Server = httptest.NewServer(s.api.Handler())
+	// Served as wpm serves it: with its timeouts and connection cap.
+	s.Server = httptest.NewUnstartedServer(nil)
+	s.Config = s.api.HTTPServer()
+	s.Listener = s.api.LimitListener(s.Listener)
+	s.Start()
 	t.Cleanup(func() {
 		s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

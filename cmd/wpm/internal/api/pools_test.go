@@ -16,18 +16,18 @@ import (
 
 // newBrokenServer serves pools OK (cpuload) and BROKEN, whose plugin
 // exits at once every time it is started.
-func newBrokenServer(t *testing.T) *server {
+func newBrokenServer(t *testing.T, opts ...serverOption) *server {
 	t.Helper()
 	dir := t.TempDir()
 	testkit.CopyPlugin(t, filepath.Join(pluginDir, "cpuload"), dir, "cpuload")
 	testkit.CopyPlugin(t, filepath.Join(pluginDir, "misbehave"), dir, "failstart")
-	return newServer(t, func(cfg *host.Config, _ *api.Options) {
+	return newServer(t, append(opts, func(cfg *host.Config, _ *api.Options) {
 		cfg.PluginDir = dir
 		cfg.Pools = []host.PoolConfig{
 			{Name: "OK", Plugin: "cpuload", Workers: 1, QueueLimit: 8},
 			{Name: "BROKEN", Plugin: "failstart", Workers: 2, QueueLimit: 8, StartTimeout: 5 * time.Second},
 		}
-	})
+	})...)
 }
 
 // A pool whose workers fail to start shows why: lastError and lastErrorAt

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,23 @@ type Options struct {
 	// /v1/admin/reload); nil leaves the route out. Its error is answered
 	// as 400 invalid_config.
 	Reload func() error
+	// ReadTimeout bounds reading a request, headers and body; a body that
+	// stalls gets 400 and its connection is closed (default
+	// DefaultReadTimeout).
+	ReadTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (default
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxConns caps the connections open at once (default
+	// DefaultMaxConns); see [Server.LimitListener].
+	MaxConns int
+	// InflightBodyLimitBytes caps the request-body bytes held at once by
+	// the requests being served (default DefaultInflightBodyLimitBytes, at
+	// least BodyLimitBytes); beyond it a request gets 503 overloaded.
+	InflightBodyLimitBytes int64
+	// OneShotMemoryLimitMB is the configured oneShot.memoryLimitMB: when
+	// more than 0, the most memory a caller may ask a one-shot for.
+	OneShotMemoryLimitMB int
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -51,6 +69,7 @@ type Server struct {
 	opts     Options
 	logger   hclog.Logger
 	shutting atomic.Bool
+	budget   bodyBudget
 	// tokenSum is the SHA-256 of Options.AuthToken; nil when auth is off.
 	tokenSum []byte
 }
@@ -63,9 +82,27 @@ func New(mgr *host.Manager, opts Options) *Server {
 	if opts.BodyLimitBytes <= 0 {
 		opts.BodyLimitBytes = 10 << 20
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.InflightBodyLimitBytes <= 0 {
+		opts.InflightBodyLimitBytes = DefaultInflightBodyLimitBytes
+	}
+	opts.InflightBodyLimitBytes = max(opts.InflightBodyLimitBytes, opts.BodyLimitBytes)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{echo: e, mgr: mgr, opts: opts, logger: opts.Logger}
+	s.budget.limit = opts.InflightBodyLimitBytes
+	// The heap that held large bodies would otherwise stay with the
+	// process until the next GC cycle, which an idle server may not run
+	// for minutes, and the scavenger after it.
+	s.budget.drained = debug.FreeOSMemory
 	if opts.AuthToken != "" {
 		sum := sha256.Sum256([]byte(opts.AuthToken))
 		s.tokenSum = sum[:]
@@ -73,20 +110,25 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown)
 
-	e.POST("/example/pool", s.examplePool)
-	e.POST("/example/oneShot", s.exampleOneShot)
-	e.POST("/v1/pools/:pool/tasks", s.submit)
-	e.POST("/v1/plugins/:plugin/run", s.runOnce)
-	e.GET("/v1/pools", s.listPools)
-	e.GET("/v1/pools/:pool", s.getPool)
-	e.GET("/v1/plugins", s.listPlugins)
+	// API routes decode their path parameters and refuse unknown query
+	// parameters; those that take a task also reserve its body. The
+	// probes and /metrics take what monitoring systems send.
+	apiRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery}
+	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.reserveBody}
+	e.POST("/example/pool", s.examplePool, taskRoute...)
+	e.POST("/example/oneShot", s.exampleOneShot, taskRoute...)
+	e.POST("/v1/pools/:pool/tasks", s.submit, taskRoute...)
+	e.POST(routeRun, s.runOnce, taskRoute...)
+	e.GET("/v1/pools", s.listPools, apiRoute...)
+	e.GET("/v1/pools/:pool", s.getPool, apiRoute...)
+	e.GET("/v1/plugins", s.listPlugins, apiRoute...)
 	e.GET(routeHealthz, s.healthz)
 	e.GET(routeReadyz, s.readyz)
 	if opts.Reload != nil {
-		e.POST("/v1/admin/reload", s.reload)
+		e.POST("/v1/admin/reload", s.reload, apiRoute...)
 	}
-	e.GET("/v1/openapi.json", s.openAPIJSON)
-	e.GET("/v1/openapi.yaml", s.openAPIYAML)
+	e.GET("/v1/openapi.json", s.openAPIJSON, apiRoute...)
+	e.GET("/v1/openapi.yaml", s.openAPIYAML, apiRoute...)
 	if opts.Metrics != nil {
 		e.GET(routeMetrics, echo.WrapHandler(opts.Metrics))
 	}
@@ -115,7 +157,7 @@ type examplePoolRequest struct {
 type exampleOneShotRequest struct {
 	WorkerScript      *string         `json:"workerScript"`
 	WorkerTask        json.RawMessage `json:"workerTask"`
-	WorkerMemoryLimit *int            `json:"workerMemoryLimit"`
+	WorkerMemoryLimit *int64          `json:"workerMemoryLimit"`
 }
 
 func (s *Server) examplePool(c echo.Context) error {
@@ -129,6 +171,7 @@ func (s *Server) examplePool(c echo.Context) error {
 	if req.WorkerTask == nil {
 		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
 	}
+	c.Set(ctxName, *req.PoolName)
 	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -148,12 +191,14 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	if req.WorkerTask == nil {
 		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
 	}
+	c.Set(ctxName, *req.WorkerScript)
 	var opts host.RunOptions
 	if req.WorkerMemoryLimit != nil {
-		if *req.WorkerMemoryLimit < 1 {
-			return badRequest(fmt.Sprintf(`"workerMemoryLimit" must be a positive number of MB, got %d`, *req.WorkerMemoryLimit))
+		n, err := s.memoryLimitMB(`"workerMemoryLimit"`, *req.WorkerMemoryLimit)
+		if err != nil {
+			return err
 		}
-		opts.MemoryLimitMB = *req.WorkerMemoryLimit
+		opts.MemoryLimitMB = n
 	}
 	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
 	s.logTask(c, res, err)
@@ -179,16 +224,18 @@ func (s *Server) submit(c echo.Context) error {
 func (s *Server) runOnce(c echo.Context) error {
 	var opts host.RunOptions
 	if v := c.QueryParam("memoryLimitMB"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return badRequest(fmt.Sprintf("query parameter memoryLimitMB must be a positive whole number of MB, got %q", v))
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return s.badMemoryLimit("query parameter memoryLimitMB", strconv.Quote(clip(v)))
 		}
-		opts.MemoryLimitMB = n
+		if opts.MemoryLimitMB, err = s.memoryLimitMB("query parameter memoryLimitMB", n); err != nil {
+			return err
+		}
 	}
 	if v := c.QueryParam("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return badRequest(fmt.Sprintf("query parameter timeout must be a positive Go duration like 500ms or 2m, got %q", v))
+			return badRequest(fmt.Sprintf("query parameter timeout must be a positive Go duration like 500ms or 2m, got %q", clip(v)))
 		}
 		opts.Timeout = d
 	}
@@ -250,8 +297,13 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		if errors.As(err, &tooLarge) {
 			return nil, err
 		}
+		if bodyTimedOut(err) {
+			closeConnection(c)
+			return nil, badRequest(fmt.Sprintf("the request body did not arrive within %s (http.readTimeout); send the whole body at once, or raise http.readTimeout", s.opts.ReadTimeout))
+		}
 		return nil, badRequest("could not read the request body: " + err.Error())
 	}
+	bodyRead(c, len(body))
 	return body, nil
 }
 
@@ -298,7 +350,7 @@ func (s *Server) decode(c echo.Context, v any) error {
 	known := jsonFields(v)
 	for name := range fields {
 		if !slices.Contains(known, name) {
-			return badRequest(fmt.Sprintf("unknown field %q; this endpoint takes %s", name, strings.Join(known, ", ")))
+			return badRequest(fmt.Sprintf("unknown field %q; this endpoint takes %s", clip(name), strings.Join(known, ", ")))
 		}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -324,7 +376,9 @@ func jsonFields(v any) []string {
 
 func jsonKind(goKind string) string {
 	switch goKind {
-	case "int", "int64", "float64":
+	case "int", "int64":
+		return "a whole number"
+	case "float64":
 		return "a number"
 	case "string", "ptr":
 		return "a string"
@@ -353,14 +407,18 @@ type readyBody struct {
 	Error *errorDetail      `json:"error,omitempty"`
 }
 
+// readyz answers whether every pool has a ready worker. It needs no token;
+// with auth on, only a request that carries the token sees why a pool is
+// not ready (a start error holds paths and a plugin's output).
 func (s *Server) readyz(c echo.Context) error {
 	body := readyBody{OK: true, Pools: map[string]string{}}
+	detailed := s.checkToken(c) == nil
 	var problems []string
 	for _, p := range s.mgr.Pools() {
 		switch {
 		case p.Ready == 0:
 			reason := "no ready worker"
-			if p.LastError != "" {
+			if p.LastError != "" && detailed {
 				reason += "; last error: " + p.LastError
 			}
 			body.Pools[p.Config.Name] = reason
@@ -386,11 +444,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	code, body := describe(err)
 	st := status(code)
+	for _, name := range s.callerNames(c) {
+		body.Error.Message = clipName(body.Error.Message, name)
+	}
 	switch code {
-	case host.CodeQueueFull:
+	case host.CodeQueueFull, codeOverloaded:
 		c.Response().Header().Set("Retry-After", "1")
 	case codeUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="wpm"`)
+		// The body of a request without the token is never read: answer
+		// at once, even if it is still on its way, and end the connection.
+		closeConnection(c)
 	}
 	c.Set(ctxErrorCode, code)
 	if body.ID != "" {
@@ -401,11 +465,24 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 }
 
-// Keys of values handlers leave in the echo context for the request log.
+// Keys of values handlers leave in the echo context for the request log
+// and the error handler.
 const (
 	ctxTaskID    = "wpm.taskID"
 	ctxErrorCode = "wpm.errorCode"
+	// ctxName is the pool or plugin name a seed request's body named.
+	ctxName = "wpm.name"
 )
+
+// callerNames are the pool and plugin names the request gave, which
+// messages made by the host repeat.
+func (s *Server) callerNames(c echo.Context) []string {
+	names := []string{c.Param("pool"), c.Param("plugin")}
+	if v, ok := c.Get(ctxName).(string); ok {
+		names = append(names, v)
+	}
+	return names
+}
 
 // logTask logs a task's outcome with its ID, pool or plugin, and pid.
 func (s *Server) logTask(c echo.Context, res host.Result, err error) {

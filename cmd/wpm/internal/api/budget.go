@@ -1,0 +1,137 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+)
+
+// DefaultInflightBodyLimitBytes is Options.InflightBodyLimitBytes's default.
+const DefaultInflightBodyLimitBytes = 256 << 20
+
+// codeOverloaded is the code of a request refused because wpm holds as
+// many request bodies as Options.InflightBodyLimitBytes allows.
+const codeOverloaded = "overloaded"
+
+// ctxReservation is the echo context key of a request's *reservation.
+const ctxReservation = "wpm.reservation"
+
+// drainAfterBytes is how many body bytes must have been held at once for
+// the budget's drain to hand freed memory back to the OS.
+const drainAfterBytes = 64 << 20
+
+// bodyBudget bounds the request-body bytes held at once by the requests
+// being served. It is safe for concurrent use.
+type bodyBudget struct {
+	limit int64
+	used  atomic.Int64
+	// peak is the most held at once since the budget last drained.
+	peak atomic.Int64
+	// drained, when not nil, runs (in its own goroutine, one at a time)
+	// when nothing is held any more after at least drainAfterBytes were.
+	drained  func()
+	draining atomic.Bool
+}
+
+// take reserves n bytes, or reports false without waiting when that would
+// go over the limit.
+func (b *bodyBudget) take(n int64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			b.raisePeak(used + n)
+			return true
+		}
+	}
+}
+
+func (b *bodyBudget) raisePeak(held int64) {
+	for {
+		p := b.peak.Load()
+		if held <= p || b.peak.CompareAndSwap(p, held) {
+			return
+		}
+	}
+}
+
+// give returns n reserved bytes.
+func (b *bodyBudget) give(n int64) {
+	if b.used.Add(-n) != 0 || b.peak.Load() < drainAfterBytes || b.drained == nil {
+		return
+	}
+	b.peak.Store(0)
+	if b.draining.CompareAndSwap(false, true) {
+		go func() {
+			defer b.draining.Store(false)
+			b.drained()
+		}()
+	}
+}
+
+// reservation is one request's share of the budget.
+type reservation struct {
+	budget *bodyBudget
+	mu     sync.Mutex
+	n      int64
+}
+
+// shrink gives back what the request reserved beyond size, the bytes its
+// body turned out to have.
+func (r *reservation) shrink(size int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if size < r.n {
+		r.budget.give(r.n - size)
+		r.n = size
+	}
+}
+
+// release gives back the whole reservation.
+func (r *reservation) release() { r.shrink(0) }
+
+// InflightBodyBytes returns the request-body bytes reserved by requests
+// being served now. Safe for concurrent use.
+func (s *Server) InflightBodyBytes() int64 { return s.budget.used.Load() }
+
+// reserveBody wraps the routes that take a task: before the body is read,
+// the request reserves its Content-Length (the body limit when the length
+// is not known, given back once the body is read) from the budget, and
+// keeps it until the handler returns, which is when its task has ended
+// and the host holds its input no more. A request the budget can not hold
+// gets 503 overloaded at once, with Retry-After, and its body is not read.
+func (s *Server) reserveBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		n := c.Request().ContentLength
+		switch {
+		case n == 0:
+			return next(c)
+		case n > s.opts.BodyLimitBytes:
+			return &http.MaxBytesError{Limit: s.opts.BodyLimitBytes}
+		case n < 0:
+			n = s.opts.BodyLimitBytes
+		}
+		if !s.budget.take(n) {
+			closeConnection(c)
+			return &Error{Code: codeOverloaded, Message: fmt.Sprintf(
+				"wpm holds as many request bodies as http.inflightBodyLimit (%d bytes) allows; retry after Retry-After seconds, send smaller tasks, or raise http.inflightBodyLimit",
+				s.budget.limit)}
+		}
+		r := &reservation{budget: &s.budget, n: n}
+		defer r.release()
+		c.Set(ctxReservation, r)
+		return next(c)
+	}
+}
+
+// bodyRead gives back what c's request reserved beyond size bytes.
+func bodyRead(c echo.Context, size int) {
+	if r, ok := c.Get(ctxReservation).(*reservation); ok {
+		r.shrink(int64(size))
+	}
+}
