@@ -15,13 +15,13 @@ import (
 
 // PluginInfo describes one plugin binary in the plugins directory.
 type PluginInfo struct {
-	Name      string    `json:"name"`
-	Path      string    `json:"path"`
-	SizeBytes int64     `json:"sizeBytes"`
-	ModTime   time.Time `json:"modTime"`
-	SHA256    string    `json:"sha256"`
+	Name      string
+	Path      string // absolute, symlinks resolved
+	SizeBytes int64
+	ModTime   time.Time
+	SHA256    string // hex
 	// Pools lists the pools that run this plugin.
-	Pools []string `json:"pools"`
+	Pools []string
 }
 
 // catalog finds plugin binaries in one directory and refuses everything

@@ -56,7 +56,6 @@ func (e *TaskError) Unwrap() error { return e.Err }
 
 // Error codes, as sent in wpm's API. [Code] maps an error to one of them.
 const (
-	CodeBadRequest    = "bad_request"
 	CodeInvalidTask   = "invalid_task"
 	CodeUnknownPool   = "unknown_pool"
 	CodeUnknownPlugin = "unknown_plugin"

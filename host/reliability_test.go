@@ -309,3 +309,23 @@ func contains(list []int, v int) bool {
 	}
 	return false
 }
+
+// Issue 8 item 15: a worker killed because its task's caller went away is
+// counted as canceled, not as a worker that exited on its own.
+func TestReliability_callerGoneCountsCanceled(t *testing.T) {
+	m := newManager(t, misbehavePool("M", 1))
+	before := waitReady(t, m, "M")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Submit(ctx, "M", fault("hang"))
+		done <- err
+	}()
+	require.Eventually(t, func() bool { s, _ := m.Pool("M"); return s.Running == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	s := waitUntil(t, m, "M", func(s host.PoolStats) bool {
+		return s.Ready == 1 && s.Workers[0].PID != before.Workers[0].PID
+	})
+	assert.Equal(t, "canceled", s.Workers[0].LastExit)
+}

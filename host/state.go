@@ -7,7 +7,7 @@ import "fmt"
 type State uint8
 
 // The states of a worker. A worker only moves along the transitions in
-// [State.CanBecome]; anything else is a bug and panics.
+// the table below (canBecome); anything else is a bug and panics.
 const (
 	// StateStarting: the process is being started and handshaken.
 	StateStarting State = iota
@@ -15,10 +15,11 @@ const (
 	StateIdle
 	// StateBusy: running at least one task.
 	StateBusy
-	// StateStopping: taking no new tasks; being recycled, killed or shut down.
+	// StateStopping: taking no new tasks; being recycled, killed or shut
+	// down, or gone while its slot starts the next one.
 	StateStopping
-	// StateStopped: the process is gone.
-	StateStopped
+	// stateStopped: the process is gone. Snapshots show it as stopping.
+	stateStopped
 )
 
 var stateNames = [...]string{"starting", "idle", "busy", "stopping", "stopped"}
@@ -39,12 +40,12 @@ var transitions = map[State][]State{
 	StateStarting: {StateIdle, StateStopping},
 	StateIdle:     {StateBusy, StateStopping},
 	StateBusy:     {StateIdle, StateStopping},
-	StateStopping: {StateStopped},
-	StateStopped:  {},
+	StateStopping: {stateStopped},
+	stateStopped:  {},
 }
 
-// CanBecome reports whether a worker in state s may move to next.
-func (s State) CanBecome(next State) bool {
+// canBecome reports whether a worker in state s may move to next.
+func (s State) canBecome(next State) bool {
 	for _, t := range transitions[s] {
 		if t == next {
 			return true
@@ -56,7 +57,7 @@ func (s State) CanBecome(next State) bool {
 // to returns next if s may become next, and panics otherwise: an illegal
 // transition is a bug in this package, never a runtime condition.
 func (s State) to(next State) State {
-	if !s.CanBecome(next) {
+	if !s.canBecome(next) {
 		panic(fmt.Sprintf("host: illegal worker state transition %s → %s", s, next))
 	}
 	return next

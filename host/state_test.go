@@ -14,13 +14,13 @@ func TestState_transitionTable(t *testing.T) {
 		{StateIdle, StateStopping}:     true,
 		{StateBusy, StateIdle}:         true,
 		{StateBusy, StateStopping}:     true,
-		{StateStopping, StateStopped}:  true,
+		{StateStopping, stateStopped}:  true,
 	}
-	all := []State{StateStarting, StateIdle, StateBusy, StateStopping, StateStopped}
+	all := []State{StateStarting, StateIdle, StateBusy, StateStopping, stateStopped}
 	for _, from := range all {
 		for _, to := range all {
 			want := legal[[2]State{from, to}]
-			assert.Equal(t, want, from.CanBecome(to), "%s → %s", from, to)
+			assert.Equal(t, want, from.canBecome(to), "%s → %s", from, to)
 			if want {
 				assert.Equal(t, to, from.to(to))
 			} else {
@@ -37,7 +37,7 @@ func TestState_walkEveryPathEndsStopped(t *testing.T) {
 		seen := map[State]bool{}
 		var walk func(State) bool
 		walk = func(cur State) bool {
-			if cur == StateStopped {
+			if cur == stateStopped {
 				return true
 			}
 			if seen[cur] {
@@ -52,7 +52,7 @@ func TestState_walkEveryPathEndsStopped(t *testing.T) {
 		}
 		assert.True(t, walk(s), "no way from %s to stopped", s)
 	}
-	assert.Empty(t, transitions[StateStopped])
+	assert.Empty(t, transitions[stateStopped])
 }
 
 func TestState_names(t *testing.T) {
@@ -60,6 +60,6 @@ func TestState_names(t *testing.T) {
 	assert.Equal(t, "idle", StateIdle.String())
 	assert.Equal(t, "busy", StateBusy.String())
 	assert.Equal(t, "stopping", StateStopping.String())
-	assert.Equal(t, "stopped", StateStopped.String())
+	assert.Equal(t, "stopped", stateStopped.String())
 	assert.Equal(t, "State(9)", State(9).String())
 }

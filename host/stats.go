@@ -29,9 +29,9 @@ func (s PoolStats) Degraded() bool { return s.Ready < s.Config.Workers }
 // WorkerStats is a snapshot of the worker in one slot of a pool.
 type WorkerStats struct {
 	Slot      int
-	PID       int // 0 while starting
-	State     State
-	Running   int // tasks on it now
+	PID       int   // 0 while starting
+	State     State // never stopped: a slot whose worker is gone shows stopping
+	Running   int   // tasks on it now
 	TasksDone int
 	RSSBytes  uint64
 	StartedAt time.Time // zero while starting
@@ -93,7 +93,7 @@ func (p *pool) stats() PoolStats {
 		w := sl.worker
 		ws := WorkerStats{
 			Slot:      sl.id,
-			State:     w.state,
+			State:     min(w.state, StateStopping),
 			Running:   w.inflight,
 			TasksDone: w.tasksDone,
 			Restarts:  sl.restarts,

@@ -38,7 +38,7 @@ func (w *worker) become(next State) { w.state = w.state.to(next) }
 
 // stopping moves the worker to stopping unless it is already there or past.
 func (w *worker) stopping() {
-	if w.state != StateStopping && w.state != StateStopped {
+	if w.state != StateStopping && w.state != stateStopped {
 		w.become(StateStopping)
 	}
 }
@@ -46,8 +46,8 @@ func (w *worker) stopping() {
 // stopped moves the worker to stopped, through stopping.
 func (w *worker) stopped() {
 	w.stopping()
-	if w.state != StateStopped {
-		w.become(StateStopped)
+	if w.state != stateStopped {
+		w.become(stateStopped)
 	}
 }
 

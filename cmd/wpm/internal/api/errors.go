@@ -11,6 +11,7 @@ import (
 
 // Codes the HTTP layer adds to host's.
 const (
+	codeBadRequest       = "bad_request"
 	codeBodyTooLarge     = "body_too_large"
 	codeUnauthorized     = "unauthorized"
 	codeNotFound         = "not_found"
@@ -21,7 +22,7 @@ const (
 
 // statusOf is the one table from error code to HTTP status.
 var statusOf = map[string]int{
-	host.CodeBadRequest:    http.StatusBadRequest,
+	codeBadRequest:         http.StatusBadRequest,
 	host.CodeInvalidTask:   http.StatusBadRequest,
 	host.CodeUnknownPool:   http.StatusNotFound,
 	host.CodeUnknownPlugin: http.StatusNotFound,
@@ -51,7 +52,7 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-func badRequest(msg string) error { return &Error{Code: host.CodeBadRequest, Message: msg} }
+func badRequest(msg string) error { return &Error{Code: codeBadRequest, Message: msg} }
 
 // errorBody is SPEC §3's shape of every error.
 type errorBody struct {
@@ -107,7 +108,7 @@ func fromEcho(e *echo.HTTPError) (code, message string) {
 	case http.StatusUnauthorized:
 		return codeUnauthorized, "a valid bearer token is required: send Authorization: Bearer <http.authToken>"
 	case http.StatusBadRequest:
-		return host.CodeBadRequest, "bad request"
+		return codeBadRequest, "bad request"
 	}
 	return host.CodeInternal, http.StatusText(e.Code)
 }

@@ -31,9 +31,6 @@ var openAPIJSON = sync.OnceValues(func() ([]byte, error) {
 	return json.Marshal(doc)
 })
 
-// OpenAPI returns the API's OpenAPI 3 document as JSON.
-func OpenAPI() ([]byte, error) { return openAPIJSON() }
-
 // jsonValue turns a decoded YAML value into one encoding/json can write:
 // mappings must have string keys.
 func jsonValue(v any) (any, error) {

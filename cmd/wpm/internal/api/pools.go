@@ -77,21 +77,11 @@ func viewPool(s host.PoolStats) PoolView {
 	}
 	for i, w := range s.Workers {
 		v.Workers[i] = WorkerView{
-			Slot: w.Slot, PID: w.PID, State: stateName(w.State), Running: w.Running, TasksDone: w.TasksDone,
+			Slot: w.Slot, PID: w.PID, State: w.State.String(), Running: w.Running, TasksDone: w.TasksDone,
 			RSSBytes: w.RSSBytes, UptimeMs: ms(w.Uptime()), Restarts: w.Restarts, LastExit: w.LastExit,
 		}
 	}
 	return v
-}
-
-// stateName is the API's name of a worker state: SPEC §3's starting, idle,
-// busy or stopping. A worker whose process is gone and whose slot waits to
-// start the next one reads as stopping.
-func stateName(st host.State) string {
-	if st == host.StateStopped {
-		st = host.StateStopping
-	}
-	return st.String()
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -118,10 +108,22 @@ func (s *Server) listPlugins(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := range plugins {
-		if plugins[i].Pools == nil {
-			plugins[i].Pools = []string{}
+	views := make([]pluginView, len(plugins))
+	for i, p := range plugins {
+		views[i] = pluginView{Name: p.Name, Path: p.Path, SizeBytes: p.SizeBytes, ModTime: p.ModTime, SHA256: p.SHA256, Pools: p.Pools}
+		if views[i].Pools == nil {
+			views[i].Pools = []string{}
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"plugins": plugins})
+	return c.JSON(http.StatusOK, map[string]any{"plugins": views})
+}
+
+// pluginView is a plugin as GET /v1/plugins shows it.
+type pluginView struct {
+	Name      string    `json:"name"`
+	Path      string    `json:"path"`
+	SizeBytes int64     `json:"sizeBytes"`
+	ModTime   time.Time `json:"modTime"`
+	SHA256    string    `json:"sha256"`
+	Pools     []string  `json:"pools"`
 }

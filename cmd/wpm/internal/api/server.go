@@ -138,11 +138,6 @@ func New(mgr *host.Manager, opts Options) *Server {
 // Handler returns the API as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Echo returns the echo instance, for adding routes. Added routes pass the
-// same request log, auth and shutdown middleware; document them in
-// openapi.yaml.
-func (s *Server) Echo() *echo.Echo { return s.echo }
-
 // StartShutdown makes every later request but /healthz and /metrics answer
 // 503 shutting_down. Requests already accepted go on.
 func (s *Server) StartShutdown() { s.shutting.Store(true) }

@@ -64,7 +64,7 @@ func TestMetrics_pools(t *testing.T) {
 		Workers: []host.WorkerStats{
 			{Slot: 0, PID: 10, State: host.StateBusy, RSSBytes: 30 << 20},
 			{Slot: 1, State: host.StateStarting},
-			{Slot: 2, PID: 12, State: host.StateStopped, RSSBytes: 0},
+			{Slot: 2, PID: 12, State: host.StateStopping, RSSBytes: 0},
 		},
 	}}))
 	err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(`

@@ -56,11 +56,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		byState := make(map[host.State]int, len(workerStates))
 		var sum, largest uint64
 		for _, w := range p.Workers {
-			st := w.State
-			if st == host.StateStopped {
-				st = host.StateStopping
-			}
-			byState[st]++
+			byState[w.State]++
 			sum += w.RSSBytes
 			largest = max(largest, w.RSSBytes)
 		}
