@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -131,4 +132,35 @@ func TestCatalog_checksumsPinBinaries(t *testing.T) {
 	require.NoError(t, os.Rename(filepath.Join(dir, "pinned.new"), pinned))
 	_, err = m.RunOnce(context.Background(), "pinned", []byte(`{"duration": 1}`), host.RunOptions{})
 	require.ErrorIs(t, err, host.ErrUnknownPlugin)
+}
+
+// Issue 8 item 14: a pin binds the name the caller used. A pinned name that
+// is a symlink to an unpinned file is checked against the name's pin, for
+// one-shots, their spares and pools alike.
+func TestCatalog_pinBindsTheNameCalled(t *testing.T) {
+	dir := t.TempDir()
+	testkit.CopyPlugin(t, filepath.Join(pluginDir, "misbehave"), dir, "unpinned")
+	require.NoError(t, os.Symlink("unpinned", filepath.Join(dir, "safe")))
+	cfg := host.DefaultConfig()
+	cfg.PluginDir = dir
+	cfg.OneShot.Spares = 1
+	// "safe" is pinned to a digest its target does not have.
+	cfg.Checksums = map[string]string{"safe": strings.Repeat("ab", 32)}
+	cfg.Pools = []host.PoolConfig{{Name: "S", Plugin: "safe", Workers: 1}}
+	m, err := host.New(cfg, host.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, m.Shutdown(context.Background()))
+		testkit.RequireNoChildren(t)
+	})
+	for range 2 { // the second would get a spare, if one had been started
+		_, err = m.RunOnce(context.Background(), "safe", fault("echo"), host.RunOptions{})
+		require.ErrorIs(t, err, host.ErrUnknownPlugin)
+		assert.Contains(t, err.Error(), "plugins.checksums")
+	}
+	s, _ := m.Pool("S")
+	assert.Zero(t, s.Ready, "the pool's worker never starts")
+	assert.Contains(t, s.LastError, "plugins.checksums")
+	_, err = m.RunOnce(context.Background(), "unpinned", fault("echo"), host.RunOptions{})
+	require.NoError(t, err, "the file runs under its own, unpinned name")
 }
