@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // Manager runs wpm's pools and one-shots. Create it with [New]; all its
@@ -181,7 +181,7 @@ func (m *Manager) poolList() []*pool {
 // the package's sentinels or [Code].
 func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Result, error) {
 	start := time.Now()
-	id := newTaskID()
+	id := randid.New()
 	p, ok := m.pool(poolName)
 	if !ok {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Err: m.unknownPool(poolName)}
@@ -261,7 +261,7 @@ type RunOptions struct {
 // bounded time for a free place, then fails with ErrQueueFull.
 func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts RunOptions) (Result, error) {
 	start := time.Now()
-	id := newTaskID()
+	id := randid.New()
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
@@ -369,11 +369,4 @@ func waitAll(ctx context.Context, oneShots <-chan struct{}, pools []*pool) error
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// newTaskID returns a random 16-hex-digit task ID.
-func newTaskID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

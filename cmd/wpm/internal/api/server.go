@@ -2,9 +2,7 @@ package api
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // Options configures a [Server].
@@ -505,7 +504,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		id := c.Request().Header.Get(echo.HeaderXRequestID)
 		if id == "" || len(id) > 64 {
-			id = newRequestID()
+			id = randid.New()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		err := next(c)
@@ -535,12 +534,6 @@ func (s *Server) refuseWhileShuttingDown(next echo.HandlerFunc) echo.HandlerFunc
 		}
 		return next(c)
 	}
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // reloaded is the answer of a successful reload.
