@@ -129,6 +129,8 @@ func (c *Config) check() error {
 	if c.Shutdown.Grace < 0 {
 		p.add("shutdown.grace", "must not be negative, got %s", c.Shutdown.Grace)
 	}
+	c.NATS.check(&p)
+	c.Async.check(&p)
 	return errors.Join(p...)
 }
 
@@ -147,6 +149,26 @@ func (h HTTP) check(p *checks) {
 	case h.MaxConns > math.MaxInt32:
 		p.add("http.maxConns", "must be at most %d, got %d", math.MaxInt32, h.MaxConns)
 	}
+}
+
+// check adds the problems of the nats section to p.
+func (n NATS) check(p *checks) {
+	if n.StoreDir == "" && n.URL == "" {
+		p.add("nats.storeDir", "must name a directory for the embedded server's files, like data/nats")
+	}
+	if n.Listen != "" {
+		if _, port, err := net.SplitHostPort(n.Listen); err != nil || port == "" {
+			p.add("nats.listen", "%q is not host:port like 127.0.0.1:4222; leave it empty for no port", n.Listen)
+		}
+	}
+}
+
+// check adds the problems of the async section to p.
+func (a Async) check(p *checks) {
+	p.positiveDuration("async.retention", a.Retention)
+	p.positiveSize("async.maxResultBytes", a.MaxResultBytes)
+	p.positiveDuration("async.dedupWindow", a.DedupWindow)
+	p.positiveDuration("async.ackWait", a.AckWait)
 }
 
 // checks collects the problems check finds.
