@@ -225,8 +225,9 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		logger.Error("config reload refused; the running config stays", "error", err)
 		return err
 	}
-	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime {
-		logger.Warn("http, log, shutdown and runtime settings changed; they apply on restart")
+	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
+		next.NATS != running.NATS || next.Async != running.Async {
+		logger.Warn("http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
 	}
 	return nil
 }

@@ -131,25 +131,28 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 		_ = msg.Term()
 		return
 	}
-	t, rev, ok := e.start(ctx, j)
-	if !ok {
-		p.release()
-		_ = msg.Ack() // ended or cancelled already: nothing to run
-		return
-	}
+	// Registered before the record says running, so that a cancel that
+	// sees it running always finds the context to cancel.
 	taskCtx, cancel := context.WithCancelCause(e.work)
 	e.mu.Lock()
 	e.running[j.ID] = cancel
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, j.ID)
+		e.mu.Unlock()
+		cancel(context.Canceled)
+	}()
+	t, rev, ok := e.start(ctx, j)
+	if !ok || errors.Is(context.Cause(taskCtx), errCanceled) {
+		p.release()
+		_ = msg.Ack() // ended or cancelled already: nothing to run
+		return
+	}
 	stopBeat := e.heartbeat(msg)
 	res, err := p.run(taskCtx, j)
 	stopBeat()
-	e.mu.Lock()
-	delete(e.running, j.ID)
-	e.mu.Unlock()
-	cause := context.Cause(taskCtx)
-	cancel(context.Canceled)
-	e.finish(ctx, msg, j, t, rev, res, err, cause)
+	e.finish(ctx, msg, j, t, rev, res, err, context.Cause(taskCtx))
 }
 
 // start marks the task running and counts the attempt. ok is false when
