@@ -97,6 +97,10 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		_ = tasks.Stop(context.Background())
 		_ = mgr.Shutdown(context.Background())
 	}
+	if err := mx.Registry().Register(tasks.Collector()); err != nil {
+		stopAll()
+		return fmt.Errorf("metrics: %w", err)
+	}
 	reload := func() error { return reloadConfig(cfg, mgr, load, logger) }
 	srv := api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,

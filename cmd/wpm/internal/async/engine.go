@@ -105,10 +105,12 @@ type Engine struct {
 	runners   sync.WaitGroup
 	tasks     sync.WaitGroup
 
-	mu      sync.Mutex
-	wake    map[string]chan struct{}           // by subject: a runner's signal
-	running map[string]context.CancelCauseFunc // by task id
-	stopped bool
+	mu       sync.Mutex
+	wake     map[string]chan struct{}
+	runnerOf map[string]*runner                 // by pool, "" for one-shots
+	counters counters                           // by subject: a runner's signal
+	running  map[string]context.CancelCauseFunc // by task id
+	stopped  bool
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -121,7 +123,8 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		return nil, err
 	}
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
-		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{}}
+		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
+		runnerOf: map[string]*runner{}, counters: newCounters()}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	if err := e.setUp(ctx); err != nil {
@@ -220,6 +223,7 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	if pool == "" {
 		r.slots = make(chan struct{}, e.opts.OneShotConcurrency)
 	}
+	e.runnerOf[pool] = r
 	e.runners.Go(r.loop)
 	return nil
 }

@@ -175,6 +175,9 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool) {
 		if t.State.Ended() {
 			return t, rev, false
 		}
+		if t.State == StateRunning {
+			e.counters.redeliveries.WithLabelValues(j.Pool).Inc()
+		}
 		t.State, t.StartedAt, t.Error = StateRunning, now(), nil
 		t.Attempts++
 		b, _ := json.Marshal(t)
@@ -230,6 +233,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	case err != nil && e.retry(j, t, err):
 		t.State, t.Error = StateQueued, errorOf(err)
 		if e.save(ctx, t, rev) {
+			e.counters.retries.WithLabelValues(j.Pool).Inc()
 			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))
 			return
 		}
@@ -254,7 +258,9 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	default:
 		t.Result = res.Output
 	}
-	e.save(ctx, t, rev)
+	if e.save(ctx, t, rev) {
+		e.counters.ended.WithLabelValues(j.Pool, string(t.State)).Inc()
+	}
 	_ = msg.Ack()
 }
 

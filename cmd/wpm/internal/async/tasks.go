@@ -68,6 +68,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 		return Task{}, err // the runner makes the record from the message
 	}
 	e.signal(subj)
+	e.counters.submitted.WithLabelValues(j.Pool).Inc()
 	return rec, nil
 }
 
@@ -274,6 +275,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
 		if stop != nil {
 			stop(errCanceled)
 		}
+		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
 		return t, nil
 	}
 	return Task{}, fmt.Errorf("task %s changed too often while being cancelled; retry", id)
