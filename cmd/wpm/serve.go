@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -192,6 +193,8 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 		MaxResultBytes:     cfg.Async.MaxResultBytes,
 		DedupWindow:        cfg.Async.DedupWindow,
 		AckWait:            cfg.Async.AckWait,
+		CallbackAllow:      cfg.Async.CallbackAllow,
+		CallbackSecret:     cfg.Async.CallbackSecret,
 		OneShotConcurrency: max(1, cfg.Host.OneShot.MaxConcurrent/2),
 		Logger:             logger.Named("async"),
 	})
@@ -230,7 +233,7 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		return err
 	}
 	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
-		next.NATS != running.NATS || next.Async != running.Async {
+		next.NATS != running.NATS || !reflect.DeepEqual(next.Async, running.Async) {
 		logger.Warn("http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
 	}
 	return nil

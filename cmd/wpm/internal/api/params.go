@@ -73,10 +73,10 @@ const routePoolTasks = "/v1/pools/:pool/tasks"
 // queryParams are the query parameters each route takes; a route not
 // listed takes none.
 var queryParams = map[string][]string{
-	routeRun:           {"memoryLimitMB", "timeout", "async"},
-	routePoolTasks:     {"async"},
-	"/example/pool":    {"async"},
-	"/example/oneShot": {"async"},
+	routeRun:           {"memoryLimitMB", "timeout", "async", "callbackUrl"},
+	routePoolTasks:     {"async", "callbackUrl"},
+	"/example/pool":    {"async", "callbackUrl"},
+	"/example/oneShot": {"async", "callbackUrl"},
 	routeTasks:         {"state", "pool", "limit"},
 	routeTask:          {"wait"},
 }

@@ -51,10 +51,10 @@ func TestAPI_unknownQueryParam(t *testing.T) {
 	s := newServer(t)
 	for path, want := range map[string]string{
 		"/v1/plugins/cpuload/run?memorylimitmb=1":                 `did you mean memoryLimitMB?`,
-		"/v1/plugins/cpuload/run?timeout=1s&memory=1":             `unknown query parameter \"memory\"; this endpoint takes memoryLimitMB, timeout, async`,
+		"/v1/plugins/cpuload/run?timeout=1s&memory=1":             `unknown query parameter \"memory\"; this endpoint takes memoryLimitMB, timeout, async, callbackUrl`,
 		"/v1/plugins/cpuload/run?memoryLimitMB=1&memoryLimitMB=2": `memoryLimitMB is given 2 times`,
-		"/v1/pools/CPU/tasks?timeout=1s":                          `unknown query parameter \"timeout\"; this endpoint takes async`,
-		"/example/pool?poolName=CPU":                              `this endpoint takes async`,
+		"/v1/pools/CPU/tasks?timeout=1s":                          `unknown query parameter \"timeout\"; this endpoint takes async, callbackUrl`,
+		"/example/pool?poolName=CPU":                              `this endpoint takes async, callbackUrl`,
 	} {
 		a := s.post(t, path, `{"duration": 1}`)
 		requireError(t, a, http.StatusBadRequest, "bad_request")

@@ -47,8 +47,18 @@ type taskList struct {
 }
 
 // asyncWanted reports whether the request asks to run its task
-// asynchronously: ?async=true, or the header Prefer: respond-async.
+// asynchronously: ?async=true, or the header Prefer: respond-async. A
+// callbackUrl needs one of them.
 func asyncWanted(c echo.Context) (bool, error) {
+	wanted, err := asyncAsked(c)
+	if err == nil && !wanted && c.QueryParam("callbackUrl") != "" {
+		err = badRequest("query parameter callbackUrl needs async=true (or Prefer: respond-async): only asynchronous tasks call back")
+	}
+	return wanted, err
+}
+
+// asyncAsked reads async and Prefer.
+func asyncAsked(c echo.Context) (bool, error) {
 	switch v := c.QueryParam("async"); v {
 	case "true":
 		return true, nil
@@ -96,9 +106,13 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 	if len(req.IdempotencyKey) > maxIdempotencyKey {
 		return badRequest(fmt.Sprintf("the Idempotency-Key header is %d bytes; send at most %d", len(req.IdempotencyKey), maxIdempotencyKey))
 	}
+	req.CallbackURL = c.QueryParam("callbackUrl")
 	t, err := e.Submit(c.Request().Context(), req)
-	if errors.Is(err, async.ErrTooLarge) {
+	switch {
+	case errors.Is(err, async.ErrTooLarge):
 		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
+	case errors.Is(err, async.ErrCallbackRefused):
+		return badRequest(err.Error())
 	}
 	if err != nil {
 		return err

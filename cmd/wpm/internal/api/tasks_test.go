@@ -128,3 +128,15 @@ func waitRunning(t *testing.T, s *server, id string) {
 	}
 	t.Fatalf("task %s never ran", id)
 }
+
+// A callbackUrl is refused unless async.callbackAllow allows it, and
+// needs an asynchronous submit.
+func TestAPI_async_callbackRefused(t *testing.T) {
+	s := newServer(t)
+	a := s.post(t, "/v1/pools/CPU/tasks?async=true&callbackUrl=http://127.0.0.1:1/x", `{"duration": 1}`)
+	requireError(t, a, http.StatusBadRequest, "bad_request")
+	assert.Contains(t, a.Raw, "async.callbackAllow")
+	a = s.post(t, "/v1/pools/CPU/tasks?callbackUrl=http://127.0.0.1:1/x", `{"duration": 1}`)
+	requireError(t, a, http.StatusBadRequest, "bad_request")
+	assert.Contains(t, a.Raw, "needs async=true")
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -53,6 +54,15 @@ type Options struct {
 	// became due without a new submit (retries after their back-off,
 	// redeliveries); 0 means 1s.
 	PollInterval time.Duration
+	// CallbackAllow lists the URL prefixes callbacks may go to; empty
+	// refuses every callbackUrl (async.callbackAllow).
+	CallbackAllow []string
+	// CallbackSecret, when set, signs each callback's body with
+	// HMAC-SHA256 in the X-Wpm-Signature header (async.callbackSecret).
+	CallbackSecret string
+	// CallbackBackoff is the wait before a callback's second attempt,
+	// doubled after each; 0 means 1s.
+	CallbackBackoff time.Duration
 	// Logger receives the engine's log; nil discards it.
 	Logger hclog.Logger
 }
@@ -76,6 +86,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
+	}
+	if o.CallbackBackoff <= 0 {
+		o.CallbackBackoff = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
@@ -104,6 +117,8 @@ type Engine struct {
 	stopWork  context.CancelCauseFunc
 	runners   sync.WaitGroup
 	tasks     sync.WaitGroup
+	callbacks sync.WaitGroup
+	client    *http.Client
 
 	mu       sync.Mutex
 	wake     map[string]chan struct{}
@@ -124,7 +139,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 	}
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
-		runnerOf: map[string]*runner{}, counters: newCounters()}
+		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient()}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	if err := e.setUp(ctx); err != nil {
@@ -262,6 +277,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 		<-done
 	}
 	e.stopWork(context.Canceled)
+	e.callbacks.Wait() // the last attempts, bounded by callbackTimeout
+	e.client.CloseIdleConnections()
 	e.close()
 	return err
 }

@@ -50,6 +50,8 @@ type Task struct {
 	// Error says why the task failed or was canceled, or why its last
 	// attempt failed while it waits for a retry.
 	Error *TaskError `json:"error,omitempty"`
+	// CallbackURL receives a POST of the final record.
+	CallbackURL string `json:"callbackUrl,omitempty"`
 }
 
 // TaskError is a task's error, in SPEC §3's shape.
@@ -71,11 +73,12 @@ type job struct {
 	MemoryLimitMB int             `json:"memoryLimitMB,omitempty"`
 	Timeout       time.Duration   `json:"timeout,omitempty"`
 	CreatedAt     time.Time       `json:"createdAt"`
+	CallbackURL   string          `json:"callbackUrl,omitempty"`
 }
 
 // record returns a new job's first record.
 func (j job) record() Task {
-	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt}
+	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL}
 }
 
 // now returns the current time in UTC, as records keep it.

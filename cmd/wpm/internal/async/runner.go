@@ -260,6 +260,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	}
 	if e.save(ctx, t, rev) {
 		e.counters.ended.WithLabelValues(j.Pool, string(t.State)).Inc()
+		e.notify(t)
 	}
 	_ = msg.Ack()
 }

@@ -32,6 +32,9 @@ type Request struct {
 	// IdempotencyKey, when not empty, makes a repeat within the dedup
 	// window return the first task.
 	IdempotencyKey string
+	// CallbackURL, when not empty, receives a POST of the final record;
+	// it must start with a prefix of Options.CallbackAllow.
+	CallbackURL string
 }
 
 // Submit checks req without running it (unknown pool or plugin, input too
@@ -74,8 +77,13 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 
 // newJob checks req and makes its job.
 func (e *Engine) newJob(req Request) (job, error) {
+	if req.CallbackURL != "" {
+		if err := e.checkCallback(req.CallbackURL); err != nil {
+			return job{}, err
+		}
+	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout}
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL}
 	if req.Pool != "" {
 		p, err := e.mgr.Pool(req.Pool)
 		if err != nil {
@@ -276,6 +284,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
 			stop(errCanceled)
 		}
 		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
+		e.notify(t)
 		return t, nil
 	}
 	return Task{}, fmt.Errorf("task %s changed too often while being cancelled; retry", id)

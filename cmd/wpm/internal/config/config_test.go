@@ -657,3 +657,15 @@ func TestLoad_connectionAndMemoryKeysFromEnv(t *testing.T) {
 		"WPM_HTTP_IDLETIMEOUT: http.idleTimeout: must be more than 0, like 60s, got -1s",
 	}, problems(err))
 }
+
+// async.callbackAllow is a list in the file and comma-separated in the
+// environment; each prefix must be an http(s) URL.
+func TestLoad_callbackAllow(t *testing.T) {
+	c, err := Load(Options{Environ: []string{"WPM_ASYNC_CALLBACKALLOW=http://127.0.0.1:1880/wpm/, https://hooks.example/"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://127.0.0.1:1880/wpm/", "https://hooks.example/"}, c.Async.CallbackAllow)
+
+	_, err = Load(Options{File: mustWriteFile(t, "wpm.yaml", "async: {callbackAllow: [\"ftp://x/\"]}\n")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "async.callbackAllow[0]")
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -49,6 +50,9 @@ func (l *loader) decode() (Config, error) {
 	}
 	if len(c.Host.Checksums) == 0 {
 		c.Host.Checksums = nil // "checksums: {}" pins nothing, like no key
+	}
+	if len(c.Async.CallbackAllow) == 0 {
+		c.Async.CallbackAllow = nil // "callbackAllow: []" allows nothing, like no key
 	}
 	return c, nil
 }
@@ -115,6 +119,10 @@ func convert(from, to reflect.Value) (any, error) {
 		if _, ok := asMap(v); !ok {
 			return nil, fmt.Errorf("must be a map, got %s", describe(v))
 		}
+	case reflect.Slice:
+		if s, ok := v.(string); ok && to.Type().Elem().Kind() == reflect.String {
+			return splitList(s), nil // from the environment: a,b,c
+		}
 	}
 	return v, nil
 }
@@ -169,6 +177,11 @@ func (a Async) check(p *checks) {
 	p.positiveSize("async.maxResultBytes", a.MaxResultBytes)
 	p.positiveDuration("async.dedupWindow", a.DedupWindow)
 	p.positiveDuration("async.ackWait", a.AckWait)
+	for i, prefix := range a.CallbackAllow {
+		if u, err := url.Parse(prefix); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(fmt.Sprintf("async.callbackAllow[%d]", i), "%q is not an http or https URL prefix like http://127.0.0.1:1880/wpm/", prefix)
+		}
+	}
 }
 
 // checks collects the problems check finds.
@@ -201,6 +214,17 @@ func (p *checks) oneOf(key string, allowed []string, s *string) {
 		p.add(key, "%q is not one of %s", *s, strings.Join(allowed, ", "))
 	}
 	*s = low
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // describe shows v in a message: strings quoted, maps and lists by kind.
