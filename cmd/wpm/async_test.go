@@ -122,3 +122,35 @@ func configFile(t *testing.T, config string) string {
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 	return path
 }
+
+// wpm tasks submit, wait, get, list and cancel against the built binary.
+func TestCLI_tasks(t *testing.T) {
+	s := startServeConfig(t, asyncConfig)
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "echo"}`)
+	require.Equal(t, 0, code, errOut)
+	var queued struct{ ID, State string }
+	require.NoError(t, json.Unmarshal([]byte(out), &queued), out)
+	assert.Equal(t, "queued", queued.State)
+
+	code, out, errOut = runCLI(t, "", "tasks", "wait", queued.ID, "--url", s.url)
+	require.Equal(t, 0, code, errOut)
+	var rec taskRecord
+	require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+	assert.Equal(t, "succeeded", rec.State)
+
+	code, out, _ = runCLI(t, "", "tasks", "list", "--url", s.url, "--state", "succeeded")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, queued.ID)
+
+	code, _, errOut = runCLI(t, "", "tasks", "cancel", queued.ID, "--url", s.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "task_ended")
+	code, _, errOut = runCLI(t, "", "tasks", "get", "0123456789abcdef", "--url", s.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "unknown_task")
+
+	code, _, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
+	require.Equal(t, 0, code, errOut)
+	code, _, _ = runCLI(t, "", "tasks", "frobnicate", "--url", s.url)
+	assert.Equal(t, 2, code)
+}
