@@ -3,11 +3,14 @@ package async
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -261,4 +264,25 @@ func TestStart_storeDirNotWritable(t *testing.T) {
 		assert.Contains(t, err.Error(), "can not write in")
 	}
 	testkit.RequireNoChildren(t)
+}
+
+// nats.listen opens a port on which other NATS clients reach the
+// embedded server; without it there is none.
+func TestStart_listen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	opts := testOptions(t.TempDir())
+	opts.Listen = addr
+	e := startEngine(t, newManager(t, testPools()), opts)
+	nc, err := nats.Connect("nats://" + addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.Stream(context.Background(), streamName)
+	require.NoError(t, err, "the task stream is visible from outside")
+	task := submit(t, e, "M", `{"fault": "echo"}`)
+	waitFor(t, e, task.ID, ended)
 }

@@ -50,7 +50,7 @@ func testPools() []host.PoolConfig {
 }
 
 // newManager starts a manager over pools and shuts it down at the end.
-func newManager(t *testing.T, pools []host.PoolConfig) *host.Manager {
+func newManager(t testing.TB, pools []host.PoolConfig) *host.Manager {
 	t.Helper()
 	cfg := host.DefaultConfig()
 	cfg.PluginDir = pluginDir
@@ -73,7 +73,7 @@ func testOptions(dir string) Options {
 
 // startEngine starts an engine over mgr and stops it at the end, before
 // the manager shuts down.
-func startEngine(t *testing.T, mgr *host.Manager, opts Options) *Engine {
+func startEngine(t testing.TB, mgr *host.Manager, opts Options) *Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -84,7 +84,7 @@ func startEngine(t *testing.T, mgr *host.Manager, opts Options) *Engine {
 }
 
 // stopEngine stops e with a short grace period; a second call does nothing.
-func stopEngine(t *testing.T, e *Engine) {
+func stopEngine(t testing.TB, e *Engine) {
 	t.Helper()
 	e.mu.Lock()
 	stopped := e.stopped

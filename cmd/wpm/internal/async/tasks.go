@@ -59,8 +59,8 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
-	if len(data) > maxPayload {
-		return Task{}, fmt.Errorf("%w: the task's input is over the queue's limit of %d MiB; send a smaller task or run it synchronously", ErrTooLarge, maxPayload>>20)
+	if limit := e.nc.MaxPayload(); int64(len(data)) > limit {
+		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
 	subj := subject(j.Pool)
 	if _, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID)); err != nil {
