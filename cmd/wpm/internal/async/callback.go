@@ -58,14 +58,20 @@ func sign(secret string, body []byte) string {
 }
 
 // notify posts t, which has ended, to its callback URL in the background,
-// retrying with back-off; a callback still undelivered when the engine
-// stops is dropped (the record stays readable).
+// retrying with back-off; a callback still undelivered at the end of the
+// engine's grace period is dropped (the record stays readable).
 func (e *Engine) notify(t Task) {
 	if t.CallbackURL == "" || !t.State.Ended() {
 		return
 	}
 	body, err := json.Marshal(t)
 	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cbClosed {
+		e.logger.Warn("callback dropped: wpm is stopping", "task", t.ID)
 		return
 	}
 	e.callbacks.Go(func() { e.deliver(t.ID, t.CallbackURL, body) })
@@ -81,7 +87,7 @@ func (e *Engine) deliver(id, target string, body []byte) {
 		}
 		e.logger.Warn("callback failed", "task", id, "attempt", attempt, "error", err)
 		select {
-		case <-e.loops.Done():
+		case <-e.cbCtx.Done():
 			return
 		case <-time.After(wait):
 		}
@@ -92,7 +98,7 @@ func (e *Engine) deliver(id, target string, body []byte) {
 
 // post sends one attempt; any answer but 2xx is a failure.
 func (e *Engine) post(target string, body []byte) error {
-	ctx, cancel := context.WithTimeout(e.loops, callbackTimeout)
+	ctx, cancel := context.WithTimeout(e.cbCtx, callbackTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {

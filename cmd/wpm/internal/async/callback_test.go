@@ -81,3 +81,26 @@ func TestEngine_callbackOff(t *testing.T) {
 	require.ErrorIs(t, err, ErrCallbackRefused)
 	assert.Contains(t, err.Error(), "async.callbackAllow is empty")
 }
+
+// A task that ends while the engine drains still calls back before Stop
+// returns.
+func TestEngine_callbackDuringStop(t *testing.T) {
+	sink := newCallbackSink(t, 0)
+	opts := testOptions(t.TempDir())
+	opts.CallbackAllow = []string{sink.URL}
+	e := startEngine(t, newManager(t, testPools()), opts)
+	task, err := e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{"fault": "sleep", "ms": 300}`), CallbackURL: sink.URL + "/x"})
+	require.NoError(t, err)
+	waitFor(t, e, task.ID, inState(StateRunning))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.Stop(ctx))
+	select {
+	case call := <-sink.got:
+		var rec Task
+		require.NoError(t, json.Unmarshal(call.body, &rec))
+		assert.Equal(t, StateSucceeded, rec.State)
+	default:
+		t.Fatal("the callback of a task that ended during the drain was not sent")
+	}
+}

@@ -119,6 +119,10 @@ type Engine struct {
 	tasks     sync.WaitGroup
 	callbacks sync.WaitGroup
 	client    *http.Client
+	// cbCtx ends pending callbacks: at the end of the grace period.
+	cbCtx    context.Context
+	stopCbs  context.CancelFunc
+	cbClosed bool // no callback is started any more; guarded by mu
 
 	mu       sync.Mutex
 	wake     map[string]chan struct{}
@@ -142,23 +146,27 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient()}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
+	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
 	if err := e.setUp(ctx); err != nil {
-		e.close()
+		e.abort()
 		return nil, err
 	}
-	for _, pool := range mgr.PoolNames() {
+	for _, pool := range append(mgr.PoolNames(), "") {
 		if err := e.ensureRunner(ctx, pool); err != nil {
-			e.stopLoops()
-			e.close()
+			e.abort()
 			return nil, err
 		}
 	}
-	if err := e.ensureRunner(ctx, ""); err != nil {
-		e.stopLoops()
-		e.close()
-		return nil, err
-	}
 	return e, nil
+}
+
+// abort undoes a Start that failed half-way.
+func (e *Engine) abort() {
+	e.stopLoops()
+	e.runners.Wait()
+	e.stopWork(context.Canceled)
+	e.stopCbs()
+	e.close()
 }
 
 // setUp makes (or updates) the stream and the bucket.
@@ -277,10 +285,27 @@ func (e *Engine) Stop(ctx context.Context) error {
 		<-done
 	}
 	e.stopWork(context.Canceled)
-	e.callbacks.Wait() // the last attempts, bounded by callbackTimeout
-	e.client.CloseIdleConnections()
+	e.stopCallbacks(ctx)
 	e.close()
 	return err
+}
+
+// stopCallbacks lets pending callbacks finish until ctx ends, then
+// cancels the rest and waits for them.
+func (e *Engine) stopCallbacks(ctx context.Context) {
+	e.mu.Lock()
+	e.cbClosed = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.callbacks.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.logger.Warn("callbacks still undelivered at the end of the grace period were dropped")
+	}
+	e.stopCbs()
+	<-done
+	e.client.CloseIdleConnections()
 }
 
 // close closes the connection and stops the embedded server.
