@@ -269,12 +269,7 @@ func TestStart_storeDirNotWritable(t *testing.T) {
 // nats.listen opens a port on which other NATS clients reach the
 // embedded server; without it there is none.
 func TestStart_listen(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	opts := testOptions(t.TempDir())
-	opts.Listen = addr
+	opts, addr := listenOptions(t)
 	e := startEngine(t, newManager(t, testPools()), opts)
 	nc, err := nats.Connect("nats://" + addr)
 	require.NoError(t, err)
@@ -285,4 +280,40 @@ func TestStart_listen(t *testing.T) {
 	require.NoError(t, err, "the task stream is visible from outside")
 	task := submit(t, e, "M", `{"fault": "echo"}`)
 	waitFor(t, e, task.ID, ended)
+}
+
+// nats.url connects to another server instead of embedding one: here a
+// second wpm's engine on the first one's server, sharing its queue.
+func TestStart_externalURL(t *testing.T) {
+	opts, addr := listenOptions(t)
+	first := startEngine(t, newManager(t, testPools()), opts)
+
+	cfg := host.DefaultConfig()
+	cfg.PluginDir, cfg.Pools = pluginDir, testPools()
+	mgr, err := host.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { // the first manager's cleanup checks for leftover workers
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, mgr.Shutdown(ctx))
+	})
+	second := startEngine(t, mgr, Options{URL: "nats://" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	assert.Nil(t, second.srv, "nothing is embedded")
+	task := submit(t, second, "M", `{"fault": "echo"}`)
+	got := waitFor(t, first, task.ID, ended)
+	assert.Equal(t, StateSucceeded, got.State, "the record is shared")
+	stopEngine(t, second) // before the server it uses
+}
+
+// listenOptions are testOptions with nats.listen on a free loopback port,
+// which it returns.
+func listenOptions(t *testing.T) (Options, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	opts := testOptions(t.TempDir())
+	opts.Listen = addr
+	return opts, addr
 }
