@@ -191,6 +191,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 		SyncAlways:         cfg.NATS.SyncAlways,
 		Retention:          cfg.Async.Retention,
 		MaxResultBytes:     cfg.Async.MaxResultBytes,
+		MaxInputBytes:      cfg.HTTP.BodyLimitBytes,
 		DedupWindow:        cfg.Async.DedupWindow,
 		AckWait:            cfg.Async.AckWait,
 		CallbackAllow:      cfg.Async.CallbackAllow,

@@ -118,6 +118,9 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 		return err
 	}
 	c.Set(ctxTaskID, t.ID)
+	if c.QueryParam("async") == "" {
+		c.Response().Header().Set("Preference-Applied", "respond-async") // asked with Prefer
+	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/tasks/"+t.ID)
 	return c.JSON(http.StatusAccepted, accepted{OK: true, ID: t.ID, State: t.State})
 }

@@ -60,6 +60,8 @@ func TestAPI_async_submitThenWait(t *testing.T) {
 	a = s.do(t, http.MethodGet, "/v1/tasks?state=succeeded&pool=CPU", nil)
 	require.Equal(t, http.StatusOK, a.Status, a.Raw)
 	assert.Len(t, a.Body["tasks"], 3)
+	a = s.sendWith(t, http.MethodPost, "/v1/pools/CPU/tasks", `{"duration": 1}`, "Prefer", "respond-async, wait=5")
+	assert.Equal(t, "respond-async", a.Header.Get("Preference-Applied"))
 }
 
 // Bad input judged without running still answers at once with its 4xx,

@@ -41,6 +41,10 @@ type Options struct {
 	Retention time.Duration
 	// MaxResultBytes bounds a stored result (async.maxResultBytes).
 	MaxResultBytes int64
+	// MaxInputBytes is the largest task input to take (http.bodyLimit);
+	// with MaxResultBytes it sizes the embedded server's max_payload. 0
+	// means 10 MB.
+	MaxInputBytes int64
 	// DedupWindow is how long an idempotency key holds (async.dedupWindow).
 	DedupWindow time.Duration
 	// AckWait is how long a task whose runner went silent waits before it
@@ -74,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = 1_000_000
+	}
+	if o.MaxInputBytes <= 0 {
+		o.MaxInputBytes = 10_000_000
 	}
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = 2 * time.Minute

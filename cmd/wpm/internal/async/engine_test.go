@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,4 +317,16 @@ func listenOptions(t *testing.T) (Options, string) {
 	opts := testOptions(t.TempDir())
 	opts.Listen = addr
 	return opts, addr
+}
+
+// A task larger than the server's max_payload is refused at once.
+func TestEngine_Submit_tooLarge(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.MaxInputBytes = 1000
+	e := startEngine(t, newManager(t, testPools()), opts)
+	big := `{"fault": "echo", "lines": ["` + strings.Repeat("x", 100_000) + `"]}`
+	_, err := e.Submit(context.Background(), Request{Pool: "M", Input: []byte(big)})
+	require.ErrorIs(t, err, ErrTooLarge)
+	assert.Contains(t, err.Error(), "max_payload")
+	submit(t, e, "M", `{"fault": "echo"}`)
 }

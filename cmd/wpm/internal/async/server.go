@@ -17,6 +17,10 @@ import (
 // or a record with its result, must fit in one.
 const maxPayload = 64 << 20
 
+// payloadSlack is what a task message or record adds to its input or
+// result.
+const payloadSlack = 64 << 10
+
 // readyBound bounds the embedded server's start.
 const readyBound = 10 * time.Second
 
@@ -54,7 +58,7 @@ func startServer(o Options) (*server.Server, error) {
 		JetStream:  true,
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
-		MaxPayload: maxPayload,
+		MaxPayload: int32(min(max(o.MaxInputBytes, o.MaxResultBytes)+payloadSlack, maxPayload)),
 		SyncAlways: o.SyncAlways,
 		DontListen: o.Listen == "",
 	}
@@ -70,6 +74,7 @@ func startServer(o Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
+	srv.SetLogger(natsLogger{o.Logger.Named("nats")}, o.Logger.IsTrace(), false)
 	go srv.Start()
 	if !srv.ReadyForConnections(readyBound) {
 		stopServer(srv)
