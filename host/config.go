@@ -61,8 +61,9 @@ type PoolConfig struct {
 	// default, 10s.
 	StartTimeout time.Duration `koanf:"startTimeout"`
 	// Retries says how often an asynchronous task that ends
-	// worker_crashed, memory_limit_exceeded or task_timeout runs again.
-	// Synchronous tasks are never retried.
+	// worker_crashed, memory_limit_exceeded or task_timeout (and, if it
+	// says so, task_failed) runs again. Synchronous tasks are never
+	// retried.
 	Retries Retries `koanf:"retries"`
 }
 
@@ -75,6 +76,10 @@ type Retries struct {
 	Backoff time.Duration `koanf:"backoff"`
 	// MaxBackoff caps the wait before any retry; 0 means the default, 30s.
 	MaxBackoff time.Duration `koanf:"maxBackoff"`
+	// OnTaskFailed retries tasks that end task_failed (the plugin
+	// returned an error) too. Tasks the plugin rejected (invalid_task)
+	// are never retried.
+	OnTaskFailed bool `koanf:"onTaskFailed"`
 }
 
 // Delay returns the wait before retry n (1 for the first), before jitter:

@@ -113,6 +113,15 @@ func TestEngine_retriesRunOut(t *testing.T) {
 	assert.Equal(t, host.CodeWorkerCrashed, got.Error.Code)
 	assert.Equal(t, 2, got.Attempts, "pool R retries once")
 
+	failed := submit(t, e, "R", `{"fault": "fail"}`)
+	got = waitFor(t, e, failed.ID, ended)
+	assert.Equal(t, host.CodeTaskFailed, got.Error.Code)
+	assert.Equal(t, 2, got.Attempts, "pool R retries task_failed too")
+	invalid := submit(t, e, "R", `{"fault": "nope"}`)
+	got = waitFor(t, e, invalid.ID, ended)
+	assert.Equal(t, host.CodeInvalidTask, got.Error.Code)
+	assert.Equal(t, 1, got.Attempts, "invalid_task is never retried")
+
 	crash := submit(t, e, "M", `{"fault": "crash"}`)
 	got = waitFor(t, e, crash.ID, ended)
 	assert.Equal(t, StateFailed, got.State)

@@ -40,12 +40,12 @@ func TestMain(m *testing.M) {
 
 // testPools are the pools of newEngine: F (flaky, one worker, two
 // retries), M (misbehave, one worker, 2 s task timeout, no retries) and R
-// (misbehave, one retry).
+// (misbehave, one retry, task_failed included).
 func testPools() []host.PoolConfig {
 	return []host.PoolConfig{
 		{Name: "F", Plugin: "flaky", Workers: 1, Retries: host.Retries{Max: 2, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}},
 		{Name: "M", Plugin: "misbehave", Workers: 1, TaskTimeout: 2 * time.Second},
-		{Name: "R", Plugin: "misbehave", Workers: 1, Retries: host.Retries{Max: 1, Backoff: 10 * time.Millisecond}},
+		{Name: "R", Plugin: "misbehave", Workers: 1, Retries: host.Retries{Max: 1, Backoff: 10 * time.Millisecond, OnTaskFailed: true}},
 	}
 }
 

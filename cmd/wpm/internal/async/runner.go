@@ -286,14 +286,18 @@ func (e *Engine) save(ctx context.Context, t Task, rev uint64) bool {
 	return false
 }
 
-// retry reports whether the task's pool retries after err, and has
-// attempts left.
+// retry reports whether the task's pool retries after err (a retryable
+// code, or task_failed when the pool says so), and has attempts left.
 func (e *Engine) retry(j job, t Task, err error) bool {
-	if j.Pool == "" || !retryable[host.Code(err)] {
+	if j.Pool == "" {
 		return false
 	}
 	p, perr := e.mgr.Pool(j.Pool)
-	return perr == nil && t.Attempts <= p.Config.Retries.Max
+	if perr != nil {
+		return false
+	}
+	r, code := p.Config.Retries, host.Code(err)
+	return (retryable[code] || r.OnTaskFailed && code == host.CodeTaskFailed) && t.Attempts <= r.Max
 }
 
 // backoff is the wait before retry n of a pool's task, with up to 20%
