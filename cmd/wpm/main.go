@@ -5,6 +5,7 @@
 //	wpm run <plugin> --task JSON|@FILE|-
 //	wpm plugins
 //	wpm status [--url URL] [--token T]
+//	wpm tasks submit|get|wait|cancel|list [ID] [--url URL] [--token T]
 //	wpm version
 package main
 
@@ -44,6 +45,7 @@ func commands() []command {
 		{"run", "wpm run <plugin> --task JSON|@FILE|- [flags]", "run one task in a one-shot process and print its answer", runOnce},
 		{"plugins", "wpm plugins [flags]", "list the plugins in the plugins directory", runPlugins},
 		{"status", "wpm status [--url URL] [--token T] [flags]", "show a running wpm's pools and workers", runStatus},
+		{"tasks", "wpm tasks submit|get|wait|cancel|list [ID] [flags]\n\n" + tasksUsage, "submit, read, await, cancel and list a running wpm's asynchronous tasks", runTasks},
 		{"version", "wpm version", "print wpm's version", runVersion},
 	}
 }

@@ -76,7 +76,8 @@ func startServeConfig(t *testing.T, path string, extraEnv ...string) *wpmServer 
 	addr := freeAddr(t)
 	cmd := exec.Command(filepath.Join(binDir, "wpm"), "serve", "--config", path,
 		"--addr", addr, "--plugins-dir", filepath.Join(binDir, "plugins"))
-	cmd.Env = append(os.Environ(), extraEnv...)
+	// The task store goes to a temporary directory unless extraEnv names one.
+	cmd.Env = append(append(os.Environ(), "WPM_NATS_STOREDIR="+t.TempDir()), extraEnv...)
 	s := &wpmServer{cmd: cmd, url: "http://" + addr, logs: new(testkit.SyncBuffer), done: make(chan error, 1)}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

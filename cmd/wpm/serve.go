@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
 	"github.com/wpmdev/wpm/host"
@@ -87,6 +89,19 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		_ = mgr.Shutdown(context.Background())
 		return fmt.Errorf("metrics: %w", err)
 	}
+	tasks, err := startTasks(cfg, mgr, logger)
+	if err != nil {
+		_ = mgr.Shutdown(context.Background())
+		return err
+	}
+	stopAll := func() {
+		_ = tasks.Stop(context.Background())
+		_ = mgr.Shutdown(context.Background())
+	}
+	if err := mx.Registry().Register(tasks.Collector()); err != nil {
+		stopAll()
+		return fmt.Errorf("metrics: %w", err)
+	}
 	reload := func() error { return reloadConfig(cfg, mgr, load, logger) }
 	srv := api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
@@ -101,10 +116,11 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 
 		InflightBodyLimitBytes: cfg.HTTP.InflightBodyLimitBytes,
 		OneShotMemoryLimitMB:   cfg.Host.OneShot.MemoryLimitMB,
+		Tasks:                  tasks,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		_ = mgr.Shutdown(context.Background())
+		stopAll()
 		return fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
 	}
 	if cfg.HTTP.AuthToken == "" && !api.Loopback(ln.Addr()) {
@@ -120,7 +136,7 @@ wait:
 	for {
 		select {
 		case err := <-served:
-			_ = mgr.Shutdown(context.Background())
+			stopAll()
 			return fmt.Errorf("http server: %w", err)
 		case <-hangups:
 			_ = reload() // logged there
@@ -140,6 +156,12 @@ wait:
 		case <-grace.Done():
 		}
 	}()
+	// Asynchronous tasks stop first: no new ones are taken off the queue,
+	// running ones get the grace period, and those cut off run again at
+	// the next start.
+	if err := tasks.Stop(grace); err != nil {
+		logger.Warn("asynchronous tasks were cut off", "error", err)
+	}
 	if err := mgr.Shutdown(grace); err != nil {
 		logger.Warn("tasks were cut off", "error", err)
 	}
@@ -151,6 +173,41 @@ wait:
 	}
 	logger.Info("wpm stopped")
 	return nil
+}
+
+// tasksStartBound bounds connecting to NATS and making the stream, bucket
+// and consumers at start.
+const tasksStartBound = 30 * time.Second
+
+// startTasks starts the asynchronous-task engine over mgr: an embedded
+// NATS server on nats.storeDir, or the server at nats.url.
+func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*async.Engine, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), tasksStartBound)
+	defer cancel()
+	tasks, err := async.Start(ctx, mgr, async.Options{
+		StoreDir:           cfg.NATS.StoreDir,
+		Listen:             cfg.NATS.Listen,
+		URL:                cfg.NATS.URL,
+		SyncAlways:         cfg.NATS.SyncAlways,
+		Retention:          cfg.Async.Retention,
+		MaxResultBytes:     cfg.Async.MaxResultBytes,
+		MaxInputBytes:      cfg.HTTP.BodyLimitBytes,
+		DedupWindow:        cfg.Async.DedupWindow,
+		AckWait:            cfg.Async.AckWait,
+		CallbackAllow:      cfg.Async.CallbackAllow,
+		CallbackSecret:     cfg.Async.CallbackSecret,
+		OneShotConcurrency: max(1, cfg.Host.OneShot.MaxConcurrent/2),
+		Logger:             logger.Named("async"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("asynchronous tasks: %w", err)
+	}
+	where := "embedded, store " + cfg.NATS.StoreDir
+	if cfg.NATS.URL != "" {
+		where = cfg.NATS.URL
+	}
+	logger.Info("asynchronous tasks ready", "nats", where)
+	return tasks, nil
 }
 
 // setMemoryLimit gives wpm's own heap the soft limit runtime.memoryLimit,
@@ -176,8 +233,9 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		logger.Error("config reload refused; the running config stays", "error", err)
 		return err
 	}
-	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime {
-		logger.Warn("http, log, shutdown and runtime settings changed; they apply on restart")
+	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
+		next.NATS != running.NATS || !reflect.DeepEqual(next.Async, running.Async) {
+		logger.Warn("http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
 	}
 	return nil
 }

@@ -133,20 +133,36 @@ func fetchPools(ctx context.Context, base, token string) (api.PoolList, error) {
 	if err != nil {
 		return list, fmt.Errorf("bad --url %q: %w", base, err)
 	}
+	body, err := doAPI(req, token)
+	if err != nil {
+		return list, err
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return list, fmt.Errorf("GET %s: the answer is not wpm's pool list: %w", req.URL, err)
+	}
+	return list, nil
+}
+
+// doAPI sends req to wpm's API with token and returns the body of a 2xx
+// answer. Any other answer is an error with the API's code and message.
+func doAPI(req *http.Request, token string) ([]byte, error) {
 	req.Header.Set("Accept", "application/json")
+	if req.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return list, fmt.Errorf("is wpm serve running there? %w", err)
+		return nil, fmt.Errorf("is wpm serve running there? %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return list, fmt.Errorf("GET %s: reading the answer: %w", req.URL, err)
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var e struct {
 			Error struct{ Code, Message string }
 		}
@@ -155,14 +171,11 @@ func fetchPools(ctx context.Context, base, token string) (api.PoolList, error) {
 			if e.Error.Code == "unauthorized" {
 				hint = " (give --token or set " + tokenEnv + ")"
 			}
-			return list, fmt.Errorf("GET %s: %d %s: %s%s", req.URL, resp.StatusCode, e.Error.Code, e.Error.Message, hint)
+			return nil, fmt.Errorf("%s %s: %d %s: %s%s", req.Method, req.URL, resp.StatusCode, e.Error.Code, e.Error.Message, hint)
 		}
-		return list, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
 	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		return list, fmt.Errorf("GET %s: the answer is not wpm's pool list: %w", req.URL, err)
-	}
-	return list, nil
+	return body, nil
 }
 
 // printStatus writes one table of pools, then one of workers per pool.

@@ -39,6 +39,9 @@ var statusOf = map[string]int{
 	codeNotReady:           http.StatusServiceUnavailable,
 	codeInvalidConfig:      http.StatusBadRequest,
 	codeOverloaded:         http.StatusServiceUnavailable,
+	codeUnknownTask:        http.StatusNotFound,
+	codeTaskEnded:          http.StatusConflict,
+	codeAsyncUnavailable:   http.StatusServiceUnavailable,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
@@ -36,6 +37,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	*httptest.Server
 	mgr     *host.Manager
+	tasks   *async.Engine
 	api     *api.Server
 	metrics *metrics.Metrics
 	// token is sent as a bearer token by do, when not empty.
@@ -97,7 +99,9 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 	require.NoError(t, err)
 	require.NoError(t, mx.WatchPools(mgr))
 	apiOpts.Metrics = mx.Handler()
-	s := &server{mgr: mgr, metrics: mx, token: apiOpts.AuthToken, seen: newSeen()}
+	tasks := startTasks(t, mgr)
+	apiOpts.Tasks = tasks
+	s := &server{mgr: mgr, tasks: tasks, metrics: mx, token: apiOpts.AuthToken, seen: newSeen()}
 	apiOpts.Reload = func() error {
 		next := cfg
 		if p := s.reloadTo.Load(); p != nil {
@@ -115,10 +119,22 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 		s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		require.NoError(t, tasks.Stop(ctx))
 		require.NoError(t, mgr.Shutdown(ctx))
 		testkit.RequireNoChildren(t)
 	})
 	return s
+}
+
+// startTasks starts an asynchronous-task engine over mgr on an embedded
+// NATS server with its store in a temporary directory; newServer stops it.
+func startTasks(t *testing.T, mgr *host.Manager) *async.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := async.Start(ctx, mgr, async.Options{StoreDir: t.TempDir(), AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	return e
 }
 
 // answer is a decoded response.
@@ -152,11 +168,21 @@ func (s *server) doRaw(t *testing.T, method, path string, body io.Reader, token 
 // undecoded.
 func (s *server) send(t *testing.T, method, path string, body io.Reader, authorization string) answer {
 	t.Helper()
+	headers := []string{"Content-Type", "application/json"}
+	if authorization != "" {
+		headers = append(headers, "Authorization", authorization)
+	}
+	return s.sendHeaders(t, method, path, body, headers...)
+}
+
+// sendHeaders makes a request with headers (name, value, ...), checks the
+// answer against the OpenAPI document, and returns it undecoded.
+func (s *server) sendHeaders(t *testing.T, method, path string, body io.Reader, headers ...string) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL+path, body)
 	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -440,6 +440,21 @@ func TestOpenAPI_responses(t *testing.T) {
 	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml"} {
 		req("GET", p, "")
 	}
+	// Asynchronous: 202 from every submit, then the task routes.
+	req("POST", "/example/pool?async=true", `{"poolName": "CPU", "workerTask": {"duration": 1}}`)
+	req("POST", "/example/oneShot?async=true", `{"workerScript": "cpuload", "workerTask": {"duration": 1}}`)
+	req("POST", "/v1/plugins/cpuload/run?async=true", `{"duration": 1}`)
+	a := s.doRaw(t, "POST", "/v1/pools/M/tasks?async=true", strings.NewReader(`{"fault": "sleep", "ms": 5000}`), token)
+	require.Equal(t, http.StatusAccepted, a.Status, a.Raw)
+	var queued struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(a.Raw), &queued))
+	req("GET", "/v1/tasks/"+queued.ID, "")
+	req("GET", "/v1/tasks?state=queued&limit=5", "")
+	req("DELETE", "/v1/tasks/"+queued.ID, "")
+	req("DELETE", "/v1/tasks/"+queued.ID, "") // 409: ended
+	req("GET", "/v1/tasks/0123456789abcdef", "")
+	req("GET", "/v1/tasks?state=done", "")
+	req("DELETE", "/v1/tasks/0123456789abcdef", "")
 	// Errors, one or more per operation.
 	req("POST", "/example/pool", `{"poolName": 3}`)
 	req("POST", "/example/pool", `{"poolName": "GPU", "workerTask": {}}`)
@@ -463,7 +478,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	// Without the token, everything but the probes is 401.
 	for _, op := range operations(mustDoc(t)) {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload").Replace(path)
+		path = strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{id}", queued.ID).Replace(path)
 		a := s.doRaw(t, method, path, strings.NewReader(`{}`), "")
 		if path == "/healthz" || path == "/readyz" {
 			assert.Equal(t, http.StatusOK, a.Status, op)
@@ -475,7 +490,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	s.api.StartShutdown()
 	for _, op := range operations(mustDoc(t)) {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload").Replace(path)
+		path = strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{id}", queued.ID).Replace(path)
 		s.doRaw(t, method, path, strings.NewReader(`{}`), token)
 	}
 

@@ -51,16 +51,20 @@ func TestAPI_unknownQueryParam(t *testing.T) {
 	s := newServer(t)
 	for path, want := range map[string]string{
 		"/v1/plugins/cpuload/run?memorylimitmb=1":                 `did you mean memoryLimitMB?`,
-		"/v1/plugins/cpuload/run?timeout=1s&memory=1":             `unknown query parameter \"memory\"; this endpoint takes memoryLimitMB, timeout`,
+		"/v1/plugins/cpuload/run?timeout=1s&memory=1":             `unknown query parameter \"memory\"; this endpoint takes memoryLimitMB, timeout, async, callbackUrl`,
 		"/v1/plugins/cpuload/run?memoryLimitMB=1&memoryLimitMB=2": `memoryLimitMB is given 2 times`,
-		"/v1/pools/CPU/tasks?timeout=1s":                          `unknown query parameter \"timeout\"; this endpoint takes none`,
-		"/example/pool?poolName=CPU":                              `this endpoint takes none`,
+		"/v1/pools/CPU/tasks?timeout=1s":                          `unknown query parameter \"timeout\"; this endpoint takes async, callbackUrl`,
+		"/example/pool?poolName=CPU":                              `this endpoint takes async, callbackUrl`,
 	} {
 		a := s.post(t, path, `{"duration": 1}`)
 		requireError(t, a, http.StatusBadRequest, "bad_request")
 		assert.Contains(t, a.Raw, want, path)
 	}
 	a := s.do(t, http.MethodGet, "/v1/pools?verbose=1", nil)
+	requireError(t, a, http.StatusBadRequest, "bad_request")
+	assert.Contains(t, a.Raw, "this endpoint takes none")
+	a = s.do(t, http.MethodGet, "/v1/tasks?State=queued", nil)
+	assert.Contains(t, a.Raw, "did you mean state?")
 	requireError(t, a, http.StatusBadRequest, "bad_request")
 	// The probes take what monitoring systems add.
 	a = s.do(t, http.MethodGet, "/readyz?probe=lb", nil)

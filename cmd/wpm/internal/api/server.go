@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/randid"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	// OneShotMemoryLimitMB is the configured oneShot.memoryLimitMB: when
 	// more than 0, the most memory a caller may ask a one-shot for.
 	OneShotMemoryLimitMB int
+	// Tasks runs asynchronous tasks (?async=true, /v1/tasks); nil answers
+	// those with 503 async_unavailable.
+	Tasks *async.Engine
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -116,11 +120,14 @@ func New(mgr *host.Manager, opts Options) *Server {
 	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.reserveBody}
 	e.POST("/example/pool", s.examplePool, taskRoute...)
 	e.POST("/example/oneShot", s.exampleOneShot, taskRoute...)
-	e.POST("/v1/pools/:pool/tasks", s.submit, taskRoute...)
+	e.POST(routePoolTasks, s.submit, taskRoute...)
 	e.POST(routeRun, s.runOnce, taskRoute...)
 	e.GET("/v1/pools", s.listPools, apiRoute...)
 	e.GET("/v1/pools/:pool", s.getPool, apiRoute...)
 	e.GET("/v1/plugins", s.listPlugins, apiRoute...)
+	e.GET(routeTasks, s.listTasks, apiRoute...)
+	e.GET(routeTask, s.getTask, apiRoute...)
+	e.DELETE(routeTask, s.cancelTask, apiRoute...)
 	e.GET(routeHealthz, s.healthz)
 	e.GET(routeReadyz, s.readyz)
 	if opts.Reload != nil {
@@ -166,6 +173,9 @@ func (s *Server) examplePool(c echo.Context) error {
 		return badRequest(`"workerTask" is required: the task's JSON input, like {"duration": 3000}`)
 	}
 	c.Set(ctxName, *req.PoolName)
+	if later, err := asyncWanted(c); err != nil || later {
+		return s.orAsync(c, err, poolRequest(*req.PoolName, req.WorkerTask))
+	}
 	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -194,6 +204,9 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 		}
 		opts.MemoryLimitMB = n
 	}
+	if later, err := asyncWanted(c); err != nil || later {
+		return s.orAsync(c, err, oneShotRequest(*req.WorkerScript, req.WorkerTask, opts))
+	}
 	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -206,6 +219,9 @@ func (s *Server) submit(c echo.Context) error {
 	input, err := s.taskInput(c)
 	if err != nil {
 		return err
+	}
+	if later, err := asyncWanted(c); err != nil || later {
+		return s.orAsync(c, err, poolRequest(c.Param("pool"), input))
 	}
 	res, err := s.mgr.Submit(c.Request().Context(), c.Param("pool"), input)
 	s.logTask(c, res, err)
@@ -236,6 +252,9 @@ func (s *Server) runOnce(c echo.Context) error {
 	input, err := s.taskInput(c)
 	if err != nil {
 		return err
+	}
+	if later, err := asyncWanted(c); err != nil || later {
+		return s.orAsync(c, err, oneShotRequest(c.Param("plugin"), input, opts))
 	}
 	res, err := s.mgr.RunOnce(c.Request().Context(), c.Param("plugin"), input, opts)
 	s.logTask(c, res, err)

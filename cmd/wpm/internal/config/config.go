@@ -30,6 +30,11 @@ type Config struct {
 	Shutdown Shutdown
 	// Runtime tunes wpm's own Go runtime (section runtime).
 	Runtime Runtime
+	// NATS configures the NATS server behind asynchronous tasks (section
+	// nats).
+	NATS NATS
+	// Async configures asynchronous tasks (section async).
+	Async Async
 	// Host is what the host library needs: plugins.dir, plugins.checksums,
 	// oneShot and pools.
 	Host host.Config
@@ -61,6 +66,38 @@ type Runtime struct {
 	// MemoryLimitBytes is wpm's own soft memory limit, GOMEMLIMIT
 	// (runtime.memoryLimit); 0 leaves Go's default.
 	MemoryLimitBytes int64 `koanf:"memoryLimit"`
+}
+
+// NATS is the nats section; the koanf tags are its keys.
+type NATS struct {
+	// StoreDir is where the embedded server keeps its JetStream files.
+	StoreDir string `koanf:"storeDir"`
+	// Listen is the host:port the embedded server listens on for other
+	// NATS clients; empty means no port at all.
+	Listen string `koanf:"listen"`
+	// URL, when not empty, is an external NATS server or cluster to use
+	// instead of an embedded one.
+	URL string `koanf:"url"`
+	// SyncAlways makes the embedded server fsync every write.
+	SyncAlways bool `koanf:"syncAlways"`
+}
+
+// Async is the async section; the koanf tags are its keys.
+type Async struct {
+	// Retention is how long task records and results are kept.
+	Retention time.Duration `koanf:"retention"`
+	// MaxResultBytes bounds a task's stored result.
+	MaxResultBytes int64 `koanf:"maxResultBytes"`
+	// DedupWindow is how long an Idempotency-Key returns the first task.
+	DedupWindow time.Duration `koanf:"dedupWindow"`
+	// AckWait is how long a task that was running when wpm died waits
+	// before it runs again.
+	AckWait time.Duration `koanf:"ackWait"`
+	// CallbackAllow lists the URL prefixes a task's callbackUrl may start
+	// with; empty refuses callbacks. From the environment: comma-separated.
+	CallbackAllow []string `koanf:"callbackAllow"`
+	// CallbackSecret, when set, signs callbacks with HMAC-SHA256.
+	CallbackSecret string `koanf:"callbackSecret"`
 }
 
 // Log is the log section; the koanf tags are its keys.
@@ -102,6 +139,8 @@ func Default() Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{Grace: 30 * time.Second},
 		Runtime:  Runtime{MemoryLimitBytes: 1_000_000_000},
+		NATS:     NATS{StoreDir: "data/nats"},
+		Async:    Async{Retention: 24 * time.Hour, MaxResultBytes: 1_000_000, DedupWindow: 2 * time.Minute, AckWait: 30 * time.Second},
 		Host:     h,
 	}
 }
@@ -116,6 +155,8 @@ type shape struct {
 	Shutdown *Shutdown           `koanf:"shutdown"`
 	OneShot  *host.OneShotConfig `koanf:"oneShot"`
 	Runtime  *Runtime            `koanf:"runtime"`
+	NATS     *NATS               `koanf:"nats"`
+	Async    *Async              `koanf:"async"`
 	Pools    *[]host.PoolConfig  `koanf:"pools"`
 }
 
@@ -134,6 +175,8 @@ func shapeOf(c *Config) *shape {
 		Shutdown: &c.Shutdown,
 		OneShot:  &c.Host.OneShot,
 		Runtime:  &c.Runtime,
+		NATS:     &c.NATS,
+		Async:    &c.Async,
 		Pools:    &c.Host.Pools,
 	}
 }

@@ -205,9 +205,9 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"unknown section key", "http: { adr: x }",
 			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, runtime, pools)`},
+			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, runtime, nats, async, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
-			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout)`},
+			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
 			`unknown key "oneShot.memorylimitmb" (keys are case-sensitive: did you mean memoryLimitMB?)`},
 		{"pool key differs only in case", "pools: [{ name: CPU, plugin: cpuload, Workers: 1 }]",
@@ -325,10 +325,13 @@ runtime: { memoryLimit: 0 }
 log: { level: warn, format: json }
 plugins: { dir: /p }
 shutdown: { grace: 1m }
+nats: { storeDir: /s, listen: "127.0.0.1:4222", url: "", syncAlways: true }
+async: { retention: 1h, maxResultBytes: 2MB, dedupWindow: 1m, ackWait: 5s }
 oneShot: { memoryLimitMB: 64, timeout: 1s, maxConcurrent: 2, maxWait: 100ms, spares: 1, startTimeout: 3s }
 pools:
   - { name: A, plugin: cpuload, workers: 3, memoryLimitMB: 128, concurrency: 2, queueLimit: 5,
-      taskTimeout: 2s, maxTasksPerWorker: 100, maxWorkerAge: 1h, startTimeout: 4s }
+      taskTimeout: 2s, maxTasksPerWorker: 100, maxWorkerAge: 1h, startTimeout: 4s,
+      retries: { max: 2, backoff: 10ms, maxBackoff: 1s } }
 `)
 	jsonFile := mustWriteFile(t, "wpm.JSON", `{
   "http": {"addr": "0.0.0.0:8080", "bodyLimit": "512KB", "authToken": "tok", "metricsAuth": true,
@@ -337,22 +340,28 @@ pools:
   "log": {"level": "warn", "format": "json"},
   "plugins": {"dir": "/p"},
   "shutdown": {"grace": "1m"},
+  "nats": {"storeDir": "/s", "listen": "127.0.0.1:4222", "url": "", "syncAlways": true},
+  "async": {"retention": "1h", "maxResultBytes": "2MB", "dedupWindow": "1m", "ackWait": "5s"},
   "oneShot": {"memoryLimitMB": 64, "timeout": "1s", "maxConcurrent": 2, "maxWait": "100ms", "spares": 1, "startTimeout": "3s"},
   "pools": [{"name": "A", "plugin": "cpuload", "workers": 3, "memoryLimitMB": 128, "concurrency": 2, "queueLimit": 5,
-             "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s"}]
+             "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s",
+             "retries": {"max": 2, "backoff": "10ms", "maxBackoff": "1s"}}]
 }`)
 	want := Config{
 		HTTP: HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true,
 			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
+		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", SyncAlways: true},
+		Async:    Async{Retention: time.Hour, MaxResultBytes: 2_000_000, DedupWindow: time.Minute, AckWait: 5 * time.Second},
 		Host: host.Config{
 			PluginDir: "/p",
 			OneShot: host.OneShotConfig{MemoryLimitMB: 64, Timeout: time.Second, MaxConcurrent: 2,
 				MaxWait: 100 * time.Millisecond, Spares: 1, StartTimeout: 3 * time.Second},
 			Pools: []host.PoolConfig{{Name: "A", Plugin: "cpuload", Workers: 3, MemoryLimitMB: 128,
 				Concurrency: 2, QueueLimit: 5, TaskTimeout: 2 * time.Second, MaxTasksPerWorker: 100,
-				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second}},
+				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second,
+				Retries: host.Retries{Max: 2, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}}},
 		},
 	}
 	for _, path := range []string{yamlFile, jsonFile} {
@@ -647,4 +656,16 @@ func TestLoad_connectionAndMemoryKeysFromEnv(t *testing.T) {
 		"WPM_HTTP_INFLIGHTBODYLIMIT: http.inflightBodyLimit: must be more than 0 bytes, got 0",
 		"WPM_HTTP_IDLETIMEOUT: http.idleTimeout: must be more than 0, like 60s, got -1s",
 	}, problems(err))
+}
+
+// async.callbackAllow is a list in the file and comma-separated in the
+// environment; each prefix must be an http(s) URL.
+func TestLoad_callbackAllow(t *testing.T) {
+	c, err := Load(Options{Environ: []string{"WPM_ASYNC_CALLBACKALLOW=http://127.0.0.1:1880/wpm/, https://hooks.example/"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://127.0.0.1:1880/wpm/", "https://hooks.example/"}, c.Async.CallbackAllow)
+
+	_, err = Load(Options{File: mustWriteFile(t, "wpm.yaml", "async: {callbackAllow: [\"ftp://x/\"]}\n")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "async.callbackAllow[0]")
 }

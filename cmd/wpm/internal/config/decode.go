@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -49,6 +50,9 @@ func (l *loader) decode() (Config, error) {
 	}
 	if len(c.Host.Checksums) == 0 {
 		c.Host.Checksums = nil // "checksums: {}" pins nothing, like no key
+	}
+	if len(c.Async.CallbackAllow) == 0 {
+		c.Async.CallbackAllow = nil // "callbackAllow: []" allows nothing, like no key
 	}
 	return c, nil
 }
@@ -115,6 +119,10 @@ func convert(from, to reflect.Value) (any, error) {
 		if _, ok := asMap(v); !ok {
 			return nil, fmt.Errorf("must be a map, got %s", describe(v))
 		}
+	case reflect.Slice:
+		if s, ok := v.(string); ok && to.Type().Elem().Kind() == reflect.String {
+			return splitList(s), nil // from the environment: a,b,c
+		}
 	}
 	return v, nil
 }
@@ -129,6 +137,8 @@ func (c *Config) check() error {
 	if c.Shutdown.Grace < 0 {
 		p.add("shutdown.grace", "must not be negative, got %s", c.Shutdown.Grace)
 	}
+	c.NATS.check(&p)
+	c.Async.check(&p)
 	return errors.Join(p...)
 }
 
@@ -146,6 +156,31 @@ func (h HTTP) check(p *checks) {
 		p.add("http.maxConns", "must be 1 or more, got %d", h.MaxConns)
 	case h.MaxConns > math.MaxInt32:
 		p.add("http.maxConns", "must be at most %d, got %d", math.MaxInt32, h.MaxConns)
+	}
+}
+
+// check adds the problems of the nats section to p.
+func (n NATS) check(p *checks) {
+	if n.StoreDir == "" && n.URL == "" {
+		p.add("nats.storeDir", "must name a directory for the embedded server's files, like data/nats")
+	}
+	if n.Listen != "" {
+		if _, port, err := net.SplitHostPort(n.Listen); err != nil || port == "" {
+			p.add("nats.listen", "%q is not host:port like 127.0.0.1:4222; leave it empty for no port", n.Listen)
+		}
+	}
+}
+
+// check adds the problems of the async section to p.
+func (a Async) check(p *checks) {
+	p.positiveDuration("async.retention", a.Retention)
+	p.positiveSize("async.maxResultBytes", a.MaxResultBytes)
+	p.positiveDuration("async.dedupWindow", a.DedupWindow)
+	p.positiveDuration("async.ackWait", a.AckWait)
+	for i, prefix := range a.CallbackAllow {
+		if u, err := url.Parse(prefix); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(fmt.Sprintf("async.callbackAllow[%d]", i), "%q is not an http or https URL prefix like http://127.0.0.1:1880/wpm/", prefix)
+		}
 	}
 }
 
@@ -179,6 +214,17 @@ func (p *checks) oneOf(key string, allowed []string, s *string) {
 		p.add(key, "%q is not one of %s", *s, strings.Join(allowed, ", "))
 	}
 	*s = low
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // describe shows v in a message: strings quoted, maps and lists by kind.

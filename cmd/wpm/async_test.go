@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// asyncConfig has one pool of two test workers and a short ack wait, so
+// that tasks running when wpm is killed run again soon after a restart.
+const asyncConfig = `
+shutdown: {grace: 5s}
+async: {ackWait: 2s}
+pools:
+  - {name: M, plugin: misbehave, workers: 2, queueLimit: 8}
+`
+
+// taskRecord is the part of GET /v1/tasks/{id} the tests read.
+type taskRecord struct {
+	ID         string          `json:"id"`
+	State      string          `json:"state"`
+	Attempts   int             `json:"attempts"`
+	FinishedAt string          `json:"finishedAt"`
+	WorkerPID  int             `json:"workerPid"`
+	Result     json.RawMessage `json:"result"`
+}
+
+// getJSON gets url and decodes its JSON answer into v.
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, v), "not JSON: %s", raw)
+	return resp.StatusCode
+}
+
+// listTasks returns the tasks in state, by id.
+func listTasks(t *testing.T, url, state string) map[string]taskRecord {
+	t.Helper()
+	var list struct{ Tasks []taskRecord }
+	require.Equal(t, http.StatusOK, getJSON(t, url+"/v1/tasks?limit=1000&state="+state, &list))
+	out := map[string]taskRecord{}
+	for _, r := range list.Tasks {
+		out[r.ID] = r
+	}
+	return out
+}
+
+// Durability: 60 asynchronous tasks, wpm SIGKILLed while some run and many
+// are queued, then restarted on the same store: every task ends
+// succeeded, those that had succeeded before the kill are not run again,
+// and a task run twice shows a second attempt.
+func TestServe_asyncTasksSurviveSIGKILL(t *testing.T) {
+	const n = 60
+	store := t.TempDir()
+	env := "WPM_NATS_STOREDIR=" + store
+	s := startServeConfig(t, asyncConfig, env)
+	ids := make([]string, n)
+	for i := range ids {
+		status, body := postJSON(t, s.url+"/v1/pools/M/tasks?async=true", `{"fault": "sleep", "ms": 100}`)
+		require.Equal(t, http.StatusAccepted, status, body)
+		ids[i] = body["id"].(string)
+	}
+	// Once the sixth task ended, some run and most are queued.
+	var rec taskRecord
+	require.Equal(t, http.StatusOK, getJSON(t, s.url+"/v1/tasks/"+ids[5]+"?wait=20s", &rec))
+	require.Equal(t, "succeeded", rec.State)
+	before := listTasks(t, s.url, "succeeded")
+	require.NoError(t, s.cmd.Process.Kill())
+	s.done <- <-s.done // wait for the exit; leave it for the cleanup
+	require.Less(t, len(before), n-10, "too few tasks were queued at the kill")
+
+	start := time.Now()
+	s = startServeConfig(t, asyncConfig, env)
+	reruns := 0
+	for _, id := range ids {
+		var r taskRecord
+		require.Equal(t, http.StatusOK, getJSON(t, s.url+"/v1/tasks/"+id+"?wait=30s", &r))
+		require.Equal(t, "succeeded", r.State, "task %s: %+v", id, r)
+		assert.Contains(t, string(r.Result), `"pid"`, "the result is readable")
+		if old, ok := before[id]; ok {
+			assert.Equal(t, old, r, "a task that had succeeded before the kill ran again")
+		}
+		require.LessOrEqual(t, r.Attempts, 2, "task %s", id)
+		if r.Attempts == 2 {
+			reruns++
+		}
+	}
+	assert.LessOrEqual(t, reruns, 2, "only the tasks running at the kill (two workers) run again")
+	t.Logf("%d tasks, %d succeeded before the kill, %d ran again; all ended %s after the restart",
+		n, len(before), reruns, time.Since(start).Round(time.Millisecond))
+}
+
+// A store directory wpm can not use stops it at start with a message
+// naming nats.storeDir.
+func TestServe_asyncStoreDirNotUsable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	var stderr strings.Builder
+	code := run([]string{"serve", "--config", configFile(t, asyncConfig), "--plugins-dir", filepath.Join(binDir, "plugins"), "--addr", freeAddr(t)},
+		env{stdout: io.Discard, stderr: &stderr, environ: []string{"WPM_NATS_STOREDIR=" + filepath.Join(file, "nats")}})
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "nats.storeDir")
+	assert.Contains(t, stderr.String(), "can not create")
+}
+
+// configFile writes config to a temporary file and returns its path.
+func configFile(t *testing.T, config string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wpm.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
+	return path
+}
+
+// wpm tasks submit, wait, get, list and cancel against the built binary.
+func TestCLI_tasks(t *testing.T) {
+	s := startServeConfig(t, asyncConfig)
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "echo"}`)
+	require.Equal(t, 0, code, errOut)
+	var queued struct{ ID, State string }
+	require.NoError(t, json.Unmarshal([]byte(out), &queued), out)
+	assert.Equal(t, "queued", queued.State)
+
+	code, out, errOut = runCLI(t, "", "tasks", "wait", queued.ID, "--url", s.url)
+	require.Equal(t, 0, code, errOut)
+	var rec taskRecord
+	require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+	assert.Equal(t, "succeeded", rec.State)
+
+	code, out, _ = runCLI(t, "", "tasks", "list", "--url", s.url, "--state", "succeeded")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, queued.ID)
+
+	code, _, errOut = runCLI(t, "", "tasks", "cancel", queued.ID, "--url", s.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "task_ended")
+	code, _, errOut = runCLI(t, "", "tasks", "get", "0123456789abcdef", "--url", s.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "unknown_task")
+
+	code, _, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
+	require.Equal(t, 0, code, errOut)
+	code, _, _ = runCLI(t, "", "tasks", "frobnicate", "--url", s.url)
+	assert.Equal(t, 2, code)
+}

@@ -1,0 +1,204 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
+	"github.com/wpmdev/wpm/host"
+)
+
+// Codes of asynchronous tasks.
+const (
+	codeUnknownTask      = async.CodeUnknownTask
+	codeTaskEnded        = async.CodeTaskEnded
+	codeAsyncUnavailable = "async_unavailable"
+)
+
+// Routes of asynchronous tasks.
+const (
+	routeTasks = "/v1/tasks"
+	routeTask  = "/v1/tasks/:id"
+)
+
+// maxWait is the longest GET /v1/tasks/{id}?wait= a caller may ask for.
+const maxWait = 5 * time.Minute
+
+// maxIdempotencyKey is the longest Idempotency-Key header taken.
+const maxIdempotencyKey = 256
+
+// accepted is the 202 answer of an asynchronous submit.
+type accepted struct {
+	OK    bool        `json:"ok"`
+	ID    string      `json:"id"`
+	State async.State `json:"state"`
+}
+
+// taskList is the body of GET /v1/tasks.
+type taskList struct {
+	Tasks []async.Task `json:"tasks"`
+}
+
+// asyncWanted reports whether the request asks to run its task
+// asynchronously: ?async=true, or the header Prefer: respond-async. A
+// callbackUrl needs one of them.
+func asyncWanted(c echo.Context) (bool, error) {
+	wanted, err := asyncAsked(c)
+	if err == nil && !wanted && c.QueryParam("callbackUrl") != "" {
+		err = badRequest("query parameter callbackUrl needs async=true (or Prefer: respond-async): only asynchronous tasks call back")
+	}
+	return wanted, err
+}
+
+// asyncAsked reads async and Prefer.
+func asyncAsked(c echo.Context) (bool, error) {
+	switch v := c.QueryParam("async"); v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "":
+	default:
+		return false, badRequest(fmt.Sprintf("query parameter async must be true or false, got %q", clip(v)))
+	}
+	for _, h := range c.Request().Header.Values("Prefer") {
+		for _, p := range strings.Split(h, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "respond-async") {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// tasks returns the engine, or the error that asynchronous tasks are off.
+func (s *Server) tasks() (*async.Engine, error) {
+	if s.opts.Tasks == nil {
+		return nil, &Error{Code: codeAsyncUnavailable, Message: "asynchronous tasks are not enabled on this server; run the task synchronously (leave out async=true and Prefer: respond-async)"}
+	}
+	return s.opts.Tasks, nil
+}
+
+// orAsync returns err, the error of asyncWanted, or else submits req
+// asynchronously.
+func (s *Server) orAsync(c echo.Context, err error, req async.Request) error {
+	if err != nil {
+		return err
+	}
+	return s.submitAsync(c, req)
+}
+
+// submitAsync stores the task durably and answers 202 with its id and a
+// Location to poll.
+func (s *Server) submitAsync(c echo.Context, req async.Request) error {
+	e, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	req.IdempotencyKey = c.Request().Header.Get("Idempotency-Key")
+	if len(req.IdempotencyKey) > maxIdempotencyKey {
+		return badRequest(fmt.Sprintf("the Idempotency-Key header is %d bytes; send at most %d", len(req.IdempotencyKey), maxIdempotencyKey))
+	}
+	req.CallbackURL = c.QueryParam("callbackUrl")
+	t, err := e.Submit(c.Request().Context(), req)
+	switch {
+	case errors.Is(err, async.ErrTooLarge):
+		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
+	case errors.Is(err, async.ErrCallbackRefused):
+		return badRequest(err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	c.Set(ctxTaskID, t.ID)
+	if c.QueryParam("async") == "" {
+		c.Response().Header().Set("Preference-Applied", "respond-async") // asked with Prefer
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/tasks/"+t.ID)
+	return c.JSON(http.StatusAccepted, accepted{OK: true, ID: t.ID, State: t.State})
+}
+
+// taskError turns the engine's errors into the API's.
+func taskError(id string, err error) error {
+	switch {
+	case errors.Is(err, async.ErrUnknownTask):
+		return &Error{Code: codeUnknownTask, Message: clipName(err.Error(), id)}
+	case errors.Is(err, async.ErrTaskEnded):
+		return &Error{Code: codeTaskEnded, Message: err.Error(), TaskID: id}
+	}
+	return err
+}
+
+func (s *Server) getTask(c echo.Context) error {
+	e, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	var wait time.Duration
+	if v := c.QueryParam("wait"); v != "" {
+		wait, err = time.ParseDuration(v)
+		if err != nil || wait < 0 || wait > maxWait {
+			return badRequest(fmt.Sprintf("query parameter wait must be a Go duration from 0 to %s, like 30s, got %q", maxWait, clip(v)))
+		}
+	}
+	t, err := e.Wait(c.Request().Context(), id, wait)
+	if err != nil {
+		return taskError(id, err)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) listTasks(c echo.Context) error {
+	e, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	f := async.Filter{State: async.State(c.QueryParam("state")), Pool: c.QueryParam("pool"), Limit: 100}
+	if f.State != "" && !slices.Contains(async.States, f.State) {
+		return badRequest(fmt.Sprintf("query parameter state must be one of queued, running, succeeded, failed, canceled, got %q", clip(string(f.State))))
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest(fmt.Sprintf("query parameter limit must be a whole number from 1 to 1000, got %q", clip(v)))
+		}
+		f.Limit = n
+	}
+	list, err := e.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, taskList{Tasks: list})
+}
+
+func (s *Server) cancelTask(c echo.Context) error {
+	e, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	t, err := e.Cancel(c.Request().Context(), id)
+	if err != nil {
+		return taskError(id, err)
+	}
+	c.Set(ctxTaskID, t.ID)
+	return c.JSON(http.StatusOK, t)
+}
+
+// poolRequest is an asynchronous task on pool.
+func poolRequest(pool string, input []byte) async.Request {
+	return async.Request{Pool: pool, Input: input}
+}
+
+// oneShotRequest is an asynchronous one-shot of plugin.
+func oneShotRequest(plugin string, input []byte, opts host.RunOptions) async.Request {
+	return async.Request{Plugin: plugin, Input: input, Run: opts}
+}

@@ -1,0 +1,29 @@
+// Package async runs wpm's asynchronous tasks on NATS JetStream: a task
+// submitted with ?async=true is stored durably, answered 202 at once, run
+// later on a pool worker (or as a one-shot) when the pool has room, and
+// its record (state, attempts, result or error) read, awaited, listed or
+// cancelled by its id.
+//
+// Layout in JetStream:
+//
+//   - stream WPM_TASKS, work-queue retention, file storage, subjects
+//     wpm.tasks.pool.<pool> and wpm.tasks.oneshot; one message per task
+//     (its id as message id), removed when acknowledged;
+//   - one durable pull consumer per pool ("pool-<hex of the name>") and one
+//     for one-shots ("oneshot"), with explicit acks;
+//   - key-value bucket wpm_tasks: each task's record under its id, and
+//     idempotency keys under idem.<sha256>; the bucket's TTL is
+//     async.retention.
+//
+// A runner per pool takes a message only while it holds a place on a free
+// worker ([host.Manager.Reserve]), so the queue stays in JetStream and the
+// pool's own queue stays short. Delivery is at least once: a task running
+// when wpm dies runs again after a restart (its attempts show it).
+//
+// An ended task with a callback URL (under [Options.CallbackAllow]) is
+// posted there, signed with HMAC-SHA256 when [Options.CallbackSecret] is
+// set; [Engine.Collector] exports Prometheus metrics.
+//
+// By default the NATS server is embedded in the process with no listening
+// port; [Options.URL] uses an external one instead.
+package async

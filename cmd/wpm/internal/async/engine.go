@@ -1,0 +1,337 @@
+package async
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// Names in JetStream.
+const (
+	streamName    = "WPM_TASKS"
+	bucketName    = "wpm_tasks"
+	subjectPrefix = "wpm.tasks."
+	oneShotName   = "oneshot"
+)
+
+// Options configures an [Engine]; they map onto the nats and async
+// sections of wpm's config file.
+type Options struct {
+	// StoreDir is where the embedded server keeps its files (nats.storeDir).
+	StoreDir string
+	// Listen is the embedded server's host:port for other clients; empty
+	// opens no port (nats.listen).
+	Listen string
+	// URL is an external NATS server; then nothing is embedded (nats.url).
+	URL string
+	// SyncAlways fsyncs every write of the embedded server (nats.syncAlways).
+	SyncAlways bool
+	// Retention is how long task records are kept (async.retention).
+	Retention time.Duration
+	// MaxResultBytes bounds a stored result (async.maxResultBytes).
+	MaxResultBytes int64
+	// MaxInputBytes is the largest task input to take (http.bodyLimit);
+	// with MaxResultBytes it sizes the embedded server's max_payload. 0
+	// means 10 MB.
+	MaxInputBytes int64
+	// DedupWindow is how long an idempotency key holds (async.dedupWindow).
+	DedupWindow time.Duration
+	// AckWait is how long a task whose runner went silent waits before it
+	// runs again (async.ackWait); running tasks report progress well
+	// within it.
+	AckWait time.Duration
+	// OneShotConcurrency caps the asynchronous one-shots running at once;
+	// 0 means 2.
+	OneShotConcurrency int
+	// PollInterval is how often an idle runner looks for tasks that
+	// became due without a new submit (retries after their back-off,
+	// redeliveries); 0 means 1s.
+	PollInterval time.Duration
+	// CallbackAllow lists the URL prefixes callbacks may go to; empty
+	// refuses every callbackUrl (async.callbackAllow).
+	CallbackAllow []string
+	// CallbackSecret, when set, signs each callback's body with
+	// HMAC-SHA256 in the X-Wpm-Signature header (async.callbackSecret).
+	CallbackSecret string
+	// CallbackBackoff is the wait before a callback's second attempt,
+	// doubled after each; 0 means 1s.
+	CallbackBackoff time.Duration
+	// Logger receives the engine's log; nil discards it.
+	Logger hclog.Logger
+}
+
+// withDefaults fills the zero fields that have defaults.
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = 24 * time.Hour
+	}
+	if o.MaxResultBytes <= 0 {
+		o.MaxResultBytes = 1_000_000
+	}
+	if o.MaxInputBytes <= 0 {
+		o.MaxInputBytes = 10_000_000
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 2 * time.Minute
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.OneShotConcurrency <= 0 {
+		o.OneShotConcurrency = 2
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.CallbackBackoff <= 0 {
+		o.CallbackBackoff = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	return o
+}
+
+// Engine stores, runs and reports asynchronous tasks. Create it with
+// [Start] and stop it with [Engine.Stop]; its methods are safe for
+// concurrent use.
+type Engine struct {
+	opts   Options
+	mgr    *host.Manager
+	logger hclog.Logger
+	srv    *server.Server // nil with an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
+
+	// loops ends the runners; work ends running tasks (at the end of the
+	// shutdown grace period).
+	loops     context.Context
+	stopLoops context.CancelFunc
+	work      context.Context
+	stopWork  context.CancelCauseFunc
+	runners   sync.WaitGroup
+	tasks     sync.WaitGroup
+	callbacks sync.WaitGroup
+	client    *http.Client
+	// cbCtx ends pending callbacks: at the end of the grace period.
+	cbCtx    context.Context
+	stopCbs  context.CancelFunc
+	cbClosed bool // no callback is started any more; guarded by mu
+
+	mu       sync.Mutex
+	wake     map[string]chan struct{}
+	runnerOf map[string]*runner                 // by pool, "" for one-shots
+	counters counters                           // by subject: a runner's signal
+	running  map[string]context.CancelCauseFunc // by task id
+	stopped  bool
+}
+
+// Start connects to NATS (starting the embedded server unless opts.URL is
+// set), makes the stream, bucket and consumers, and starts a runner per
+// pool of mgr and one for one-shots. The caller must call Stop.
+func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error) {
+	opts = opts.withDefaults()
+	srv, nc, err := connect(opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
+		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
+		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient()}
+	e.loops, e.stopLoops = context.WithCancel(context.Background())
+	e.work, e.stopWork = context.WithCancelCause(context.Background())
+	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
+	if err := e.setUp(ctx); err != nil {
+		e.abort()
+		return nil, err
+	}
+	for _, pool := range append(mgr.PoolNames(), "") {
+		if err := e.ensureRunner(ctx, pool); err != nil {
+			e.abort()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// abort undoes a Start that failed half-way.
+func (e *Engine) abort() {
+	e.stopLoops()
+	e.runners.Wait()
+	e.stopWork(context.Canceled)
+	e.stopCbs()
+	e.close()
+}
+
+// setUp makes (or updates) the stream and the bucket.
+func (e *Engine) setUp(ctx context.Context) error {
+	js, err := jetstream.New(e.nc)
+	if err != nil {
+		return fmt.Errorf("JetStream: %w", err)
+	}
+	e.js = js
+	e.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       streamName,
+		Subjects:   []string{subjectPrefix + ">"},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: e.opts.DedupWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("make the task stream %s: %w", streamName, err)
+	}
+	e.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  bucketName,
+		TTL:     e.opts.Retention,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)
+	}
+	return nil
+}
+
+// subject is the subject of pool's tasks; "" is one-shots.
+func subject(pool string) string {
+	if pool == "" {
+		return subjectPrefix + oneShotName
+	}
+	return subjectPrefix + "pool." + pool
+}
+
+// consumerName is the durable consumer of pool's tasks: pool names may
+// hold dots, which consumer names may not.
+func consumerName(pool string) string {
+	if pool == "" {
+		return oneShotName
+	}
+	return "pool-" + hex.EncodeToString([]byte(pool))
+}
+
+// ensureRunner starts the runner of pool ("" for one-shots) unless it
+// runs already: pools added by a reload get theirs at their first task.
+func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
+	subj := subject(pool)
+	e.mu.Lock()
+	_, ok := e.wake[subj]
+	stopped := e.stopped
+	e.mu.Unlock()
+	if ok || stopped {
+		return nil
+	}
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
+		Durable:       consumerName(pool),
+		FilterSubject: subj,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.opts.AckWait,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("make the consumer of %s: %w", subj, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.wake[subj]; ok || e.stopped {
+		return nil
+	}
+	wake := make(chan struct{}, 1)
+	e.wake[subj] = wake
+	r := &runner{e: e, pool: pool, cons: cons, wake: wake}
+	if pool == "" {
+		r.slots = make(chan struct{}, e.opts.OneShotConcurrency)
+	}
+	e.runnerOf[pool] = r
+	e.runners.Go(r.loop)
+	return nil
+}
+
+// signal wakes the runner of subj, if any.
+func (e *Engine) signal(subj string) {
+	e.mu.Lock()
+	wake := e.wake[subj]
+	e.mu.Unlock()
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stop stops taking tasks off the queue, lets running tasks finish until
+// ctx ends, then cancels the rest (they run again at the next start),
+// and closes the connection and the embedded server. Tasks still queued
+// stay queued. Call it before the manager's Shutdown.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	e.stopLoops()
+	e.runners.Wait()
+	done := make(chan struct{})
+	go func() { e.tasks.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("asynchronous tasks still running at the end of the grace period were stopped; they run again at the next start: %w", ctx.Err())
+		e.stopWork(fmt.Errorf("%w: wpm stopped before the task ended; it runs again at the next start", host.ErrShuttingDown))
+		<-done
+	}
+	e.stopWork(context.Canceled)
+	e.stopCallbacks(ctx)
+	e.close()
+	return err
+}
+
+// stopCallbacks lets pending callbacks finish until ctx ends, then
+// cancels the rest and waits for them.
+func (e *Engine) stopCallbacks(ctx context.Context) {
+	e.mu.Lock()
+	e.cbClosed = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.callbacks.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.logger.Warn("callbacks still undelivered at the end of the grace period were dropped")
+	}
+	e.stopCbs()
+	<-done
+	e.client.CloseIdleConnections()
+}
+
+// close closes the connection and stops the embedded server.
+func (e *Engine) close() {
+	if e.nc != nil {
+		_ = e.nc.Flush()
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		stopServer(e.srv)
+	}
+}
+
+// errorOf turns a task's error into its record's error.
+func errorOf(err error) *TaskError {
+	te := &TaskError{Code: host.Code(err), Message: err.Error()}
+	var hostErr *host.TaskError
+	if errors.As(err, &hostErr) {
+		te.Message, te.Detail = hostErr.Err.Error(), hostErr.Detail
+	}
+	return te
+}

@@ -1,0 +1,30 @@
+package async
+
+import "errors"
+
+// Error codes this package adds to the API's table.
+const (
+	// CodeUnknownTask: no task has that id (or its record expired).
+	CodeUnknownTask = "unknown_task"
+	// CodeTaskEnded: the task ended already and can not be cancelled.
+	CodeTaskEnded = "task_ended"
+	// CodeResultTooLarge: a task's result was over async.maxResultBytes.
+	CodeResultTooLarge = "result_too_large"
+)
+
+// Sentinel errors; match them with [errors.Is].
+var (
+	// ErrUnknownTask means no task has the id, or its record expired.
+	ErrUnknownTask = errors.New("unknown task")
+	// ErrTaskEnded means the task ended already.
+	ErrTaskEnded = errors.New("task ended")
+	// ErrTooLarge means a task's input is larger than the queue takes.
+	ErrTooLarge = errors.New("task too large")
+)
+
+// retryable lists the codes after which a pool's retries apply.
+var retryable = map[string]bool{
+	"worker_crashed":        true,
+	"memory_limit_exceeded": true,
+	"task_timeout":          true,
+}

@@ -1,0 +1,88 @@
+package async
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// State is where a task is in its life.
+type State string
+
+// A task's states. Queued and running are live; the others are ends.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateCanceled  State = "canceled"
+)
+
+// States lists every state, live ones first.
+var States = []State{StateQueued, StateRunning, StateSucceeded, StateFailed, StateCanceled}
+
+// Ended reports whether s is an end state.
+func (s State) Ended() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCanceled
+}
+
+// Task is a task's record, as GET /v1/tasks/{id} shows it.
+type Task struct {
+	// ID identifies the task.
+	ID string `json:"id"`
+	// Pool is the pool that runs it; empty for a one-shot.
+	Pool string `json:"pool,omitempty"`
+	// Plugin is the plugin that runs it.
+	Plugin string `json:"plugin,omitempty"`
+	// State is where the task is.
+	State State `json:"state"`
+	// Attempts counts the times the task started running.
+	Attempts int `json:"attempts"`
+	// CreatedAt is when the task was accepted.
+	CreatedAt time.Time `json:"createdAt"`
+	// StartedAt is when its last attempt started.
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// FinishedAt is when it ended.
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// WorkerPID is the worker process that ran its last attempt.
+	WorkerPID int `json:"workerPid,omitempty"`
+	// Result is the plugin's output, once succeeded.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error says why the task failed or was canceled, or why its last
+	// attempt failed while it waits for a retry.
+	Error *TaskError `json:"error,omitempty"`
+	// CallbackURL receives a POST of the final record.
+	CallbackURL string `json:"callbackUrl,omitempty"`
+}
+
+// TaskError is a task's error, in SPEC §3's shape.
+type TaskError struct {
+	// Code is an error code of the API's table, or result_too_large.
+	Code string `json:"code"`
+	// Message says what happened and what to do.
+	Message string `json:"message"`
+	// Detail holds a dead worker's last stderr lines.
+	Detail string `json:"detail,omitempty"`
+}
+
+// job is a task's message in the stream: what is needed to run it.
+type job struct {
+	ID            string          `json:"id"`
+	Pool          string          `json:"pool,omitempty"`
+	Plugin        string          `json:"plugin,omitempty"`
+	Input         json.RawMessage `json:"input"`
+	MemoryLimitMB int             `json:"memoryLimitMB,omitempty"`
+	Timeout       time.Duration   `json:"timeout,omitempty"`
+	CreatedAt     time.Time       `json:"createdAt"`
+	CallbackURL   string          `json:"callbackUrl,omitempty"`
+}
+
+// record returns a new job's first record.
+func (j job) record() Task {
+	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL}
+}
+
+// now returns the current time in UTC, as records keep it.
+func now() *time.Time {
+	t := time.Now().UTC()
+	return &t
+}

@@ -1,0 +1,336 @@
+package async
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// Request is a task to run asynchronously: on Pool, or else as a one-shot
+// of Plugin.
+type Request struct {
+	// Pool names the pool; empty for a one-shot.
+	Pool string
+	// Plugin names the one-shot's plugin, when Pool is empty.
+	Plugin string
+	// Input is the task's JSON input.
+	Input []byte
+	// Run tunes a one-shot.
+	Run host.RunOptions
+	// IdempotencyKey, when not empty, makes a repeat within the dedup
+	// window return the first task.
+	IdempotencyKey string
+	// CallbackURL, when not empty, receives a POST of the final record;
+	// it must start with a prefix of Options.CallbackAllow.
+	CallbackURL string
+}
+
+// Submit checks req without running it (unknown pool or plugin, input too
+// large), stores it durably and returns its record, queued. With an
+// idempotency key seen within the dedup window it returns the first task's
+// record instead.
+func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
+	j, err := e.newJob(req)
+	if err != nil {
+		return Task{}, err
+	}
+	if req.IdempotencyKey != "" {
+		first, found, err := e.claimKey(ctx, req.IdempotencyKey, j.ID)
+		if err != nil || found {
+			return first, err
+		}
+	}
+	if err := e.ensureRunner(ctx, j.Pool); err != nil {
+		return Task{}, err
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return Task{}, err
+	}
+	if limit := e.nc.MaxPayload(); int64(len(data)) > limit {
+		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
+	}
+	subj := subject(j.Pool)
+	if _, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID)); err != nil {
+		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
+	}
+	rec := j.record()
+	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return Task{}, err // the runner makes the record from the message
+	}
+	e.signal(subj)
+	e.counters.submitted.WithLabelValues(j.Pool).Inc()
+	return rec, nil
+}
+
+// newJob checks req and makes its job.
+func (e *Engine) newJob(req Request) (job, error) {
+	if req.CallbackURL != "" {
+		if err := e.checkCallback(req.CallbackURL); err != nil {
+			return job{}, err
+		}
+	}
+	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL}
+	if req.Pool != "" {
+		p, err := e.mgr.Pool(req.Pool)
+		if err != nil {
+			return job{}, err
+		}
+		j.Plugin = p.Config.Plugin
+		return j, nil
+	}
+	plugins, err := e.mgr.Plugins()
+	if err != nil {
+		return job{}, err
+	}
+	name := path.Base(path.Clean("/" + req.Plugin))
+	names := make([]string, len(plugins))
+	for i, p := range plugins {
+		names[i] = p.Name
+	}
+	if !slices.Contains(names, name) {
+		return job{}, fmt.Errorf("%w: no plugin %q in the plugins directory; known plugins: %s", host.ErrUnknownPlugin, req.Plugin, strings.Join(names, ", "))
+	}
+	j.Plugin = req.Plugin
+	return j, nil
+}
+
+// idempotency is the value of an idempotency key: the first task's id.
+type idempotency struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+}
+
+// claimKey records that the idempotency key belongs to the task id. When
+// another task holds it within the dedup window, it returns that task.
+func (e *Engine) claimKey(ctx context.Context, key, id string) (Task, bool, error) {
+	sum := sha256.Sum256([]byte(key))
+	k := "idem." + hex.EncodeToString(sum[:16])
+	val, _ := json.Marshal(idempotency{ID: id, At: time.Now().UTC()})
+	for range 3 {
+		_, err := e.kv.Create(ctx, k, val)
+		if err == nil {
+			return Task{}, false, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return Task{}, false, fmt.Errorf("record the idempotency key: %w", err)
+		}
+		entry, err := e.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return Task{}, false, fmt.Errorf("read the idempotency key: %w", err)
+		}
+		var first idempotency
+		if json.Unmarshal(entry.Value(), &first) == nil && time.Since(first.At) < e.opts.DedupWindow {
+			t, _, err := e.get(ctx, first.ID)
+			if err == nil {
+				return t, true, nil
+			}
+		}
+		if _, err := e.kv.Update(ctx, k, val, entry.Revision()); err == nil {
+			return Task{}, false, nil
+		}
+	}
+	return Task{}, false, errors.New("the idempotency key is being claimed by another submit at the same time; retry")
+}
+
+// Get returns the task's record, or ErrUnknownTask.
+func (e *Engine) Get(ctx context.Context, id string) (Task, error) {
+	t, _, err := e.get(ctx, id)
+	return t, err
+}
+
+// get returns the task's record and its revision.
+func (e *Engine) get(ctx context.Context, id string) (Task, uint64, error) {
+	if !validID(id) {
+		return Task{}, 0, unknownTask(id)
+	}
+	entry, err := e.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Task{}, 0, unknownTask(id)
+	}
+	if err != nil {
+		return Task{}, 0, fmt.Errorf("read task %s: %w", id, err)
+	}
+	var t Task
+	if err := json.Unmarshal(entry.Value(), &t); err != nil {
+		return Task{}, 0, fmt.Errorf("task %s has a broken record: %w", id, err)
+	}
+	return t, entry.Revision(), nil
+}
+
+func unknownTask(id string) error {
+	return fmt.Errorf("%w: no task %q; its record may have expired (async.retention)", ErrUnknownTask, id)
+}
+
+// Wait returns the task's record once it has ended, or its record when d
+// has passed or ctx ends first.
+func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (Task, error) {
+	t, err := e.Get(ctx, id)
+	if err != nil || t.State.Ended() || d <= 0 {
+		return t, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	w, err := e.kv.Watch(ctx, id)
+	if err != nil {
+		return t, fmt.Errorf("watch task %s: %w", id, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return t, nil
+		case entry, ok := <-w.Updates():
+			if !ok {
+				return t, nil
+			}
+			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var next Task
+			if json.Unmarshal(entry.Value(), &next) != nil {
+				continue
+			}
+			t = next
+			if t.State.Ended() {
+				return t, nil
+			}
+		}
+	}
+}
+
+// Filter selects tasks for List.
+type Filter struct {
+	// State, when not empty, keeps tasks in that state.
+	State State
+	// Pool, when not empty, keeps tasks of that pool.
+	Pool string
+	// Limit is how many tasks to return at most; 0 means 100.
+	Limit int
+}
+
+// List returns the tasks that pass f, newest first.
+func (e *Engine) List(ctx context.Context, f Filter) ([]Task, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	keys, err := e.kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return []Task{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	out := []Task{}
+	for _, k := range keys {
+		if !validID(k) {
+			continue
+		}
+		t, _, err := e.get(ctx, k)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		if (f.State == "" || t.State == f.State) && (f.Pool == "" || t.Pool == f.Pool) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b Task) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Cancel ends a queued or running task as canceled: a queued one never
+// runs, a running one has its worker killed and replaced. An ended task
+// gives ErrTaskEnded with its record.
+func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
+	for range 10 {
+		t, rev, err := e.get(ctx, id)
+		if err != nil {
+			return Task{}, err
+		}
+		if t.State.Ended() {
+			return t, fmt.Errorf("%w: task %s is %s already; only queued and running tasks can be cancelled", ErrTaskEnded, id, t.State)
+		}
+		t.State, t.FinishedAt = StateCanceled, now()
+		t.Error = &TaskError{Code: host.CodeCanceled, Message: "the task was cancelled by DELETE /v1/tasks/" + id}
+		if err := e.update(ctx, t, rev); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // changed meanwhile: look again
+			}
+			return Task{}, err
+		}
+		e.mu.Lock()
+		stop := e.running[id]
+		e.mu.Unlock()
+		if stop != nil {
+			stop(errCanceled)
+		}
+		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
+		e.notify(t)
+		return t, nil
+	}
+	return Task{}, fmt.Errorf("task %s changed too often while being cancelled; retry", id)
+}
+
+// errCanceled is the cause of a running task's context when it is cancelled.
+var errCanceled = fmt.Errorf("%w: cancelled by DELETE /v1/tasks/{id}", context.Canceled)
+
+// create stores a new record; it fails with jetstream.ErrKeyExists when
+// the task has one.
+func (e *Engine) create(ctx context.Context, t Task) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if _, err := e.kv.Create(ctx, t.ID, b); err != nil {
+		return fmt.Errorf("store the record of task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// update replaces the record at revision rev; it fails with
+// jetstream.ErrKeyExists when the record changed since.
+func (e *Engine) update(ctx context.Context, t Task, rev uint64) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if _, err := e.kv.Update(ctx, t.ID, b, rev); err != nil {
+		return fmt.Errorf("update the record of task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// newID returns a random 16-hex-digit task id, like host's.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validID reports whether id could be a task id: 16 lower-case hex digits.
+func validID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}

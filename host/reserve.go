@@ -1,0 +1,86 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Reservation is a place reserved for one task on a worker of a pool,
+// made by [Manager.Reserve]. A queue consumer reserves first and takes a
+// task off its queue only once it holds a place, so that it never takes
+// more tasks than the pool can run. Either Run or Release must be called,
+// exactly once; both are safe to call from another goroutine than Reserve.
+type Reservation struct {
+	m     *Manager
+	pool  *pool
+	lease *lease
+	start time.Time
+	once  sync.Once
+}
+
+// Reserve waits for a free place on a ready worker of the named pool, as a
+// synchronous task would (it queues behind the pool's waiting tasks and
+// counts against its queue limit), and holds it. ctx bounds the wait only.
+// It fails at once with ErrUnknownPool, ErrQueueFull when the pool's queue
+// is full, or ErrShuttingDown.
+func (m *Manager) Reserve(ctx context.Context, poolName string) (*Reservation, error) {
+	p, ok := m.pool(poolName)
+	if !ok {
+		return nil, m.unknownPool(poolName)
+	}
+	if m.closed.Load() {
+		return nil, fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)
+	}
+	start := time.Now()
+	l, err := p.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Reservation{m: m, pool: p, lease: l, start: start}, nil
+}
+
+// Run runs input on the reserved worker, bounded by ctx and the pool's
+// task timeout (counted from now), and gives the place back. If ctx ends
+// while the task runs, its worker is killed and replaced. Errors are
+// [*TaskError]s, as Submit's. Run after Run or Release fails with
+// ErrShuttingDown and runs nothing.
+func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
+	ran := false
+	var (
+		res Result
+		err error
+	)
+	r.once.Do(func() {
+		ran = true
+		res, err = r.run(ctx, input)
+	})
+	if !ran {
+		return Result{}, fmt.Errorf("%w: the reservation on pool %s was used already", ErrShuttingDown, r.pool.name)
+	}
+	return res, err
+}
+
+// run is Run's body, called once.
+func (r *Reservation) run(ctx context.Context, input []byte) (Result, error) {
+	start := time.Now()
+	id := newTaskID()
+	ctx, cancel, cfg := r.pool.taskContext(ctx)
+	defer cancel()
+	out, pid, err := r.lease.run(ctx, input)
+	r.m.finished(r.pool.name, cfg.Plugin, start, start.Sub(r.start), err)
+	if err != nil {
+		return Result{}, taskError(id, r.pool.name, cfg.Plugin, pid, err)
+	}
+	return Result{TaskID: id, Pool: r.pool.name, Plugin: cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+}
+
+// Release gives the place back unused. It does nothing after Run or an
+// earlier Release.
+func (r *Reservation) Release() {
+	r.once.Do(func() { r.lease.release(false) })
+}
+
+// Pool returns the name of the reserved pool.
+func (r *Reservation) Pool() string { return r.pool.name }
