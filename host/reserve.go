@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // Reservation is a place reserved for one task on a worker of a pool,
@@ -65,7 +67,7 @@ func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
 // run is Run's body, called once.
 func (r *Reservation) run(ctx context.Context, input []byte) (Result, error) {
 	start := time.Now()
-	id := newTaskID()
+	id := randid.New()
 	ctx, cancel, cfg := r.pool.taskContext(ctx)
 	defer cancel()
 	out, pid, err := r.lease.run(ctx, input)
