@@ -38,6 +38,7 @@ var statusOf = map[string]int{
 	codeMethodNotAllowed:   http.StatusMethodNotAllowed,
 	codeNotReady:           http.StatusServiceUnavailable,
 	codeInvalidConfig:      http.StatusBadRequest,
+	codeUnknownTask:        http.StatusNotFound,
 	codeOverloaded:         http.StatusServiceUnavailable,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,
