@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +17,7 @@ type Record struct {
 	TaskID     string         `json:"task,omitempty"`
 	Pool       string         `json:"pool,omitempty"`
 	Plugin     string         `json:"plugin,omitempty"`
-	Slot       int            `json:"slot,omitempty"`
+	Slot       *int           `json:"slot,omitempty"` // on worker events
 	PID        int            `json:"pid,omitempty"`
 	Code       string         `json:"code,omitempty"`
 	Error      string         `json:"error,omitempty"`
@@ -41,7 +42,11 @@ func (r Record) JSON() []byte {
 // RecordOf makes the record of e.
 func RecordOf(e host.Event) Record {
 	r := Record{Type: e.Type, Time: e.Time.UTC(), TaskID: e.TaskID, Pool: e.Pool, Plugin: e.Plugin,
-		Slot: e.Slot, PID: e.PID, Code: e.Code, Error: e.Error, Message: e.Message, Reason: e.Reason}
+		PID: e.PID, Code: e.Code, Error: e.Error, Message: e.Message, Reason: e.Reason}
+	if strings.HasPrefix(string(e.Type), "worker.") {
+		slot := e.Slot
+		r.Slot = &slot
+	}
 	if e.Type == host.EventTaskFinished {
 		r.DurationMs = float64(e.Duration.Microseconds()) / 1000
 	}
