@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wpmdev/wpm/host"
-	"github.com/wpmdev/wpm/internal/testkit"
 )
 
 // eventLog collects a manager's events and hands them to a test that waits.
@@ -59,15 +58,7 @@ func newManagerEvents(t *testing.T, l *eventLog, pools ...host.PoolConfig) *host
 	t.Helper()
 	cfg := host.DefaultConfig()
 	cfg.Pools = pools
-	m, err := host.New(cfg, host.WithLogger(testLogger(t)), host.WithEvents(l.add))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, m.Shutdown(ctx))
-		testkit.RequireNoChildren(t)
-	})
-	return m
+	return newManagerWith(t, cfg, testLogger(t), host.WithEvents(l.add))
 }
 
 func TestManager_WithEvents_task(t *testing.T) {
@@ -137,4 +128,3 @@ func TestManager_WithEvents_oneShot(t *testing.T) {
 	}
 	assert.Positive(t, progress)
 }
-
