@@ -110,7 +110,10 @@ func TestBrowser_poolsAndWorkers(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui")))
 	waitJS[bool](t, ctx, "both shipped pools with two workers each",
 		`(`+workersShown("CPU")+`).length === 2 && (`+workersShown("MEM")+`).length === 2`)
-	assert.Equal(t, "live", text(t, ctx, "#conn"), "the page follows /v1/events")
+	waitJS[bool](t, ctx, "the page following /v1/events", `document.querySelector('#conn').textContent === 'live'`)
+	// The stats events, one a second, draw the RSS history and the queue chart.
+	waitJS[bool](t, ctx, "RSS histories and the queue chart",
+		`document.querySelectorAll('[data-pool] tr[data-pid] .spark polyline').length === 4 && !!document.querySelector('#chart-queue polyline')`)
 	screenshot(t, ctx, "ui-pools")
 }
 
