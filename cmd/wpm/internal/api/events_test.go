@@ -12,6 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/host"
 )
 
 // sseEvent is one event read from a stream.
@@ -237,18 +240,21 @@ func TestEvents_workerReplaced(t *testing.T) {
 	all, _ := s.openStream(t, "GET", "/v1/events", "", "", nil)
 	require.NotNil(t, all)
 	answered := s.postAsync("/v1/pools/M/tasks", `{"fault": "crash"}`)
-	evs := all.until(t, func(e sseEvent) bool { return e.Type == "worker.started" && e.Data["pool"] == "M" })
-	assert.Equal(t, http.StatusBadGateway, <-answered)
+	// The pool's first worker.started may come after the stream opened:
+	// what counts starts at the exit.
 	var seen []string
-	for _, e := range evs {
-		if e.Data["pool"] == "M" && strings.HasPrefix(e.Type, "worker.") {
-			seen = append(seen, e.Type)
-			if e.Type == "worker.exited" {
-				assert.NotEmpty(t, e.Data["reason"])
-				assert.NotZero(t, e.Data["pid"])
-			}
+	all.until(t, func(e sseEvent) bool {
+		if e.Data["pool"] != "M" || !strings.HasPrefix(e.Type, "worker.") || (len(seen) == 0 && e.Type != "worker.exited") {
+			return false
 		}
-	}
+		seen = append(seen, e.Type)
+		if e.Type == "worker.exited" {
+			assert.NotEmpty(t, e.Data["reason"])
+			assert.NotZero(t, e.Data["pid"])
+		}
+		return e.Type == "worker.started"
+	})
+	assert.Equal(t, http.StatusBadGateway, <-answered)
 	assert.Equal(t, []string{"worker.exited", "worker.replaced", "worker.started"}, seen)
 }
 
@@ -266,4 +272,37 @@ func TestEvents_authAndShutdown(t *testing.T) {
 	s.api.StartShutdown()
 	_, more := es.next(t)
 	assert.False(t, more, "shutdown ends the stream")
+}
+
+// withKeepAlive sets how often idle event streams send a comment.
+func withKeepAlive(d time.Duration) serverOption {
+	return func(_ *host.Config, o *api.Options) { o.KeepAlive = d }
+}
+
+func TestEvents_keepAlive(t *testing.T) {
+	s := newServer(t, withKeepAlive(20*time.Millisecond))
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/v1/events", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
+	found := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if sc.Text() == ": keep-alive" {
+				found <- true
+				return
+			}
+		}
+		found <- false
+	}()
+	select {
+	case ok := <-found:
+		assert.True(t, ok, "the stream ended without a keep-alive")
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "no keep-alive within 10 s")
+	}
 }
