@@ -62,9 +62,10 @@ func WithProgressFunc(ctx context.Context, fn func(fraction float64, msg string)
 
 type progressFuncKey struct{}
 
-// progressHost is the host's side of progress: the callback server it
-// offers one worker over the broker, started with the first task that
-// wants progress, and the tasks waiting for reports.
+// progressHost is the host's side of progress for one worker: a callback
+// server offered over the worker's broker to each task that wants
+// progress (one stream per task, closed by the plugin when the task ends),
+// and the tasks waiting for reports.
 type progressHost struct {
 	broker *plugin.MuxBroker
 

@@ -39,7 +39,7 @@ type sse struct {
 	err error
 }
 
-// start writes the stream's headers.
+// startSSE writes the stream's headers.
 func startSSE(c echo.Context) *sse {
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
@@ -207,13 +207,10 @@ func (s *Server) submitStreaming(c echo.Context, pool string, input []byte) erro
 // endStream writes the events still buffered and the task's answer.
 func (s *Server) endStream(c echo.Context, out *sse, evs <-chan host.Event, o outcome) error {
 	s.logTask(c, o.res, o.err)
-	if out == nil && len(evs) == 0 {
-		if o.err != nil {
-			return o.err
-		}
-		out = startSSE(c)
-	}
 	if out == nil {
+		if o.err != nil && len(evs) == 0 {
+			return o.err // refused before it was admitted: a plain answer
+		}
 		out = startSSE(c)
 	}
 	for len(evs) > 0 {
