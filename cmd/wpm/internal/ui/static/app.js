@@ -217,7 +217,7 @@ function onTask(type, e) {
     state.tasks.set(e.task, t);
     if (state.tasks.size > maxTasks) state.tasks.delete(state.tasks.keys().next().value);
   }
-  if (type === "task.started") { t.state = "running"; t.pid = e.pid; }
+  if (type === "task.started") { t.state = "running"; t.pid = e.pid; workerTask(e.pool, e.pid, 1); }
   if (type === "task.progress") { t.state = "running"; t.fraction = e.fraction || 0; t.message = e.message || ""; }
   if (type === "task.finished") {
     t.state = e.code === "ok" ? "succeeded" : "failed";
@@ -226,7 +226,20 @@ function onTask(type, e) {
     t.error = e.error || "";
     if (e.code === "ok") t.fraction = 1;
     state.finished.push(Date.now());
+    workerTask(e.pool, e.pid, -1);
   }
+}
+
+// workerTask updates a pool worker's state as a task starts (+1) or ends
+// (-1) on it, until the next stats event says all.
+function workerTask(pool, pid, delta) {
+  const p = state.pools.get(pool);
+  const w = p && (p.workers || []).find((x) => x.pid === pid);
+  if (!w) return;
+  p.running = Math.max(0, (p.running || 0) + delta);
+  w.running = Math.max(0, (w.running || 0) + delta);
+  if (delta < 0) w.tasksDone = (w.tasksDone || 0) + 1;
+  if (w.state === "idle" || w.state === "busy") w.state = w.running > 0 ? "busy" : "idle";
 }
 
 function onWorker(type, e) {
@@ -322,7 +335,9 @@ function chart(id, points) {
   const el = $(id);
   const now = Date.now();
   const top = Math.max(1, ...points.map((p) => p.v)) * 1.15;
-  const xy = points.map((p) => [300 - (now - p.t) / 1000 * 300 / windowSeconds, 80 - p.v / top * 76]);
+  const span = Math.min(windowSeconds, Math.max(60, (now - started) / 1000));
+  const xy = points.filter((p) => now - p.t <= span * 1000)
+    .map((p) => [300 - (now - p.t) / 1000 * 300 / span, 80 - p.v / top * 76]);
   el.replaceChildren();
   if (xy.length < 2) return;
   const line = xy.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1)).join(" ");
@@ -334,7 +349,8 @@ function renderCharts() {
   const now = Date.now();
   while (state.finished.length && state.finished[0] < now - windowSeconds * 1000) state.finished.shift();
   const rate = [];
-  for (let s = Math.min(windowSeconds, Math.ceil((now - started) / 1000)); s >= 0; s -= 5) {
+  const span = Math.min(windowSeconds, Math.max(5, Math.ceil((now - started) / 1000)));
+  for (let s = Math.floor(span / 5) * 5; s >= 0; s -= 5) { // the last bucket ends now
     const from = now - (s + 5) * 1000, to = now - s * 1000;
     rate.push({ t: to, v: state.finished.filter((x) => x > from && x <= to).length / 5 });
   }
