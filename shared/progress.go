@@ -62,12 +62,14 @@ func WithProgressFunc(ctx context.Context, fn func(fraction float64, msg string)
 
 type progressFuncKey struct{}
 
-// progressHost is the host's side of progress for one worker: a callback
-// server offered over the worker's broker to each task that wants
-// progress (one stream per task, closed by the plugin when the task ends),
-// and the tasks waiting for reports.
+// progressHost is the host's side of progress for one worker: the
+// callback server it offers the worker over its broker, on one stream
+// opened with the first task that wants progress and served until the
+// worker's connection ends, and the tasks waiting for reports.
 type progressHost struct {
 	broker *plugin.MuxBroker
+	once   sync.Once
+	stream uint32
 
 	mu    sync.Mutex
 	next  uint64
@@ -94,27 +96,28 @@ func (h *progressHost) register(ctx context.Context) (stream uint32, callID uint
 	if h == nil || !ok {
 		return 0, 0, func() {}
 	}
-	stream = h.broker.NextId()
-	go h.serve(stream)
+	h.once.Do(func() {
+		h.stream = h.broker.NextId()
+		go h.serve(h.stream)
+	})
 	h.mu.Lock()
 	h.next++
 	callID = h.next
 	h.calls[callID] = &progressCall{fn: fn}
 	h.mu.Unlock()
-	return stream, callID, func() {
+	return h.stream, callID, func() {
 		h.mu.Lock()
 		delete(h.calls, callID)
 		h.mu.Unlock()
 	}
 }
 
-// serve accepts the plugin's connection to the callback server on
-// stream and serves it until the plugin closes it, at the end of its task
-// (or the worker's connection ends).
+// serve accepts the plugin's connection to the callback server on stream
+// and serves it until the worker's connection ends.
 func (h *progressHost) serve(stream uint32) {
 	conn, err := h.broker.Accept(stream)
 	if err != nil {
-		return // a plugin built without progress does not dial
+		return // a plugin built without progress does not dial; the accept gives up
 	}
 	srv := rpc.NewServer()
 	if err := srv.RegisterName("Plugin", &ProgressServer{h: h}); err != nil {
@@ -148,10 +151,14 @@ func (s *ProgressServer) Report(args ProgressArgs, _ *ProgressReply) error {
 	return nil
 }
 
-// progressPlugin is the plugin's side: it connects each task that the
-// host wants progress of to the host's callback server.
+// progressPlugin is the plugin's side: its connection to the host's
+// callback server, dialled once, with the first task that carries a
+// stream, and kept for the worker's life.
 type progressPlugin struct {
 	broker *plugin.MuxBroker
+	mu     sync.Mutex
+	client *rpc.Client
+	failed bool
 }
 
 func newProgressPlugin(b *plugin.MuxBroker) *progressPlugin {
@@ -164,35 +171,46 @@ func newProgressPlugin(b *plugin.MuxBroker) *progressPlugin {
 // withReporter returns ctx carrying the reporter of the task args
 // describes, or ctx as it is when the host wants no progress, and the
 // function to call before the task answers: it waits (a bounded time) for
-// the reports sent to arrive, so that they come before the answer, and
-// closes the connection.
+// the reports sent to arrive, so that they come before the answer.
 func (p *progressPlugin) withReporter(ctx context.Context, args RunArgs) (context.Context, func()) {
 	if p == nil || args.Progress == 0 {
 		return ctx, func() {}
 	}
-	conn, err := p.broker.Dial(args.Progress)
-	if err != nil {
+	c := p.dial(args.Progress)
+	if c == nil {
 		return ctx, func() {}
 	}
-	c := rpc.NewClient(conn)
-	send, sent := sender(c, args.Call)
-	finish := func() {
-		waitBounded(sent, flushTimeout)
-		_ = c.Close()
+	send, flush := sender(c, args.Call)
+	return context.WithValue(ctx, reporterKey{}, newReporter(send, time.Now)), flush
+}
+
+// dial returns the client of the host's callback server on stream, dialled
+// once; nil when that failed.
+func (p *progressPlugin) dial(stream uint32) *rpc.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client == nil && !p.failed {
+		conn, err := p.broker.Dial(stream)
+		if err != nil {
+			p.failed = true
+			return nil
+		}
+		p.client = rpc.NewClient(conn)
 	}
-	return context.WithValue(ctx, reporterKey{}, newReporter(send, time.Now)), finish
+	return p.client
 }
 
 // sender returns the function that sends reports of task call over c, one
 // after the other, each once the host took the one before (net/rpc would
-// serve them concurrently, out of order), and the group of those in flight.
-func sender(c *rpc.Client, call uint64) (func(ProgressArgs), *sync.WaitGroup) {
+// serve them concurrently, out of order), and the function that waits, at
+// most flushTimeout, for those sent to arrive.
+func sender(c *rpc.Client, call uint64) (send func(ProgressArgs), flush func()) {
 	var (
 		sent sync.WaitGroup
 		mu   sync.Mutex
 		prev chan struct{}
 	)
-	send := func(a ProgressArgs) {
+	send = func(a ProgressArgs) {
 		a.Call = call
 		mu.Lock()
 		before, mine := prev, make(chan struct{})
@@ -208,7 +226,16 @@ func sender(c *rpc.Client, call uint64) (func(ProgressArgs), *sync.WaitGroup) {
 			<-c.Go(progressMethod, a, new(ProgressReply), make(chan *rpc.Call, 1)).Done
 		}()
 	}
-	return send, &sent
+	flush = func() {
+		mu.Lock()
+		last := prev
+		mu.Unlock()
+		if last == nil {
+			return // nothing sent
+		}
+		waitBounded(&sent, flushTimeout)
+	}
+	return send, flush
 }
 
 // waitBounded waits for wg, at most d.
