@@ -3,7 +3,9 @@ package host_test
 // Benchmarks of wpm's hot paths, each beside its baseline in the same run:
 //
 //	BenchmarkTrivial   Manager.Submit of a trivial task (via=submit: one
-//	                   worker taking every caller; via=submit-2x1: the
+//	                   worker taking every caller; via=submit-events: the
+//	                   same with the task's events listened to, progress
+//	                   stream included; via=submit-2x1: the
 //	                   shipped pool, two workers of one task each) vs a
 //	                   direct go-plugin call on one client (via=direct), by
 //	                   1, 8 and 64 concurrent callers
@@ -66,6 +68,9 @@ func BenchmarkTrivial(b *testing.B) {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			b.Run("via=direct", func(b *testing.B) { benchCalls(b, callers, direct.Run, trivialInput) })
 			b.Run("via=submit", func(b *testing.B) { benchCalls(b, callers, submit("T"), trivialInput) })
+			// The same with someone listening to the task's events, which
+			// also offers the task a progress callback stream.
+			b.Run("via=submit-events", func(b *testing.B) { benchCalls(b, callers, withEvents(submit("T")), trivialInput) })
 			if callers == 1 {
 				// The same without a memory limit (no watchdog) or timeout.
 				b.Run("via=submit-nolimit", func(b *testing.B) { benchCalls(b, callers, submit("T-nolimit"), trivialInput) })
@@ -73,6 +78,13 @@ func BenchmarkTrivial(b *testing.B) {
 				b.Run("via=submit-2x1", func(b *testing.B) { benchCalls(b, callers, submit("T-2x1"), trivialInput) })
 			}
 		})
+	}
+}
+
+// withEvents wraps call so that each task's events are listened to.
+func withEvents(call func(context.Context, []byte) ([]byte, error)) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, in []byte) ([]byte, error) {
+		return call(host.WithTaskEvents(ctx, func(host.Event) {}), in)
 	}
 }
 

@@ -54,9 +54,9 @@ func newManager(t *testing.T, pools ...host.PoolConfig) *host.Manager {
 // newManagerWith starts a manager with a full config and a logger, and
 // shuts it down when the test ends. DefaultConfig's plugins directory,
 // bin/plugins, is the test plugins: tests run in its parent's parent.
-func newManagerWith(t *testing.T, cfg host.Config, logger hclog.Logger) *host.Manager {
+func newManagerWith(t *testing.T, cfg host.Config, logger hclog.Logger, opts ...host.Option) *host.Manager {
 	t.Helper()
-	m, err := host.New(cfg, host.WithLogger(logger))
+	m, err := host.New(cfg, append([]host.Option{host.WithLogger(logger)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

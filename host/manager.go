@@ -35,6 +35,7 @@ type Manager struct {
 	oneShots  *oneShots
 
 	observer Observer
+	events   func(Event) // nil: nobody listens
 	start    startFunc
 	sup      *supervisor // owns every slot and draining pool
 
@@ -113,7 +114,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 // newPool makes (but does not start) the pool pc, running the binary at
 // path, checked against checksums.
 func (m *Manager) newPool(pc PoolConfig, path string, checksums map[string]string) *pool {
-	return newPool(m.sup.ctx, pc, m.launchFor(pc, path, checksums), m.observer, m.start, m.sup.spawn)
+	return newPool(m.withEventScope(m.sup.ctx, pc), pc, m.launchFor(pc, path, checksums), m.observer, m.start, m.sup.spawn)
 }
 
 // verifyPinned checks the binary at path against the pin, if any, of the
@@ -191,8 +192,10 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Re
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
+	ctx, tr := m.track(ctx, id, poolName, cfg.Plugin)
 	out, pid, wait, err := p.submit(ctx, input)
 	m.finished(poolName, cfg.Plugin, start, wait, err)
+	tr.finished(pid, time.Since(start), err)
 	if err != nil {
 		return Result{}, taskError(id, poolName, cfg.Plugin, pid, err)
 	}
@@ -276,8 +279,10 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 	timeout := m.oneShots.timeout(opts.Timeout)
 	ctx, cancel := m.oneShotContext(ctx, timeout)
 	defer cancel()
+	ctx, tr := m.track(ctx, id, "", plugin)
 	out, pid, wait, err := m.oneShots.run(ctx, plugin, path, input, opts.MemoryLimitMB)
 	m.finished("", plugin, start, wait, err)
+	tr.finished(pid, time.Since(start), err)
 	if err != nil {
 		return Result{}, taskError(id, "", plugin, pid, err)
 	}

@@ -156,6 +156,7 @@ func (w *pluginProc) LowerMemoryLimit(mb int) error {
 }
 
 func (w *pluginProc) Run(ctx context.Context, input []byte, doomed func()) ([]byte, error, bool) {
+	taskStarted(ctx, w.p.pid)
 	return call(ctx, w.p, input, doomed)
 }
 

@@ -133,7 +133,24 @@ func (s *slot) ended(reason string, restart bool) bool {
 		s.removed = true
 	}
 	s.owner.slotEnded(s, reason, !goOn)
+	s.reportEnd(reason, goOn)
 	return goOn
+}
+
+// reportEnd reports the end of the slot's worker for reason, and its
+// replacement if the slot goes on. s.mu must be held.
+func (s *slot) reportEnd(reason string, goOn bool) {
+	if reason == "" {
+		return
+	}
+	pid := 0
+	if s.worker.proc != nil {
+		pid = s.worker.proc.PID()
+	}
+	workerEvent(s.ctx, EventWorkerExited, s.id, pid, reason)
+	if goOn && reason != "stopped" {
+		workerEvent(s.ctx, EventWorkerReplaced, s.id, pid, reason)
+	}
 }
 
 // end records the end of the slot without a worker.
@@ -153,6 +170,7 @@ func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks in
 	w.become(StateIdle)
 	s.owner.slotReady(s)
 	s.mu.Unlock()
+	workerEvent(s.ctx, EventWorkerStarted, s.id, p.PID(), "")
 	cfg.logger.Debug("worker ready", "slot", s.id, "pid", p.PID())
 
 	var ageC, healthC <-chan time.Time

@@ -15,11 +15,11 @@ type TaskPlugin struct {
 var _ plugin.Plugin = (*TaskPlugin)(nil)
 
 // Server returns the RPC server that runs Impl.
-func (p *TaskPlugin) Server(*plugin.MuxBroker) (any, error) {
-	return &RPCServer{Impl: p.Impl}, nil
+func (p *TaskPlugin) Server(b *plugin.MuxBroker) (any, error) {
+	return &RPCServer{Impl: p.Impl, progress: newProgressPlugin(b)}, nil
 }
 
 // Client returns the host-side [Task] that calls the plugin over c.
-func (p *TaskPlugin) Client(_ *plugin.MuxBroker, c *rpc.Client) (any, error) {
-	return &RPCClient{client: c}, nil
+func (p *TaskPlugin) Client(b *plugin.MuxBroker, c *rpc.Client) (any, error) {
+	return &RPCClient{client: c, progress: newProgressHost(b)}, nil
 }

@@ -19,6 +19,11 @@ type RunArgs struct {
 	// Timeout is how long the host will wait for the answer; zero means no
 	// limit. The plugin runs the task under a context with this deadline.
 	Timeout time.Duration
+	// Progress and Call, when Progress is not 0, are the broker stream of
+	// the host's progress callback server and the task's number there
+	// (progress.go).
+	Progress uint32
+	Call     uint64
 }
 
 // RunReply is the answer of one task over the wire. The error travels as
@@ -32,7 +37,8 @@ type RunReply struct {
 // RPCServer runs a [Task] for calls arriving over net/rpc. It is used on the
 // plugin side.
 type RPCServer struct {
-	Impl Task
+	Impl     Task
+	progress *progressPlugin // nil: no progress reports
 }
 
 // Run runs the task with args and puts its output or error into reply. A
@@ -46,6 +52,8 @@ func (s *RPCServer) Run(args RunArgs, reply *RunReply) error {
 		ctx, cancel = context.WithTimeout(ctx, args.Timeout)
 		defer cancel()
 	}
+	ctx, flush := s.progress.withReporter(ctx, args)
+	defer flush()
 	out, err := s.run(ctx, args.Input)
 	if err != nil {
 		reply.Err = toTaskError(err)
@@ -67,7 +75,8 @@ func (s *RPCServer) run(ctx context.Context, input []byte) (out []byte, err erro
 // RPCClient is the host side of a plugin's [Task]: it implements [Task] by
 // calling the plugin process over net/rpc. It is safe for concurrent use.
 type RPCClient struct {
-	client *rpc.Client
+	client   *rpc.Client
+	progress *progressHost // nil: no progress reports
 }
 
 var _ Task = (*RPCClient)(nil)
@@ -87,6 +96,9 @@ func (c *RPCClient) Run(ctx context.Context, input []byte) ([]byte, error) {
 			return nil, context.DeadlineExceeded
 		}
 	}
+	var unregister func()
+	args.Progress, args.Call, unregister = c.progress.register(ctx)
+	defer unregister()
 	reply := new(RunReply)
 	call := c.client.Go(rpcMethod, args, reply, make(chan *rpc.Call, 1))
 	select {

@@ -166,3 +166,35 @@ func TestRPC_brokenConnectionIsTransportError(t *testing.T) {
 	require.ErrorIs(t, err, shared.ErrTransport)
 	assert.NotErrorIs(t, err, shared.ErrTaskFailed)
 }
+
+// TestProgress_overTheBroker: a task's progress reaches the host over the
+// callback server, before the task's answer.
+func TestProgress_overTheBroker(t *testing.T) {
+	reporting := shared.TaskFunc(func(ctx context.Context, _ []byte) ([]byte, error) {
+		shared.Progress(ctx, 0.25, "a quarter")
+		for range 1000 {
+			shared.Progress(ctx, 0.5, "rate-limited away")
+		}
+		shared.Progress(ctx, 1, "done")
+		return []byte(`true`), nil
+	})
+	client, _ := plugin.TestPluginRPCConn(t, shared.PluginSet(reporting), nil)
+	defer client.Close()
+	raw, err := client.Dispense(shared.PluginName)
+	require.NoError(t, err)
+	task := raw.(shared.Task)
+	var got []string
+	for range 2 { // the second task reuses the worker's callback connection
+		got = got[:0]
+		ctx := shared.WithProgressFunc(context.Background(), func(f float64, msg string) {
+			got = append(got, fmt.Sprintf("%.2f %s", f, msg))
+		})
+		out, err := task.Run(ctx, []byte(`{}`))
+		require.NoError(t, err)
+		assert.Equal(t, `true`, string(out))
+		assert.Equal(t, []string{"0.25 a quarter", "1.00 done"}, got)
+	}
+	out, err := task.Run(context.Background(), []byte(`"no progress wanted"`))
+	require.NoError(t, err)
+	assert.Equal(t, `true`, string(out))
+}

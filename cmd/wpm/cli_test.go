@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
 )
 
@@ -44,6 +45,28 @@ func TestCLI_run(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "requestedMs")
 	testkit.RequireNoChildren(t)
+}
+
+// Progress reports reach wpm run's standard error as plain lines when it
+// is not a terminal.
+func TestCLI_run_progress(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "run", "cpuload", "--task", `{"duration": 600}`)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "requestedMs")
+	lines := strings.Count(errOut, "% a busy loop of 600 ms\n")
+	assert.GreaterOrEqual(t, lines, 2, "a line per 10 %% step: %s", errOut)
+	assert.LessOrEqual(t, lines, 11, errOut)
+	assert.Contains(t, errOut, "progress 100% a busy loop of 600 ms")
+	testkit.RequireNoChildren(t)
+}
+
+func TestProgressView_terminalBar(t *testing.T) {
+	var b bytes.Buffer
+	v := &progressView{w: &b, tty: true, lastStep: -1}
+	v.event(host.Event{Type: host.EventTaskProgress, Fraction: 0.5, Message: "half"})
+	v.event(host.Event{Type: host.EventTaskStarted})
+	v.done()
+	assert.Equal(t, "\r\033[K["+strings.Repeat("#", 15)+strings.Repeat(" ", 15)+"]  50% half\n", b.String())
 }
 
 func TestCLI_run_errors(t *testing.T) {

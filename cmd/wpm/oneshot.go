@@ -46,7 +46,10 @@ func runOnce(args []string, e env) int {
 		defer cancel()
 		_ = mgr.Shutdown(ctx)
 	}()
-	res, err := mgr.RunOnce(context.Background(), fs.Arg(0), input, host.RunOptions{MemoryLimitMB: *memoryLimit, Timeout: *timeout})
+	progress := newProgressView(e.stderr)
+	ctx := host.WithTaskEvents(context.Background(), progress.event)
+	res, err := mgr.RunOnce(ctx, fs.Arg(0), input, host.RunOptions{MemoryLimitMB: *memoryLimit, Timeout: *timeout})
+	progress.done()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm run: %s: %v\n", host.Code(err), err)
 		var te *host.TaskError

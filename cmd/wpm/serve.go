@@ -20,7 +20,9 @@ import (
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/ui"
 	"github.com/wpmdev/wpm/host"
 )
 
@@ -81,7 +83,8 @@ func runServe(args []string, e env) int {
 func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Signal, load func() (config.Config, error)) error {
 	setMemoryLimit(cfg.Runtime, logger)
 	mx := metrics.New()
-	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx))
+	bus := events.New(0, 0)
+	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx), host.WithEvents(bus.Publish))
 	if err != nil {
 		return err
 	}
@@ -102,7 +105,13 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		stopAll()
 		return fmt.Errorf("metrics: %w", err)
 	}
-	reload := func() error { return reloadConfig(cfg, mgr, load, logger) }
+	reload := func() error {
+		err := reloadConfig(cfg, mgr, load, logger)
+		if err == nil {
+			bus.Publish(host.Event{Type: host.EventPoolReloaded, Time: time.Now()})
+		}
+		return err
+	}
 	srv := api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
 		Logger:         logger.Named("http"),
@@ -117,6 +126,8 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		InflightBodyLimitBytes: cfg.HTTP.InflightBodyLimitBytes,
 		OneShotMemoryLimitMB:   cfg.Host.OneShot.MemoryLimitMB,
 		Tasks:                  tasks,
+		Events:                 bus,
+		UI:                     ui.Handler(),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -127,6 +138,16 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		logger.Warn("the API listens beyond this machine without a token: anyone who reaches it can run tasks; set http.authToken (WPM_HTTP_AUTHTOKEN) or bind http.addr to 127.0.0.1",
 			"addr", ln.Addr().String())
 	}
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	statsDone := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		srv.PublishStats(statsCtx, statsInterval)
+	}()
+	defer func() {
+		stopStats()
+		<-statsDone
+	}()
 	httpSrv := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(srv.LimitListener(ln)) }()
@@ -209,6 +230,9 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 	logger.Info("asynchronous tasks ready", "nats", where)
 	return tasks, nil
 }
+// statsInterval is how often the pools' live state goes to the event
+// stream, for the dashboard.
+const statsInterval = time.Second
 
 // setMemoryLimit gives wpm's own heap the soft limit runtime.memoryLimit,
 // so that the garbage collector works harder near it and returns freed

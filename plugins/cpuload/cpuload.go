@@ -69,6 +69,7 @@ func burn(ctx context.Context, d time.Duration) (iterations uint64, elapsed time
 	if err := ctx.Err(); err != nil {
 		return 0, 0, fmt.Errorf("cpuload: not started: %w", err)
 	}
+	msg := fmt.Sprintf("a busy loop of %d ms", d.Milliseconds())
 	start := time.Now()
 	x := uint64(start.UnixNano()) | 1 // a seed the compiler can not fold away
 	for elapsed < d {
@@ -78,6 +79,7 @@ func burn(ctx context.Context, d time.Duration) (iterations uint64, elapsed time
 		}
 		iterations += checkEvery
 		elapsed = time.Since(start)
+		shared.Progress(ctx, float64(elapsed)/float64(d), msg) // rate-limited by the SDK
 		if err := ctx.Err(); err != nil {
 			return iterations, elapsed, fmt.Errorf("cpuload: stopped after %d of %d ms: %w",
 				elapsed.Milliseconds(), d.Milliseconds(), err)

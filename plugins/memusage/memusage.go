@@ -88,15 +88,38 @@ func hold(ctx context.Context, mb int, d time.Duration) (peak, rss uint64, err e
 		for i := start; i < end; i += page {
 			block[i] = 1
 		}
+		// The first half of the progress is the pages touched.
+		shared.Progress(ctx, 0.5*float64(end)/float64(len(block)), fmt.Sprintf("touched %d of %d MiB", end>>20, mb))
 	}
 	peak, rss = shared.ResidentMemory()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		err = fmt.Errorf("memusage: stopped after holding %d MiB for less than %d ms: %w", mb, d.Milliseconds(), ctx.Err())
+	err = wait(ctx, d, func(f float64) {
+		shared.Progress(ctx, 0.5+0.5*f, fmt.Sprintf("holding %d MiB", mb))
+	})
+	if err != nil {
+		err = fmt.Errorf("memusage: stopped after holding %d MiB for less than %d ms: %w", mb, d.Milliseconds(), err)
 	}
 	runtime.KeepAlive(block) // held until here
 	return peak, rss, err
+}
+
+// wait waits for d or until ctx ends, calling progress with the share of
+// d that passed every shared.ProgressInterval; it returns ctx's error if
+// ctx ended first.
+func wait(ctx context.Context, d time.Duration, progress func(float64)) error {
+	start := time.Now()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(shared.ProgressInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-timer.C:
+			progress(1)
+			return nil
+		case <-tick.C:
+			progress(min(float64(time.Since(start))/float64(d), 1))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -15,6 +15,10 @@ const (
 	routeHealthz = "/healthz"
 	routeReadyz  = "/readyz"
 	routeMetrics = "/metrics"
+	// The dashboard's page and files hold no data: the page asks for the
+	// token and sends it with its API requests.
+	routeUI     = "/ui"
+	routeUIFile = "/ui/:file"
 )
 
 // authenticate refuses a request without the configured bearer token with
@@ -56,7 +60,7 @@ func (s *Server) checkToken(c echo.Context) error {
 // probes' is 401 and says nothing about the API.
 func (s *Server) needsToken(route string) bool {
 	switch route {
-	case routeHealthz, routeReadyz:
+	case routeHealthz, routeReadyz, routeUI, routeUIFile:
 		return false
 	case routeMetrics:
 		return s.opts.MetricsAuth

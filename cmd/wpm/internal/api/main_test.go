@@ -19,7 +19,9 @@ import (
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/ui"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
 )
@@ -40,6 +42,7 @@ type server struct {
 	tasks   *async.Engine
 	api     *api.Server
 	metrics *metrics.Metrics
+	bus     *events.Bus
 	// token is sent as a bearer token by do, when not empty.
 	token string
 	// seen records the documented responses the server gave.
@@ -89,19 +92,20 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 		{Name: "MEM", Plugin: "memusage", Workers: 1, QueueLimit: 8},
 		{Name: "M", Plugin: "misbehave", Workers: 1, QueueLimit: 1, TaskTimeout: 1500 * time.Millisecond},
 	}
-	apiOpts := api.Options{BodyLimitBytes: bodyLimit}
+	bus := events.New(0, 0)
+	apiOpts := api.Options{BodyLimitBytes: bodyLimit, Events: bus, UI: ui.Handler()}
 	for _, o := range opts {
 		o(&cfg, &apiOpts)
 	}
 	apiOpts.OneShotMemoryLimitMB = cfg.OneShot.MemoryLimitMB
 	mx := metrics.New()
-	mgr, err := host.New(cfg, host.WithObserver(mx))
+	mgr, err := host.New(cfg, host.WithObserver(mx), host.WithEvents(bus.Publish))
 	require.NoError(t, err)
 	require.NoError(t, mx.WatchPools(mgr))
 	apiOpts.Metrics = mx.Handler()
 	tasks := startTasks(t, mgr)
 	apiOpts.Tasks = tasks
-	s := &server{mgr: mgr, tasks: tasks, metrics: mx, token: apiOpts.AuthToken, seen: newSeen()}
+	s := &server{mgr: mgr, tasks: tasks, metrics: mx, bus: bus, token: apiOpts.AuthToken, seen: newSeen()}
 	apiOpts.Reload = func() error {
 		next := cfg
 		if p := s.reloadTo.Load(); p != nil {
@@ -116,6 +120,7 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 	s.Listener = s.api.LimitListener(s.Listener)
 	s.Start()
 	t.Cleanup(func() {
+		bus.Close() // event streams end, so that Close need not wait for them
 		s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

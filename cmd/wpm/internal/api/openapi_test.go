@@ -368,6 +368,11 @@ func TestOpenAPI_everyRouteDocumented(t *testing.T) {
 	}
 }
 
+// pathOf fills a documented path's parameters with names that exist.
+func pathOf(path string) string {
+	return strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{file}", "app.js", "{id}", "0123456789abcdef").Replace(path)
+}
+
 func asAnyList(v any) []any { l, _ := v.([]any); return l }
 
 // Every $ref in the document leads somewhere.
@@ -437,7 +442,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("POST", "/example/oneShot", `{"workerScript": "cpuload", "workerTask": {"duration": 1}}`)
 	req("POST", "/v1/pools/CPU/tasks", `{"duration": 1}`)
 	req("POST", "/v1/plugins/cpuload/run?timeout=5s&memoryLimitMB=64", `{"duration": 1}`)
-	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml"} {
+	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml", "/ui", "/ui/app.js"} {
 		req("GET", p, "")
 	}
 	// Asynchronous: 202 from every submit, then the task routes.
@@ -455,6 +460,14 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("GET", "/v1/tasks/0123456789abcdef", "")
 	req("GET", "/v1/tasks?state=done", "")
 	req("DELETE", "/v1/tasks/0123456789abcdef", "")
+	task := s.requireStreamedTask(t, token)
+	es, _ := s.openStream(t, "GET", "/v1/events", "", token, nil)
+	require.NotNil(t, es)
+	es, _ = s.openStream(t, "GET", "/v1/tasks/"+task+"/events", "", token, nil)
+	require.NotNil(t, es)
+	req("GET", "/ui/nope.js", "")
+	req("GET", "/v1/tasks/nope/events", "")
+	s.send(t, "GET", "/v1/events?since=1", nil, "Bearer "+token)
 	// Errors, one or more per operation.
 	req("POST", "/example/pool", `{"poolName": 3}`)
 	req("POST", "/example/pool", `{"poolName": "GPU", "workerTask": {}}`)
@@ -478,9 +491,9 @@ func TestOpenAPI_responses(t *testing.T) {
 	// Without the token, everything but the probes is 401.
 	for _, op := range operations(mustDoc(t)) {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{id}", queued.ID).Replace(path)
+		path = pathOf(strings.ReplaceAll(path, "{id}", queued.ID))
 		a := s.doRaw(t, method, path, strings.NewReader(`{}`), "")
-		if path == "/healthz" || path == "/readyz" {
+		if path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/ui") {
 			assert.Equal(t, http.StatusOK, a.Status, op)
 		} else {
 			assert.Equal(t, http.StatusUnauthorized, a.Status, op)
@@ -490,8 +503,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	s.api.StartShutdown()
 	for _, op := range operations(mustDoc(t)) {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{id}", queued.ID).Replace(path)
-		s.doRaw(t, method, path, strings.NewReader(`{}`), token)
+		s.doRaw(t, method, pathOf(strings.ReplaceAll(path, "{id}", queued.ID)), strings.NewReader(`{}`), token)
 	}
 
 	for _, op := range operations(mustDoc(t)) {

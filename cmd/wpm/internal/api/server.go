@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/randid"
 )
@@ -57,6 +58,15 @@ type Options struct {
 	// the requests being served (default DefaultInflightBodyLimitBytes, at
 	// least BodyLimitBytes); beyond it a request gets 503 overloaded.
 	InflightBodyLimitBytes int64
+	// Events, when not nil, serves GET /v1/events and
+	// /v1/tasks/{id}/events from this bus, and lets a pool task ask for
+	// its progress with Accept: text/event-stream (events.go).
+	Events *events.Bus
+	// KeepAlive is how often an idle event stream sends a comment
+	// (default DefaultKeepAlive).
+	KeepAlive time.Duration
+	// UI, when not nil, serves GET /ui and what the page loads.
+	UI http.Handler
 	// OneShotMemoryLimitMB is the configured oneShot.memoryLimitMB: when
 	// more than 0, the most memory a caller may ask a one-shot for.
 	OneShotMemoryLimitMB int
@@ -97,6 +107,9 @@ func New(mgr *host.Manager, opts Options) *Server {
 	if opts.InflightBodyLimitBytes <= 0 {
 		opts.InflightBodyLimitBytes = DefaultInflightBodyLimitBytes
 	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = DefaultKeepAlive
+	}
 	opts.InflightBodyLimitBytes = max(opts.InflightBodyLimitBytes, opts.BodyLimitBytes)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -135,6 +148,7 @@ func New(mgr *host.Manager, opts Options) *Server {
 	}
 	e.GET("/v1/openapi.json", s.openAPIJSON, apiRoute...)
 	e.GET("/v1/openapi.yaml", s.openAPIYAML, apiRoute...)
+	s.eventRoutes(apiRoute)
 	if opts.Metrics != nil {
 		e.GET(routeMetrics, echo.WrapHandler(opts.Metrics))
 	}
@@ -146,7 +160,10 @@ func (s *Server) Handler() http.Handler { return s.echo }
 
 // StartShutdown makes every later request but /healthz and /metrics answer
 // 503 shutting_down. Requests already accepted go on.
-func (s *Server) StartShutdown() { s.shutting.Store(true) }
+func (s *Server) StartShutdown() {
+	s.shutting.Store(true)
+	s.closeStreams()
+}
 
 // examplePoolRequest is the Node.js seed's /example/pool body.
 type examplePoolRequest struct {
@@ -223,6 +240,9 @@ func (s *Server) submit(c echo.Context) error {
 	if later, err := asyncWanted(c); err != nil || later {
 		return s.orAsync(c, err, poolRequest(c.Param("pool"), input))
 	}
+	if s.opts.Events != nil && wantsEventStream(c) {
+		return s.submitStreaming(c, c.Param("pool"), input)
+	}
 	res, err := s.mgr.Submit(c.Request().Context(), c.Param("pool"), input)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -271,8 +291,17 @@ func (s *Server) runOnce(c echo.Context) error {
 // ids and names are plain ASCII (hex, and names host.Config.Validate and
 // the plugin catalog accept), so they need no escaping.
 func writeResult(c echo.Context, res host.Result, seed bool) error {
+	b, err := resultJSON(res, seed)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}
+
+// resultJSON is the body writeResult writes.
+func resultJSON(res host.Result, seed bool) ([]byte, error) {
 	if !json.Valid(res.Output) {
-		return &Error{Code: host.CodeTaskFailed, TaskID: res.TaskID,
+		return nil, &Error{Code: host.CodeTaskFailed, TaskID: res.TaskID,
 			Message: "the plugin answered with output that is not valid JSON; a plugin must return a JSON value"}
 	}
 	b := make([]byte, 0, len(res.Output)+160)
@@ -295,7 +324,7 @@ func writeResult(c echo.Context, res host.Result, seed bool) error {
 	}
 	b = append(b, res.Output...)
 	b = append(b, '}', '\n')
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	return b, nil
 }
 
 // readBody reads the whole request body within the configured limit.

@@ -1,0 +1,75 @@
+package host
+
+import (
+	"context"
+	"time"
+
+	"github.com/wpmdev/wpm/shared"
+)
+
+// tracker reports the events of one task: to the manager's sink and to
+// the caller's own function given with [WithTaskEvents]. A nil *tracker
+// reports nothing.
+type tracker struct {
+	m    *Manager
+	base Event // TaskID, Pool, Plugin
+	own  func(Event)
+}
+
+type trackerKey struct{}
+
+// track makes the tracker of task id on pool (empty for a one-shot) and
+// plugin, reports it queued, and returns ctx carrying it: the worker
+// process that takes the task reports it started (taskStarted), and the
+// plugin's progress reports reach it through the SDK (shared.WithProgressFunc).
+// With nobody listening it returns ctx as it is and a nil tracker.
+func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.Context, *tracker) {
+	own, _ := ctx.Value(taskEventsKey{}).(func(Event))
+	if m.events == nil && own == nil {
+		return ctx, nil
+	}
+	t := &tracker{m: m, base: Event{TaskID: id, Pool: pool, Plugin: plugin}, own: own}
+	t.emit(Event{Type: EventTaskQueued})
+	ctx = context.WithValue(ctx, trackerKey{}, t)
+	return shared.WithProgressFunc(ctx, t.progress), t
+}
+
+// emit fills e with the task's identity and reports it.
+func (t *tracker) emit(e Event) {
+	if t == nil {
+		return
+	}
+	e.TaskID, e.Pool, e.Plugin = t.base.TaskID, t.base.Pool, t.base.Plugin
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	t.m.emit(e)
+	if t.own != nil {
+		t.own(e)
+	}
+}
+
+// progress reports the plugin's progress report.
+func (t *tracker) progress(fraction float64, msg string) {
+	t.emit(Event{Type: EventTaskProgress, Fraction: fraction, Message: msg})
+}
+
+// finished reports how the task ended.
+func (t *tracker) finished(pid int, d time.Duration, err error) {
+	if t == nil {
+		return
+	}
+	e := Event{Type: EventTaskFinished, PID: pid, Code: "ok", Duration: d}
+	if err != nil {
+		e.Code, e.Error = Code(err), err.Error()
+	}
+	t.emit(e)
+}
+
+// taskStarted reports that the worker process pid took the task whose
+// context is ctx. Processes call it as they send the task.
+func taskStarted(ctx context.Context, pid int) {
+	if t, ok := ctx.Value(trackerKey{}).(*tracker); ok {
+		t.emit(Event{Type: EventTaskStarted, PID: pid})
+	}
+}
