@@ -21,12 +21,17 @@ func call(ctx context.Context, proc *process, input []byte, doomed func()) (out 
 		return out, nil, true
 	case errors.Is(err, shared.ErrInvalidInput), errors.Is(err, shared.ErrTaskFailed):
 		return nil, err, true
+	case errors.Is(err, shared.ErrNotSent):
+		// The deadline passed before the task was sent: the worker is fine.
+		return nil, contextFailure(ctx), true
 	case ctx.Err() != nil:
 		cause := contextFailure(ctx)
 		if doomed != nil {
 			doomed()
 		}
-		proc.kill(fmt.Errorf("%w: killed because a task on it ended early (%w)", ErrWorkerCrashed, cause))
+		// The cause is named, not wrapped: other tasks on this worker die
+		// of the kill, and for them it is a crash, not their timeout.
+		proc.kill(fmt.Errorf("%w: killed because a task on it ended early (%v)", ErrWorkerCrashed, cause))
 		return nil, cause, false
 	default:
 		if doomed != nil {
