@@ -93,7 +93,7 @@ func (o *oneShots) run(ctx context.Context, path string, input []byte, memoryLim
 	}
 	if proc == nil {
 		o.countCold(path)
-		if proc, err = startProcess(o.launchOf(path, memoryLimitMB)); err != nil {
+		if proc, err = startProcess(ctx, o.launchOf(path, memoryLimitMB)); err != nil {
 			o.give()
 			return nil, 0, wait, err
 		}

@@ -151,7 +151,7 @@ func (p *pool) runSlot(s *slot, markStarted func()) {
 			return
 		}
 
-		proc, err := startProcess(l)
+		proc, err := startProcess(context.Background(), l)
 		if err != nil {
 			p.logger.Error("worker failed to start", "slot", s.id, "error", err)
 			p.mu.Lock()

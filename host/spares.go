@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -246,7 +247,7 @@ func (o *oneShots) keepSpare(ps *pluginSpares) {
 		err = o.verify(ps.path)
 	}
 	if err == nil {
-		proc, err = startProcess(o.launchOf(ps.path, o.cfg.MemoryLimitMB))
+		proc, err = startProcess(context.Background(), o.launchOf(ps.path, o.cfg.MemoryLimitMB))
 	}
 	o.mu.Lock()
 	ps.start--
