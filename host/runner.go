@@ -43,6 +43,7 @@ type procRunner struct {
 	mu    sync.Mutex
 	tail  []string // last stderrTailLines lines of stderr
 	fatal string   // the first line of a Go crash report (see crashLine)
+	frame string   // the first stack frame of that report: where it crashed
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -267,6 +268,7 @@ func (r *procRunner) logLine(line string, inPanic bool) bool {
 		r.mu.Unlock()
 	}
 	if inPanic {
+		r.noteFrame(line)
 		r.logger.Error(line)
 	} else {
 		r.logger.Log(stdLogLevel(line), line)
@@ -274,18 +276,32 @@ func (r *procRunner) logLine(line string, inPanic bool) bool {
 	return inPanic
 }
 
+// noteFrame keeps the first line of a crash report that names a function:
+// the frame the process crashed in.
+func (r *procRunner) noteFrame(line string) {
+	if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "goroutine ") || crashLine(line) ||
+		!strings.Contains(line, "(") || strings.HasPrefix(line, "[") || strings.HasPrefix(line, "PC=") {
+		return
+	}
+	r.mu.Lock()
+	if r.frame == "" {
+		r.frame = line
+	}
+	r.mu.Unlock()
+}
+
+// crashFrame returns the frame noted by noteFrame.
+func (r *procRunner) crashFrame() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.frame
+}
+
 // crashPrefixes start the report a Go program prints when it dies: a panic,
 // a fatal runtime error, or a signal the runtime could not handle.
 var crashPrefixes = []string{"panic: ", "fatal error: ", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "unexpected fault address", "unexpected signal"}
 
-func crashLine(line string) bool {
-	for _, p := range crashPrefixes {
-		if strings.HasPrefix(line, p) {
-			return true
-		}
-	}
-	return false
-}
+func crashLine(line string) bool { return hasPrefix(line, crashPrefixes) }
 
 // stdLogLevel reads the level of a line written with Go's log package in
 // go-plugin's "[DEBUG] ..." style; other lines are info.
