@@ -21,12 +21,15 @@ func call(ctx context.Context, proc *process, input []byte, doomed func()) (out 
 		return out, nil, true
 	case errors.Is(err, shared.ErrInvalidInput), errors.Is(err, shared.ErrTaskFailed):
 		return nil, err, true
+	case errors.Is(err, shared.ErrNotSent):
+		// The deadline passed before the task was sent: the worker is fine.
+		return nil, contextFailure(ctx), true
 	case ctx.Err() != nil:
 		cause := contextFailure(ctx)
 		if doomed != nil {
 			doomed()
 		}
-		proc.kill(fmt.Errorf("%w: killed because a task on it ended early (%w)", ErrWorkerCrashed, cause))
+		proc.kill(&taskEnded{cause: cause})
 		return nil, cause, false
 	default:
 		if doomed != nil {
@@ -35,6 +38,24 @@ func call(ctx context.Context, proc *process, input []byte, doomed func()) (out 
 		cause, detail := proc.failure(err)
 		return nil, &failure{cause: cause, detail: detail}, false
 	}
+}
+
+// taskEnded is the reason a worker is killed for when a task on it ended
+// early (timeout, caller gone, shutdown). It wraps that task's cause, so
+// the worker's last exit is the timeout; the other tasks running on the
+// same worker lose it to a crash, not to their own timeout (see
+// process.failure).
+type taskEnded struct{ cause error }
+
+func (e *taskEnded) Error() string {
+	return fmt.Sprintf("%v: killed because a task on it ended early (%v)", ErrWorkerCrashed, e.cause)
+}
+
+func (e *taskEnded) Unwrap() []error { return []error{e.cause, ErrWorkerCrashed} }
+
+// forOthers is the error of the other tasks on the killed worker.
+func (e *taskEnded) forOthers() error {
+	return fmt.Errorf("%w: killed because another task on it ended early (%v)", ErrWorkerCrashed, e.cause)
 }
 
 // failure is a worker's death with its last stderr lines.

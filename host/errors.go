@@ -87,8 +87,12 @@ var codes = []struct {
 }
 
 // Code returns the API error code for err: one of the Code constants, or
-// CodeInternal for an error this package did not make.
+// CodeInternal for an error this package did not make. The code of a nil
+// error (no error) is "".
 func Code(err error) string {
+	if err == nil {
+		return ""
+	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
 			return c.code

@@ -35,21 +35,29 @@ type procRunner struct {
 	pid        int
 	exited     chan struct{} // closed when the process has been reaped
 	waitErr    error         // valid once exited is closed
-	stderrDone chan struct{} // closed when stderr reached EOF
+	stderrDone chan struct{} // closed when stderr reached EOF or was closed
+
+	ctx       context.Context // the start's context: its end kills a starting process
+	stopWatch func() bool     // ends the watch of ctx once the start is over
 
 	mu    sync.Mutex
 	tail  []string // last stderrTailLines lines of stderr
 	fatal string   // the first line of a Go crash report (see crashLine)
+	frame string   // the first stack frame of that report: where it crashed
 }
 
 var _ runner.Runner = (*procRunner)(nil)
 
-func newProcRunner(path string, env []string, logger hclog.Logger) *procRunner {
+// newProcRunner prepares a runner for the binary at path. When ctx ends
+// before startDone is called, the process is killed.
+func newProcRunner(ctx context.Context, path string, env []string, logger hclog.Logger) *procRunner {
 	cmd := exec.Command(path)
 	cmd.Env = env
 	cmd.SysProcAttr = sysProcAttr()
 	return &procRunner{
 		cmd:        cmd,
+		ctx:        ctx,
+		stopWatch:  func() bool { return false },
 		logger:     logger,
 		exited:     make(chan struct{}),
 		stderrDone: make(chan struct{}),
@@ -59,6 +67,9 @@ func newProcRunner(path string, env []string, logger hclog.Logger) *procRunner {
 // Start starts the process. The pipes are plain files, so cmd.Wait neither
 // copies nor closes them and the process's exit is seen at once.
 func (r *procRunner) Start(context.Context) error {
+	if err := context.Cause(r.ctx); err != nil {
+		return err
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -82,11 +93,33 @@ func (r *procRunner) Start(context.Context) error {
 	r.pid = r.cmd.Process.Pid
 	r.logger = r.logger.With("pid", r.pid)
 	go r.readStderr()
-	go func() {
-		r.waitErr = r.cmd.Wait()
-		close(r.exited)
-	}()
+	go r.reap()
+	r.stopWatch = context.AfterFunc(r.ctx, func() { _ = killGroup(r.pid) })
 	return nil
+}
+
+// startDone ends the watch of the start's context: from now on only kill
+// ends the process.
+func (r *procRunner) startDone() { r.stopWatch() }
+
+// stderrGrace is how long, after the process exited, its stderr may stay
+// open: long enough for the last lines of a dying plugin, short enough that
+// a descendant holding the pipe delays nothing that matters.
+const stderrGrace = 500 * time.Millisecond
+
+// reap waits for the process, then ends what it leaves behind: the rest of
+// its group, and the read ends of its pipes. Those are *os.File in Go's
+// poller, so closing them unblocks their readers (go-plugin's stdout
+// scanner, which its Client and Kill wait for, and readStderr) even when a
+// descendant of the plugin still holds the write ends. Every fd wpm opened
+// for the process is closed here.
+func (r *procRunner) reap() {
+	r.waitErr = r.cmd.Wait()
+	_ = killGroup(r.pid) // a group outlives its leader while members live
+	close(r.exited)
+	r.waitStderr(stderrGrace)
+	_ = r.stdout.Close()
+	_ = r.stderr.Close()
 }
 
 // Wait blocks until the process has exited.
@@ -174,50 +207,101 @@ func (r *procRunner) keep(line string) {
 	r.mu.Unlock()
 }
 
-// readStderr logs each stderr line at its own level: hclog JSON lines keep
-// theirs, a Go panic or fatal error and what follows it is an error, and
-// any other line is info.
+// maxStderrLine is the longest stderr line logged whole; the rest of a
+// longer line is dropped, and the log says so.
+const maxStderrLine = 64 * 1024
+
+// readStderr reads all of stderr until it ends and logs each line at its
+// own level: hclog JSON lines keep theirs, a Go panic or fatal error and
+// what follows it is an error, and any other line is info. A line over
+// maxStderrLine is cut, never fatal: a reader that stopped would leave the
+// plugin to die of SIGPIPE.
 func (r *procRunner) readStderr() {
 	defer close(r.stderrDone)
-	defer r.stderr.Close()
-	sc := bufio.NewScanner(r.stderr)
-	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	br := bufio.NewReaderSize(r.stderr, 4096)
 	inPanic := false
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			continue
+	for {
+		line, err := readLine(br, maxStderrLine)
+		if line != "" {
+			inPanic = r.logLine(line, inPanic)
 		}
-		r.keep(line)
-		if logJSONLine(r.logger, line) {
-			continue
-		}
-		if !inPanic && crashLine(line) {
-			inPanic = true
-			r.mu.Lock()
-			r.fatal = line
-			r.mu.Unlock()
-		}
-		if inPanic {
-			r.logger.Error(line)
-		} else {
-			r.logger.Log(stdLogLevel(line), line)
+		if err != nil {
+			return
 		}
 	}
+}
+
+// readLine reads one line without its newline, keeping at most max bytes
+// of it and saying in the line how many were cut. Its error is the read's.
+func readLine(br *bufio.Reader, max int) (string, error) {
+	var b []byte
+	total := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == nil {
+			chunk = chunk[:len(chunk)-1] // the newline
+		}
+		total += len(chunk)
+		b = append(b, chunk[:min(len(chunk), max-len(b))]...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		line := strings.TrimSuffix(string(b), "\r")
+		if total > len(b) {
+			line += fmt.Sprintf(" … [line cut: %d more bytes dropped]", total-len(b))
+		}
+		return line, err
+	}
+}
+
+// logLine keeps and logs one stderr line; inPanic tells whether a Go crash
+// report started before it, and the result whether one has started now.
+func (r *procRunner) logLine(line string, inPanic bool) bool {
+	r.keep(line)
+	if logJSONLine(r.logger, line) {
+		return inPanic
+	}
+	if !inPanic && crashLine(line) {
+		inPanic = true
+		r.mu.Lock()
+		r.fatal = line
+		r.mu.Unlock()
+	}
+	if inPanic {
+		r.noteFrame(line)
+		r.logger.Error(line)
+	} else {
+		r.logger.Log(stdLogLevel(line), line)
+	}
+	return inPanic
+}
+
+// noteFrame keeps the first line of a crash report that names a function:
+// the frame the process crashed in.
+func (r *procRunner) noteFrame(line string) {
+	if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "goroutine ") || crashLine(line) ||
+		!strings.Contains(line, "(") || strings.HasPrefix(line, "[") || strings.HasPrefix(line, "PC=") {
+		return
+	}
+	r.mu.Lock()
+	if r.frame == "" {
+		r.frame = line
+	}
+	r.mu.Unlock()
+}
+
+// crashFrame returns the frame noted by noteFrame.
+func (r *procRunner) crashFrame() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.frame
 }
 
 // crashPrefixes start the report a Go program prints when it dies: a panic,
 // a fatal runtime error, or a signal the runtime could not handle.
 var crashPrefixes = []string{"panic: ", "fatal error: ", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "unexpected fault address", "unexpected signal"}
 
-func crashLine(line string) bool {
-	for _, p := range crashPrefixes {
-		if strings.HasPrefix(line, p) {
-			return true
-		}
-	}
-	return false
-}
+func crashLine(line string) bool { return hasPrefix(line, crashPrefixes) }
 
 // stdLogLevel reads the level of a line written with Go's log package in
 // go-plugin's "[DEBUG] ..." style; other lines are info.

@@ -2,6 +2,7 @@ package shared
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/rpc"
 	"runtime/debug"
@@ -72,6 +73,11 @@ func (s *RPCServer) run(ctx context.Context, input []byte) (out []byte, err erro
 	return s.Impl.Run(ctx, input)
 }
 
+// ErrNotSent is returned by [RPCClient.Run], with ctx's error, when ctx's
+// deadline had passed before the task was sent: the plugin never saw it,
+// so the worker is still usable.
+var ErrNotSent = errors.New("task not sent: its deadline had passed")
+
 // RPCClient is the host side of a plugin's [Task]: it implements [Task] by
 // calling the plugin process over net/rpc. It is safe for concurrent use.
 type RPCClient struct {
@@ -93,7 +99,10 @@ func (c *RPCClient) Run(ctx context.Context, input []byte) ([]byte, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		args.Timeout = time.Until(deadline)
 		if args.Timeout <= 0 {
-			return nil, context.DeadlineExceeded
+			// ctx's timer may not have fired yet: wait for it, so that
+			// ctx.Err() agrees with the answer.
+			<-ctx.Done()
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, ctx.Err())
 		}
 	}
 	var unregister func()

@@ -155,6 +155,28 @@ func TestRPC_expiredContextIsNotSent(t *testing.T) {
 	defer cancel()
 	_, err := task.Run(ctx, []byte(`1`))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorIs(t, err, shared.ErrNotSent)
+}
+
+// lateContext is a context whose deadline has passed but which is not done
+// yet, as a real one is between its deadline and its timer firing.
+type lateContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func TestRPC_justExpiredContextAnswersWithItsError(t *testing.T) {
+	task := dispense(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	late := lateContext{Context: ctx, deadline: time.Now().Add(-time.Millisecond)}
+	_, err := task.Run(late, []byte(`1`))
+	require.ErrorIs(t, err, shared.ErrNotSent)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Error(t, ctx.Err(), "Run answers once the context is done, so the caller sees it done")
+	assert.NotErrorIs(t, err, shared.ErrTransport)
 }
 
 func TestRPC_brokenConnectionIsTransportError(t *testing.T) {

@@ -74,6 +74,7 @@ var faults = map[string]faultFunc{
 	"fail":     (*misbehave).fail,
 	"invalid":  (*misbehave).invalid,
 	"spawn":    (*misbehave).spawn,
+	"mapwrite": (*misbehave).mapWrite,
 }
 
 // misbehave is the misbehave [shared.Task]: it does what its input asks,
@@ -237,6 +238,22 @@ func (m *misbehave) crash(_ context.Context, req *request) (any, error) {
 	m.writeLines(req.Lines)
 	go func() { panic("misbehave: asked to crash") }()
 	blockForever()
+	return nil, nil
+}
+
+// mapWrite writes one map from two goroutines until the Go runtime dies
+// of "fatal error: concurrent map writes": a fatal error that is neither a
+// panic nor a lack of memory.
+func (m *misbehave) mapWrite(_ context.Context, req *request) (any, error) {
+	m.writeLines(req.Lines)
+	counts := map[int]int{}
+	write := func() {
+		for i := 0; ; i++ {
+			counts[i%64] = i
+		}
+	}
+	go write()
+	write()
 	return nil, nil
 }
 
