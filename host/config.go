@@ -37,6 +37,15 @@ type PoolConfig struct {
 	MemoryLimitMB int
 	// Concurrency is how many tasks one worker runs at once (default 1).
 	Concurrency int
+	// Prefetch is how many tasks may wait at a worker beyond the
+	// Concurrency it runs (pipelining, 0 to MaxPrefetch): the worker starts
+	// the next task without waiting for a round trip to the host. A worker
+	// gets them only when no worker has a free place and while the pool's
+	// recent tasks ran under 2 ms; a task waiting at a worker that dies is
+	// sent to another. 0 (the library's default) sends a worker only as
+	// many tasks as it runs; wpm's shipped pools set 4. Plugins built with
+	// an SDK older than pipelining are sent tasks as with 0.
+	Prefetch int
 	// QueueLimit is how many tasks may wait for a free worker before
 	// Submit answers ErrQueueFull; 0 means tasks never wait.
 	QueueLimit int
@@ -77,6 +86,7 @@ type OneShotConfig struct {
 // Defaults used for zero fields.
 const (
 	DefaultConcurrency   = 1
+	MaxPrefetch          = 1024
 	DefaultQueueLimit    = 1024
 	DefaultStartTimeout  = 10 * time.Second
 	DefaultMaxConcurrent = 8
@@ -164,6 +174,9 @@ func (c Config) Validate() error {
 		}
 		if p.Concurrency < 0 {
 			bad(key+".concurrency", "must be at least 1, got %d", p.Concurrency)
+		}
+		if p.Prefetch < 0 || p.Prefetch > MaxPrefetch {
+			bad(key+".prefetch", "must be from 0 (none) to %d, got %d", MaxPrefetch, p.Prefetch)
 		}
 		if p.MemoryLimitMB < 0 {
 			bad(key+".memoryLimitMB", "must be 0 (no limit) or more, got %d", p.MemoryLimitMB)

@@ -14,12 +14,15 @@ type TaskPlugin struct {
 
 var _ plugin.Plugin = (*TaskPlugin)(nil)
 
-// Server returns the RPC server that runs Impl.
-func (p *TaskPlugin) Server(*plugin.MuxBroker) (any, error) {
-	return &RPCServer{Impl: p.Impl}, nil
+// Server returns the RPC server that runs Impl: an [RPCServer] that also
+// speaks the pipelining methods (pipeline.go).
+func (p *TaskPlugin) Server(b *plugin.MuxBroker) (any, error) {
+	return newPipelineServer(p.Impl, b), nil
 }
 
-// Client returns the host-side [Task] that calls the plugin over c.
-func (p *TaskPlugin) Client(_ *plugin.MuxBroker, c *rpc.Client) (any, error) {
-	return &RPCClient{client: c}, nil
+// Client returns the host-side [Task] that calls the plugin over c: a
+// [*PipelineClient], whose Run works with every plugin and whose
+// OpenPipeline with those built since pipelining.
+func (p *TaskPlugin) Client(b *plugin.MuxBroker, c *rpc.Client) (any, error) {
+	return &PipelineClient{RPCClient: &RPCClient{client: c}, broker: b}, nil
 }

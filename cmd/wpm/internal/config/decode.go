@@ -88,6 +88,7 @@ func (l *loader) pool(prefix string, m map[string]any) host.PoolConfig {
 	setValue(l, prefix+"workers", m["workers"], toInt, &p.Workers)
 	setValue(l, prefix+"memoryLimitMB", m["memoryLimitMB"], toInt, &p.MemoryLimitMB)
 	setValue(l, prefix+"concurrency", m["concurrency"], toInt, &p.Concurrency)
+	setValue(l, prefix+"prefetch", m["prefetch"], toInt, &p.Prefetch)
 	setValue(l, prefix+"queueLimit", m["queueLimit"], toInt, &p.QueueLimit)
 	setValue(l, prefix+"taskTimeout", m["taskTimeout"], toDuration, &p.TaskTimeout)
 	setValue(l, prefix+"maxTasksPerWorker", m["maxTasksPerWorker"], toInt, &p.MaxTasksPerWorker)

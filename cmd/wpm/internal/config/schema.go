@@ -31,7 +31,7 @@ var sections = []section{
 
 // poolKeys are the keys of one entry of pools.
 var poolKeys = []string{
-	"name", "plugin", "workers", "memoryLimitMB", "concurrency", "queueLimit",
+	"name", "plugin", "workers", "memoryLimitMB", "concurrency", "prefetch", "queueLimit",
 	"taskTimeout", "maxTasksPerWorker", "maxWorkerAge", "startTimeout",
 }
 
