@@ -238,13 +238,21 @@ func (p *pool) reclaim() {
 	}
 	if soonest > 0 && !p.reclaimArmed {
 		p.reclaimArmed = true
-		time.AfterFunc(soonest, func() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			p.reclaimArmed = false
-			p.dispatch()
-		})
+		if p.reclaimTimer == nil {
+			p.reclaimTimer = time.AfterFunc(soonest, p.reclaimLater)
+		} else {
+			p.reclaimTimer.Reset(soonest)
+		}
 	}
+}
+
+// reclaimLater runs reclaim when a worker with waiting tasks would be
+// stuck.
+func (p *pool) reclaimLater() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reclaimArmed = false
+	p.dispatch()
 }
 
 // hasFreePlace reports whether a worker can run a task now. p.mu must be

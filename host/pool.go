@@ -34,7 +34,8 @@ type pool struct {
 	pending      int           // tasks between a worker that went before starting them and their next one
 	runAvg       time.Duration // recent tasks' run time, for prefetching; 0 before the first
 	stallAfter   time.Duration // see the constant; tests change it
-	reclaimArmed bool          // a timer will look for stuck workers (reclaim)
+	reclaimArmed bool          // reclaimTimer will look for stuck workers
+	reclaimTimer *time.Timer   // made on first use
 	drained      chan struct{}
 	lastErr      error
 	lastErrT     time.Time
