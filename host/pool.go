@@ -296,7 +296,11 @@ func (l *lease) run(ctx context.Context, input []byte) (out []byte, pid int, err
 		out, err, healthy = w.proc.Run(ctx, input, doomed)
 		ran = time.Since(start)
 	}
-	l.release(healthy, ran, isNotStarted(err) && l.tries < maxRedispatch)
+	again := isNotStarted(err)
+	// Only a task that ran to an answer counts: one cancelled or taken
+	// back while it waited leaves a healthy worker but did not run.
+	counted := healthy && !again && ctx.Err() == nil
+	l.release(counted, ran, again && l.tries < maxRedispatch)
 	return out, w.proc.PID(), err
 }
 
