@@ -151,3 +151,22 @@ func TestPipeline_longTaskDoesNotHoldShortOnes(t *testing.T) {
 	}
 	require.NoError(t, <-done)
 }
+
+func TestPipeline_timeoutKillsRunningTaskOnly(t *testing.T) {
+	m := newManager(t, pipelinedPool("P", 1, 4))
+	m.SetStallAfter("P", time.Hour)
+	waitReady(t, m, "P")
+	warmUp(t, m, "P")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	slowErr := make(chan error, 1)
+	go func() { _, err := m.Submit(ctx, "P", fault("hang")); slowErr <- err }()
+	victim := waitRunning(t, m, "P", 1)
+	res, errs := submitAll(context.Background(), m, "P", 3, fault("echo"))
+	require.ErrorIs(t, <-slowErr, host.ErrTimeout, "the running task times out and its worker is killed")
+	for i := range errs {
+		require.NoError(t, errs[i], "the tasks waiting behind it run on the replacement")
+		assert.NotEqual(t, victim, res[i].WorkerPID)
+	}
+}
