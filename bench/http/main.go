@@ -512,7 +512,7 @@ func startNoop(ctx context.Context) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, fmt.Errorf("start the noop server: %w", err)
 	}
 	c := &child{cmd: cmd}
@@ -555,7 +555,7 @@ func startWPM(ctx context.Context, o options, env []string) (*child, error) {
 	}
 	defer logFile.Close() // the child has its own copy
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w (run make build)", o.wpm, err)
 	}
 	c := &child{cmd: cmd, url: "http://" + addr}

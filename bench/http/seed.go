@@ -89,7 +89,7 @@ func runSeed(ctx context.Context, app string) (*child, error) {
 	cmd.SysProcAttr.Setpgid = true // its forked workers stop with it
 	cmd.Env = append(os.Environ(), fmt.Sprintf(`NODE_CONFIG={"httpServerConfig":{"port":%d}}`, port))
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, fmt.Errorf("start the seed: %w", err)
 	}
 	c := &child{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), group: true}
