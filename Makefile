@@ -41,11 +41,13 @@ clean: ## remove what build made
 	rm -rf bin
 
 # make bench: BENCHTIME and BENCHCOUNT are per Go benchmark, BENCHDURATION
-# per HTTP case. benchstat summarizes the Go benchmarks against their
+# per HTTP case. SEED is the Node seed run side by side (on a copy, when
+# node and npm are installed); the case is skipped when it is missing. benchstat summarizes the Go benchmarks against their
 # baselines; results are kept in bin/bench-go.txt.
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 3
 BENCHDURATION ?= 5s
+SEED          ?= $(firstword $(wildcard ../shared/seed/node ../../shared/seed/node))
 BENCHSTAT     := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCHUNITS    := .unit:(sec/op OR host-cpu-us/op OR p50-us OR p99-us OR allocs/op)
 bench: build ## run the Go benchmarks, then the HTTP load benchmark (a few minutes; docs/BENCHMARKS.md)
@@ -55,4 +57,4 @@ bench: build ## run the Go benchmarks, then the HTTP load benchmark (a few minut
 		exit $$(cat bin/bench-go.status)
 	-$(GO) run $(BENCHSTAT) -filter '.fullname:/via=/ $(BENCHUNITS)' -col /via bin/bench-go.txt
 	-$(GO) run $(BENCHSTAT) -filter '.fullname:/start=/ $(BENCHUNITS)' -col /start bin/bench-go.txt
-	$(GO) run ./bench/http -wpm bin/wpm -config $(CONFIG) -duration $(BENCHDURATION)
+	$(GO) run ./bench/http -wpm bin/wpm -config $(CONFIG) -duration $(BENCHDURATION) -seed '$(SEED)'

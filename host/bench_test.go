@@ -5,8 +5,9 @@ package host_test
 //	BenchmarkTrivial   Manager.Submit of a trivial task (via=submit: one
 //	                   worker taking every caller; via=submit-events: the
 //	                   same with the task's events listened to, progress
-//	                   stream included; via=submit-2x1: the
-//	                   shipped pool, two workers of one task each) vs a
+//	                   stream included; via=submit-2x1: two workers of one
+//	                   task each; via=submit-2x1-prefetch: the same
+//	                   pipelined, the shipped pool) vs a
 //	                   direct go-plugin call on one client (via=direct), by
 //	                   1, 8 and 64 concurrent callers
 //	BenchmarkPayload   1 MiB in and 1 MiB out, Submit vs direct
@@ -57,6 +58,8 @@ func BenchmarkTrivial(b *testing.B) {
 		{Name: "T-nolimit", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024},
 		// The shipped CPU pool: two workers, one task each at a time.
 		{Name: "T-2x1", Plugin: "cpuload", Workers: 2, Concurrency: 1, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+		// The same with the shipped prefetch: pipelined.
+		{Name: "T-2x1-prefetch", Plugin: "cpuload", Workers: 2, Concurrency: 1, Prefetch: 4, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
 	}})
 	submit := func(pool string) func(ctx context.Context, in []byte) ([]byte, error) {
 		return func(ctx context.Context, in []byte) ([]byte, error) {
@@ -76,6 +79,7 @@ func BenchmarkTrivial(b *testing.B) {
 				b.Run("via=submit-nolimit", func(b *testing.B) { benchCalls(b, callers, submit("T-nolimit"), trivialInput) })
 			} else {
 				b.Run("via=submit-2x1", func(b *testing.B) { benchCalls(b, callers, submit("T-2x1"), trivialInput) })
+				b.Run("via=submit-2x1-prefetch", func(b *testing.B) { benchCalls(b, callers, submit("T-2x1-prefetch"), trivialInput) })
 			}
 		})
 	}

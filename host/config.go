@@ -44,6 +44,15 @@ type PoolConfig struct {
 	// Concurrency is how many tasks one worker runs at once; 0 means the
 	// default, 1.
 	Concurrency int `koanf:"concurrency"`
+	// Prefetch is how many tasks may wait at a worker beyond the
+	// Concurrency it runs (pipelining, 0 to MaxPrefetch): the worker starts
+	// the next task without waiting for a round trip to the host. A worker
+	// gets them only when no worker has a free place and while the pool's
+	// recent tasks ran under 2 ms; a task waiting at a worker that dies is
+	// sent to another. 0 (the library's default) sends a worker only as
+	// many tasks as it runs; wpm's shipped pools set 4. Plugins built with
+	// an SDK older than pipelining are sent tasks as with 0.
+	Prefetch int `koanf:"prefetch"`
 	// QueueLimit is how many tasks may wait for a free worker before
 	// Submit answers ErrQueueFull; 0 means the default, 1024, and NoQueue
 	// (-1) that tasks never wait.
@@ -123,6 +132,9 @@ type OneShotConfig struct {
 // NoQueue is the PoolConfig.QueueLimit of a pool whose tasks never wait:
 // when every worker is busy, Submit answers ErrQueueFull at once.
 const NoQueue = -1
+
+// MaxPrefetch is the largest PoolConfig.Prefetch.
+const MaxPrefetch = 1024
 
 // MaxMemoryLimitMB is the largest memory limit, in MB, that a pool or a
 // one-shot may have: 1 TiB.
@@ -257,6 +269,9 @@ func (p *problems) pool(prefix string, c PoolConfig) {
 	p.count(prefix+"workers", c.Workers, 1, "at least 1")
 	p.memoryLimit(prefix+"memoryLimitMB", c.MemoryLimitMB)
 	p.count(prefix+"concurrency", c.Concurrency, 0, "at least 1")
+	if c.Prefetch < 0 || c.Prefetch > MaxPrefetch {
+		p.add(prefix+"prefetch", "must be from 0 (none) to %d, got %d", MaxPrefetch, c.Prefetch)
+	}
 	p.count(prefix+"queueLimit", c.QueueLimit, NoQueue, "-1 (no queue), 0 (the default, 1024) or more")
 	p.duration(prefix+"taskTimeout", c.TaskTimeout)
 	p.count(prefix+"maxTasksPerWorker", c.MaxTasksPerWorker, 0, "0 (never) or more")

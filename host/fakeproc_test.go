@@ -101,6 +101,7 @@ type fakeStarter struct {
 	fail     func(attempt int) error // nil: every start succeeds
 	behave   func(ctx context.Context, input []byte) ([]byte, error)
 	ping     func(ctx context.Context) error
+	wrap     func(*fakeProc) proc // nil: the fakeProc itself
 }
 
 func (s *fakeStarter) start(ctx context.Context, l launch) (proc, error) {
@@ -121,6 +122,9 @@ func (s *fakeStarter) start(ctx context.Context, l launch) (proc, error) {
 	}
 	p := &fakeProc{pid: 1000 + len(s.procs), started: time.Now(), memMB: l.memoryLimitMB, behave: behave, ping: s.ping, done: make(chan struct{})}
 	s.procs = append(s.procs, p)
+	if s.wrap != nil {
+		return s.wrap(p), nil
+	}
 	return p, nil
 }
 

@@ -22,18 +22,23 @@ type pool struct {
 	start    startFunc
 	spawn    func(func()) bool // runs an actor under the manager's supervisor
 
-	mu         sync.Mutex
-	cfg        PoolConfig // changed by reconfigure
-	timeoutErr error      // the cause of a task past cfg.TaskTimeout
-	launch     launch     // changed by reconfigure
-	slots      []*slot    // live slots, oldest first
-	nextSlot   int
-	queue      waitQueue
-	closed     bool // takes no new tasks
-	running    int  // tasks holding a worker
-	drained    chan struct{}
-	lastErr    error
-	lastErrT   time.Time
+	mu           sync.Mutex
+	cfg          PoolConfig // changed by reconfigure
+	timeoutErr   error      // the cause of a task past cfg.TaskTimeout
+	launch       launch     // changed by reconfigure
+	slots        []*slot    // live slots, oldest first
+	nextSlot     int
+	queue        waitQueue
+	closed       bool          // takes no new tasks
+	running      int           // tasks holding a worker
+	pending      int           // tasks between a worker that went before starting them and their next one
+	runAvg       time.Duration // recent tasks' run time, for prefetching; 0 before the first
+	stallAfter   time.Duration // see the constant; tests change it
+	reclaimArmed bool          // reclaimTimer will look for stuck workers
+	reclaimTimer *time.Timer   // made on first use
+	drained      chan struct{}
+	lastErr      error
+	lastErrT     time.Time
 
 	ctx     context.Context // the slots' parent; cancelled by halt
 	halt    context.CancelCauseFunc
@@ -52,6 +57,7 @@ func newPool(ctx context.Context, cfg PoolConfig, l launch, o Observer, start st
 		start:      start,
 		spawn:      spawn,
 		drained:    make(chan struct{}),
+		stallAfter: stallAfter,
 	}
 	p.ctx, p.halt = context.WithCancelCause(ctx)
 	return p
@@ -143,21 +149,34 @@ func (p *pool) slotEnded(s *slot, reason string, ending bool) {
 // dispatch seam: whatever feeds tasks to the pool (an HTTP request, a queue
 // consumer) asks it for capacity and then runs the task on the lease.
 func (p *pool) acquire(ctx context.Context) (*lease, error) {
+	return p.acquireTask(ctx, 0)
+}
+
+// acquireTask is acquire for a task sent tries times before: one whose
+// worker went before starting it, or that was taken back from a busy
+// worker, waits at the front of the queue, beyond its limit, and is served
+// by a pool that was closed but not yet stopped.
+func (p *pool) acquireTask(ctx context.Context, tries int) (*lease, error) {
+	again := tries > 0
 	p.mu.Lock()
-	if p.closed {
+	if again {
+		p.pending--
+	}
+	if p.closed && (!again || p.ctx.Err() != nil) {
+		p.checkDrained()
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: pool %s takes no new tasks", ErrShuttingDown, p.name)
 	}
 	if s := p.pick(); s != nil {
-		l := p.reserve(s)
+		l := p.reserveTask(s, tries)
 		p.mu.Unlock()
 		return l, nil
 	}
-	if p.queue.len() >= p.cfg.QueueLimit {
+	if !again && p.queue.len() >= p.cfg.QueueLimit {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.name, p.cfg.QueueLimit)
 	}
-	wt := p.queue.push()
+	wt := p.queue.push(tries)
 	p.mu.Unlock()
 
 	select {
@@ -176,19 +195,31 @@ func (p *pool) acquire(ctx context.Context) (*lease, error) {
 		p.mu.Unlock()
 		// A worker was handed over just as the task gave up: give it back.
 		if l := <-wt.got; l != nil {
-			l.release(false)
+			l.release(false, 0, false)
 		}
 		return nil, contextFailure(ctx)
 	}
 }
 
-// pick returns the slot with the least-busy ready worker, or nil. p.mu
-// must be held.
+// pick returns the slot with the least-busy ready worker, or nil. A worker
+// gets a task beyond its concurrency (pipelining) only when no worker has
+// a free place, the pool's tasks are short, and it is not stuck on a long
+// one. p.mu must be held.
 func (p *pool) pick() *slot {
 	var best *slot
 	for _, s := range p.slots {
 		w := s.worker
 		if w.ready(p.cfg.Concurrency) && (best == nil || w.inflight < best.worker.inflight) {
+			best = s
+		}
+	}
+	if best != nil || !p.canPrefetch() {
+		return best
+	}
+	now := time.Now()
+	for _, s := range p.slots {
+		w := s.worker
+		if p.prefetchable(w, now) && (best == nil || w.inflight < best.worker.inflight) {
 			best = s
 		}
 	}
@@ -198,13 +229,25 @@ func (p *pool) pick() *slot {
 // reserve gives s's worker one more task. p.mu must be held.
 func (p *pool) reserve(s *slot) *lease {
 	w := s.worker
+	if w.inflight == 0 {
+		w.progress = time.Now()
+	}
 	w.inflight++
 	w.taken++
 	p.running++
 	if w.state == StateIdle {
 		w.become(StateBusy)
 	}
-	return &lease{pool: p, worker: w}
+	return &lease{pool: p, worker: w, piped: w.piped, prefetch: p.cfg.Prefetch > 0, concurrency: p.cfg.Concurrency}
+}
+
+// reserveTask is reserve for a task that has been sent tries times
+// before; a task beyond the worker's concurrency may be taken back.
+func (p *pool) reserveTask(s *slot, tries int) *lease {
+	l := p.reserve(s)
+	l.tries = tries
+	p.prefetched(s.worker, l)
+	return l
 }
 
 // dispatch hands queued tasks to ready workers, oldest first. p.mu must be
@@ -215,37 +258,80 @@ func (p *pool) dispatch() {
 		if s == nil {
 			return
 		}
-		p.queue.pop().got <- p.reserve(s)
+		wt := p.queue.pop()
+		wt.got <- p.reserveTask(s, wt.tries)
 	}
+	p.reclaim()
 }
 
 // lease is a place reserved for one task on one worker.
 type lease struct {
-	pool   *pool
-	worker *worker
+	pool        *pool
+	worker      *worker
+	piped       bool          // the worker takes numbered tasks
+	prefetch    bool          // the pool pipelines: open the worker's pipeline
+	concurrency int           // the pool's, when the lease was made
+	tries       int           // how often the task was sent again before
+	moved       chan struct{} // closed to take the waiting task back; nil unless prefetched
 }
 
-// run runs the task on the leased worker and gives the place back.
+// run runs the task on the leased worker and gives the place back. A task
+// whose worker went before starting it fails with a *notStarted error,
+// and the pool expects it back (acquireTask with again) if tries allow.
 func (l *lease) run(ctx context.Context, input []byte) (out []byte, pid int, err error) {
 	w := l.worker
-	out, err, healthy := w.proc.Run(ctx, input, func() {
+	doomed := func() {
 		l.pool.mu.Lock()
 		w.stopping()
 		l.pool.mu.Unlock()
-	})
-	l.release(healthy)
+	}
+	var (
+		ran     time.Duration
+		healthy bool
+	)
+	if pp, ok := w.proc.(pipelinedProc); ok && (l.piped || l.prefetch && l.openPipeline(pp)) {
+		out, ran, err, healthy = pp.runSeq(ctx, input, l.concurrency, doomed, l.moved)
+	} else {
+		start := time.Now()
+		out, err, healthy = w.proc.Run(ctx, input, doomed)
+		ran = time.Since(start)
+	}
+	again := isNotStarted(err)
+	// Only a task that ran to an answer counts: one cancelled or taken
+	// back while it waited leaves a healthy worker but did not run.
+	counted := healthy && !again && ctx.Err() == nil
+	l.release(counted, ran, again && l.tries < maxRedispatch)
 	return out, w.proc.PID(), err
 }
 
+// openPipeline opens the worker's pipeline and, if it has one, marks it
+// as taking numbered tasks.
+func (l *lease) openPipeline(pp pipelinedProc) bool {
+	if !pp.openPipeline() {
+		return false
+	}
+	l.pool.mu.Lock()
+	l.worker.piped = true
+	l.pool.mu.Unlock()
+	return true
+}
+
 // release gives the place back. counted says whether the task counts
-// towards recycling (it ran to an answer).
-func (l *lease) release(counted bool) {
+// towards recycling (it ran to an answer), ran how long it ran; again
+// that the task will ask for a place again (it never started).
+func (l *lease) release(counted bool, ran time.Duration, again bool) {
 	p, w := l.pool, l.worker
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w.inflight--
+	w.settled(l)
 	p.running--
+	if again {
+		p.pending++
+	}
 	if counted {
+		w.progress = time.Now()
+		p.observeRun(ran)
 		w.tasksDone++
 		if w.recycleAfter > 0 && w.tasksDone >= w.recycleAfter {
 			w.retiring = true
@@ -267,13 +353,20 @@ func (l *lease) release(counted bool) {
 // worker. ctx bounds the whole task, queue wait included.
 func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, wait time.Duration, err error) {
 	start := time.Now()
-	l, err := p.acquire(ctx)
-	wait = time.Since(start)
-	if err != nil {
-		return nil, 0, wait, err
+	for tries := 0; ; tries++ {
+		l, err := p.acquireTask(ctx, tries)
+		if tries == 0 {
+			wait = time.Since(start)
+		}
+		if err != nil {
+			return nil, pid, wait, err
+		}
+		out, pid, err = l.run(ctx, input)
+		if !isNotStarted(err) || tries >= maxRedispatch {
+			return out, pid, wait, err
+		}
+		p.logger.Debug("a worker went before starting a task; sending it to another", "pid", pid)
 	}
-	out, pid, err = l.run(ctx, input)
-	return out, pid, wait, err
 }
 
 // close stops the pool taking new tasks; queued and running ones go on.
@@ -287,7 +380,7 @@ func (p *pool) close() {
 // checkDrained closes drained once a closed pool has no task left. p.mu
 // must be held.
 func (p *pool) checkDrained() {
-	if p.closed && p.running == 0 && p.queue.len() == 0 {
+	if p.closed && p.running == 0 && p.pending == 0 && p.queue.len() == 0 {
 		closeOnce(p.drained)
 	}
 }

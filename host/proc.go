@@ -101,6 +101,7 @@ func causeOf(err error) Cause {
 type pluginProc struct {
 	p       *process
 	orderly atomic.Bool // stopped by its owner with no reason, before any other end
+	pipe    pipeState   // numbered tasks, opened on first use (pipeline.go)
 }
 
 var _ proc = (*pluginProc)(nil)

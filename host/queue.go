@@ -16,15 +16,22 @@ type waitQueue struct {
 type waiter struct {
 	got      chan *lease // buffered; receives the place handed over, or nil when the pool stops
 	enqueued time.Time
+	tries    int           // times the task was sent before
 	elem     *list.Element // nil once handed over or removed
 }
 
 func (q *waitQueue) len() int { return q.l.Len() }
 
-// push adds a task at the back.
-func (q *waitQueue) push() *waiter {
-	w := &waiter{got: make(chan *lease, 1), enqueued: time.Now()}
-	w.elem = q.l.PushBack(w)
+// push adds a task at the back; one sent tries > 0 times before (its
+// worker went before starting it) at the front: it was accepted before
+// every queued one.
+func (q *waitQueue) push(tries int) *waiter {
+	w := &waiter{got: make(chan *lease, 1), enqueued: time.Now(), tries: tries}
+	if tries > 0 {
+		w.elem = q.l.PushFront(w)
+	} else {
+		w.elem = q.l.PushBack(w)
+	}
 	return w
 }
 

@@ -81,7 +81,7 @@ func (r *Reservation) run(ctx context.Context, input []byte) (Result, error) {
 // Release gives the place back unused. It does nothing after Run or an
 // earlier Release.
 func (r *Reservation) Release() {
-	r.once.Do(func() { r.lease.release(false) })
+	r.once.Do(func() { r.lease.release(false, 0, false) })
 }
 
 // Pool returns the name of the reserved pool.

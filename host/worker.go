@@ -15,8 +15,11 @@ type worker struct {
 	state    State
 	checking bool // being health-checked: takes no task meanwhile
 
-	inflight     int // tasks running on it now
-	taken        int // tasks handed to it
+	inflight     int       // tasks running on it now, or waiting at it (pipelining)
+	piped        bool      // takes numbered tasks: may get tasks beyond its concurrency
+	progress     time.Time // when it last answered a task or took one while idle
+	waiting      []*lease  // tasks sent beyond its concurrency, which may be taken back
+	taken        int       // tasks handed to it
 	tasksDone    int
 	recycleAfter int           // tasks before it is recycled; 0 means never
 	retiring     bool          // takes no new tasks; stops once idle

@@ -14,12 +14,15 @@ type TaskPlugin struct {
 
 var _ plugin.Plugin = (*TaskPlugin)(nil)
 
-// Server returns the RPC server that runs Impl.
+// Server returns the RPC server that runs Impl: an [RPCServer] that also
+// speaks the pipelining methods (pipeline.go).
 func (p *TaskPlugin) Server(b *plugin.MuxBroker) (any, error) {
-	return &RPCServer{Impl: p.Impl, progress: newProgressPlugin(b)}, nil
+	return newPipelineServer(p.Impl, b), nil
 }
 
-// Client returns the host-side [Task] that calls the plugin over c.
+// Client returns the host-side [Task] that calls the plugin over c: a
+// [*PipelineClient], whose Run works with every plugin and whose
+// OpenPipeline with those built since pipelining.
 func (p *TaskPlugin) Client(b *plugin.MuxBroker, c *rpc.Client) (any, error) {
-	return &RPCClient{client: c, progress: newProgressHost(b)}, nil
+	return &PipelineClient{RPCClient: &RPCClient{client: c, progress: newProgressHost(b)}, broker: b}, nil
 }

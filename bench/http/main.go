@@ -17,8 +17,13 @@
 //	                          a second wpm with oneShot.spares set, paced
 //	                          at 1 connection so each run finds its spare,
 //	                          and back to back
+//	200 × {"duration":200}    to /v1/pools/CPU/tasks at 8 connections, timed
+//	                          as a whole (-long-tasks)
+//	the Node seed             /example/pool on a copy of the seed (-seed),
+//	                          when node and npm are installed; skipped with
+//	                          a line saying why otherwise
 //
-// and prints req/s, p50, p99 and errors per case, with the ratio to the
+// and prints req/s, p50, p99 and errors per case, the targets of issue 10, with the ratio to the
 // ceiling at the same connection count, the CPU time per request of the
 // server, its workers and the load generator (steadier than req/s on a
 // shared machine), and how much of the machine's CPU other processes took
@@ -46,13 +51,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/wpmdev/wpm/internal/latency"
 )
 
 func main() {
@@ -73,6 +76,8 @@ type options struct {
 	wpmLog    string
 	wpmArgs   []string
 	serveNoop bool
+	seed      string
+	longTasks int
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -88,6 +93,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.pace, "pace", 100*time.Millisecond, "time between the paced warm one-shots")
 	fs.StringVar(&o.wpmLog, "wpm-log", os.DevNull, "where wpm's log goes")
 	wpmArgs := fs.String("wpm-args", "", "more arguments for wpm serve, space-separated (e.g. --log-level=warn)")
+	fs.StringVar(&o.seed, "seed", "", "the Node seed's directory, run side by side on a copy (empty or missing: skipped)")
+	fs.IntVar(&o.longTasks, "long-tasks", 200, `how many {"duration":200} tasks the long-task case sends to the CPU pool at 8 connections (0 skips it)`)
 	fs.BoolVar(&o.serveNoop, "serve-noop", false, "internal: serve the no-op handler and print its address")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -188,6 +195,14 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 			add(load(ctx, t, c, o))
 		}
 	}
+	var long *batchResult
+	if o.longTasks > 0 && ctx.Err() == nil {
+		r := batch(ctx, target{name: "POST /v1/pools/CPU/tasks {\"duration\":200}", url: w.url + "/v1/pools/CPU/tasks", body: `{"duration":200}`},
+			o.longTasks, longConns, longBound)
+		long = &r
+		fmt.Fprintf(stdout, "  %-40s n=%d conns=%d  total %.2f s  p50 %.0f ms  p99 %.0f ms  errors %d%s\n",
+			r.name, r.n, r.conns, r.total.Seconds(), ms(r.p50), ms(r.p99), r.errors, r.firstErr)
+	}
 	for _, c := range o.conns {
 		add(load(ctx, target{name: "POST /v1/plugins/cpuload/run (cold)", url: w.url + "/v1/plugins/cpuload/run", body: trivial, server: w}, c, o))
 	}
@@ -213,9 +228,21 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 		}
 		warm.stop()
 	}
+	if ctx.Err() == nil {
+		if err := benchSeed(ctx, o, stdout, add); err != nil {
+			return err
+		}
+	}
 	printTable(stdout, rows)
+	printTargets(stdout, rows, long)
 	return ctx.Err()
 }
+
+// The long-task case: its connections, and the most it may take.
+const (
+	longConns = 8
+	longBound = 2 * time.Minute
+)
 
 // target is one case's request.
 type target struct {
@@ -244,13 +271,7 @@ type row struct {
 // the last answer is read, for o.warmup and then o.duration, and counts
 // what completed during the latter.
 func load(ctx context.Context, t target, conns int, o options) row {
-	var (
-		h        latency.Histogram
-		done     atomic.Int64
-		failed   atomic.Int64
-		errOnce  sync.Once
-		firstErr string
-	)
+	var tl tally
 	start := time.Now()
 	measureFrom := start.Add(o.warmup)
 	end := measureFrom.Add(o.duration)
@@ -269,9 +290,8 @@ func load(ctx context.Context, t target, conns int, o options) row {
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Go(func() {
-			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr}
+			client, closeClient := connection()
+			defer closeClient()
 			next := time.Now()
 			for {
 				if t.pace > 0 {
@@ -290,26 +310,17 @@ func load(ctx context.Context, t target, conns int, o options) row {
 				if fin := began.Add(took); fin.Before(measureFrom) || fin.After(end) {
 					continue
 				}
-				if err == nil && status != http.StatusOK {
-					err = fmt.Errorf("status %d", status)
-				}
-				if err != nil {
-					failed.Add(1)
-					errOnce.Do(func() { firstErr = " (first: " + err.Error() + ")" })
-					continue
-				}
-				done.Add(1)
-				h.Record(took)
+				tl.record(status, err, took)
 			}
 		})
 	}
 	wg.Wait()
 	<-sampled
 	r := row{
-		name: t.name, conns: conns, rate: float64(done.Load()) / o.duration.Seconds(),
-		p50: h.Quantile(0.50), p99: h.Quantile(0.99), errors: failed.Load(), firstErr: firstErr,
+		name: t.name, conns: conns, rate: float64(tl.done.Load()) / o.duration.Seconds(),
+		p50: tl.h.Quantile(0.50), p99: tl.h.Quantile(0.99), errors: tl.failed.Load(), firstErr: tl.first,
 	}
-	if n := done.Load() + failed.Load(); n > 0 {
+	if n := tl.done.Load() + tl.failed.Load(); n > 0 {
 		r.serverCPU = (after.server + after.workers - before.server - before.workers) / time.Duration(n)
 		r.workerCPU = (after.workers - before.workers) / time.Duration(n)
 		r.genCPU = (after.gen - before.gen) / time.Duration(n)
@@ -453,21 +464,26 @@ func cpuModel() string {
 
 // child is a process this program started; stop ends it, once.
 type child struct {
-	cmd  *exec.Cmd
-	url  string
-	once sync.Once
+	cmd   *exec.Cmd
+	url   string
+	group bool // leads its own process group, which stop ends
+	once  sync.Once
 }
 
 // stop asks the process to end (SIGTERM), and kills it if it has not
 // within 15 s.
 func (c *child) stop() {
 	c.once.Do(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		exited := make(chan struct{})
 		go func() {
 			_ = c.cmd.Wait()
 			close(exited)
 		}()
+		if c.group {
+			c.stopGroup(exited)
+			return
+		}
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(15 * time.Second):
@@ -496,7 +512,7 @@ func startNoop(ctx context.Context) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, fmt.Errorf("start the noop server: %w", err)
 	}
 	c := &child{cmd: cmd}
@@ -539,7 +555,7 @@ func startWPM(ctx context.Context, o options, env []string) (*child, error) {
 	}
 	defer logFile.Close() // the child has its own copy
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w (run make build)", o.wpm, err)
 	}
 	c := &child{cmd: cmd, url: "http://" + addr}

@@ -1,0 +1,168 @@
+package shared
+
+import (
+	"context"
+	"net/rpc"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// recorder is a task that records the order its inputs ran in and the
+// most that ran at once; an input "block" waits until release is closed.
+type recorder struct {
+	mu       sync.Mutex
+	order    []string
+	running  int
+	most     int
+	release  chan struct{}
+	blocking chan struct{} // receives when a "block" task runs
+}
+
+func newRecorder() *recorder {
+	return &recorder{release: make(chan struct{}), blocking: make(chan struct{}, 16)}
+}
+
+func (r *recorder) Run(_ context.Context, input []byte) ([]byte, error) {
+	r.mu.Lock()
+	r.order = append(r.order, string(input))
+	r.running++
+	r.most = max(r.most, r.running)
+	r.mu.Unlock()
+	if string(input) == "block" {
+		r.blocking <- struct{}{}
+		<-r.release
+	}
+	r.mu.Lock()
+	r.running--
+	r.mu.Unlock()
+	return input, nil
+}
+
+// openPipeline dispenses impl in-process and opens its pipeline.
+func openPipeline(t *testing.T, impl Task) *Pipeline {
+	t.Helper()
+	client, _ := plugin.TestPluginRPCConn(t, PluginSet(impl), nil)
+	t.Cleanup(func() { _ = client.Close() })
+	raw, err := client.Dispense(PluginName)
+	require.NoError(t, err)
+	pc, ok := raw.(*PipelineClient)
+	require.True(t, ok, "dispensed %T", raw)
+	pl, err := pc.OpenPipeline()
+	require.NoError(t, err)
+	return pl
+}
+
+// answer waits, bounded, for a numbered task's answer.
+func answer(t *testing.T, c *SeqCall) *SeqRunReply {
+	t.Helper()
+	select {
+	case call := <-c.Done:
+		require.NoError(t, call.Error)
+		return c.Reply
+	case <-time.After(10 * time.Second):
+		t.Fatalf("task %d never answered", c.Seq)
+		return nil
+	}
+}
+
+func TestPipeline_runsInOrderAtMostConcurrency(t *testing.T) {
+	for _, concurrency := range []int{1, 3} {
+		t.Run("concurrency="+strconv.Itoa(concurrency), func(t *testing.T) {
+			r := newRecorder()
+			pl := openPipeline(t, r)
+			first := pl.Send(context.Background(), []byte("block"), 0, concurrency)
+			<-r.blocking
+			var calls []*SeqCall
+			for i := range 20 {
+				calls = append(calls, pl.Send(context.Background(), []byte(strconv.Itoa(i)), time.Minute, concurrency))
+			}
+			close(r.release)
+			answer(t, first)
+			for i, c := range calls {
+				reply := answer(t, c)
+				assert.Equal(t, strconv.Itoa(i), string(reply.Output))
+			}
+			last := calls[len(calls)-1].Seq
+			require.Eventually(t, func() bool { return pl.Started(last) }, 10*time.Second, time.Millisecond,
+				"every start is reported")
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			want := []string{"block"}
+			for i := range 20 {
+				want = append(want, strconv.Itoa(i))
+			}
+			if concurrency == 1 {
+				assert.Equal(t, want, r.order, "tasks start in the order sent")
+			} else {
+				assert.ElementsMatch(t, want, r.order)
+			}
+			assert.LessOrEqual(t, r.most, concurrency)
+		})
+	}
+}
+
+func TestPipeline_cancelledWaitingTaskNeverRuns(t *testing.T) {
+	r := newRecorder()
+	pl := openPipeline(t, r)
+	first := pl.Send(context.Background(), []byte("block"), 0, 1)
+	<-r.blocking
+	dropped := pl.Send(context.Background(), []byte("dropped"), 0, 1)
+	kept := pl.Send(context.Background(), []byte("kept"), 0, 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	started, err := pl.Cancel(ctx, dropped.Seq)
+	require.NoError(t, err)
+	assert.False(t, started)
+	assert.True(t, answer(t, dropped).Skipped)
+
+	started, err = pl.Cancel(ctx, first.Seq)
+	require.NoError(t, err)
+	assert.True(t, started, "the running task had started")
+
+	close(r.release)
+	answer(t, first)
+	assert.Equal(t, "kept", string(answer(t, kept).Output))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	assert.Equal(t, []string{"block", "kept"}, r.order)
+}
+
+func TestPipeline_cancelBeforeArrival(t *testing.T) {
+	g := newGate()
+	g.setReports(nil)
+	assert.False(t, g.cancel(1), "not started")
+	assert.False(t, g.enter(1, 1), "a task cancelled before it arrived is skipped")
+	assert.True(t, g.enter(2, 1), "the next one runs")
+	g.leave()
+	assert.Empty(t, g.cancelled)
+	assert.Empty(t, g.waiting)
+}
+
+// legacyPlugin serves a Task the way an SDK built before pipelining did:
+// an RPCServer with Run only.
+type legacyPlugin struct{ impl Task }
+
+func (p legacyPlugin) Server(*plugin.MuxBroker) (any, error) { return &RPCServer{Impl: p.impl}, nil }
+func (p legacyPlugin) Client(b *plugin.MuxBroker, c *rpc.Client) (any, error) {
+	return (&TaskPlugin{}).Client(b, c)
+}
+
+func TestPipeline_olderPluginKeepsRun(t *testing.T) {
+	client, _ := plugin.TestPluginRPCConn(t, plugin.PluginSet{PluginName: legacyPlugin{impl: newRecorder()}}, nil)
+	t.Cleanup(func() { _ = client.Close() })
+	raw, err := client.Dispense(PluginName)
+	require.NoError(t, err)
+	pc := raw.(*PipelineClient)
+	_, err = pc.OpenPipeline()
+	require.Error(t, err, "a plugin without Plugin.Open can't pipeline")
+	out, err := pc.Run(context.Background(), []byte("x"))
+	require.NoError(t, err)
+	assert.Equal(t, "x", string(out))
+}
