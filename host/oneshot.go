@@ -276,7 +276,9 @@ func (one *oneShot) slotReady(s *slot) {
 	if one.spare && one.ps != nil {
 		ps := one.ps
 		ps.starting = slices.DeleteFunc(ps.starting, func(x *oneShot) bool { return x == one })
-		if o.closed {
+		if one.keeps || s.ctx.Err() != nil {
+			// Evicted while it started: it is stopping, never offered.
+		} else if o.closed {
 			s.removed = true
 			s.worker.retireWhenIdle()
 		} else {
@@ -375,8 +377,16 @@ func (o *oneShots) claimSpare(ps *pluginSpares, memoryLimitMB int) *oneShot {
 	}
 	for i, one := range ps.ready {
 		p := one.slot.worker.proc
-		if !alive(p) || !canLimit(p.MemoryLimitMB(), memoryLimitMB) {
-			continue // the dead are removed when their slot ends
+		if !alive(p) {
+			// Dead before its slot noticed: lost now, so that a run that
+			// succeeds after this one lets the plugin have spares again.
+			ps.ready = slices.Delete(ps.ready, i, i+1)
+			one.spare = false
+			o.lose(ps, fmt.Errorf("%w: the warm spare exited while waiting", ErrWorkerCrashed))
+			return o.claimSpare(ps, memoryLimitMB)
+		}
+		if !canLimit(p.MemoryLimitMB(), memoryLimitMB) {
+			continue
 		}
 		if fi, err := statFile(ps.path); err != nil || !sameBinary(one.binary, fi) {
 			// The plugin was replaced in the directory: the spare runs the
