@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/wpmdev/wpm/shared"
 )
@@ -20,7 +21,7 @@ func call(ctx context.Context, proc *process, input []byte, doomed func()) (out 
 	case err == nil:
 		return out, nil, true
 	case errors.Is(err, shared.ErrInvalidInput), errors.Is(err, shared.ErrTaskFailed):
-		return nil, err, true
+		return nil, atDeadline(ctx, err), true
 	case errors.Is(err, shared.ErrNotSent):
 		// The deadline passed before the task was sent: the worker is fine.
 		return nil, contextFailure(ctx), true
@@ -66,3 +67,20 @@ type failure struct {
 
 func (f *failure) Error() string { return f.cause.Error() }
 func (f *failure) Unwrap() error { return f.cause }
+
+// deadlineSlack is how early a plugin may give up on a task before the
+// host's own deadline: the plugin's timer starts from the time left when
+// the task was sent, so it can fire a little before the host's.
+const deadlineSlack = 10 * time.Millisecond
+
+// atDeadline turns a task's own error that came back at its deadline (a
+// plugin that stopped because its time was up) into the task's timeout,
+// as the host's clock would have. Other errors pass as they are.
+func atDeadline(ctx context.Context, err error) error {
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) > deadlineSlack {
+		return err
+	}
+	<-ctx.Done() // at most deadlineSlack away
+	return contextFailure(ctx)
+}

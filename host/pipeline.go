@@ -129,7 +129,7 @@ func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []by
 	case reply.Skipped: // never done by wpm's host: it only cancels tasks it gave up on
 		return nil, 0, &notStarted{err: fmt.Errorf("%w: the worker skipped the task", ErrWorkerCrashed)}, true
 	case reply.Err != nil:
-		return nil, reply.Ran, reply.Err, true
+		return nil, reply.Ran, atDeadline(ctx, reply.Err), true
 	}
 	return reply.Output, reply.Ran, nil, true
 }
