@@ -30,6 +30,7 @@ type procRunner struct {
 	cmd    *exec.Cmd
 	logger hclog.Logger // tagged with pool or plugin; pid is added at start
 
+	socketDir  string // the directory go-plugin made for the plugin's socket
 	stdout     *os.File
 	stderr     *os.File
 	pid        int
@@ -96,6 +97,16 @@ func (r *procRunner) Start(context.Context) error {
 	go r.reap()
 	r.stopWatch = context.AfterFunc(r.ctx, func() { _ = killGroup(r.pid) })
 	return nil
+}
+
+// removeSocketDir removes the directory go-plugin made for the plugin's
+// socket, as go-plugin's Client.Kill, which wpm does not call, would. The
+// path is the one go-plugin passed to the RunnerFunc: made at this start,
+// inside the manager's socket directory as it is now.
+func (r *procRunner) removeSocketDir() {
+	if r.socketDir != "" {
+		_ = os.RemoveAll(r.socketDir)
+	}
 }
 
 // startDone ends the watch of the start's context: from now on only kill

@@ -58,6 +58,7 @@ func runServe(args []string, e env) int {
 		return st
 	}
 	logger := newLogger(cfg, e.stderr)
+	defer captureStdLog(logger)()
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
