@@ -231,6 +231,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 	logger.Info("asynchronous tasks ready", "nats", where)
 	return tasks, nil
 }
+
 // statsInterval is how often the pools' live state goes to the event
 // stream, for the dashboard.
 const statsInterval = time.Second
