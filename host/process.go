@@ -197,7 +197,6 @@ func (p *process) kill(reason error) {
 		}
 		if p.runner != nil {
 			p.runner.waitStderr(time.Second) // its last lines are logged
-			p.runner.removeSocketDir()
 		}
 	})
 }
