@@ -164,12 +164,8 @@ func (w *pluginProc) Run(ctx context.Context, input []byte, doomed func()) ([]by
 // Ping asks the plugin's go-plugin control server for an answer. A
 // process that does not answer within ctx is of no use; the caller stops it.
 func (w *pluginProc) Ping(ctx context.Context) error {
-	rpc, err := w.p.client.Client()
-	if err != nil {
-		return err
-	}
 	done := make(chan error, 1)
-	go func() { done <- rpc.Ping() }()
+	go func() { done <- w.p.rpc.Ping() }()
 	select {
 	case err := <-done:
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -33,7 +34,9 @@ type launch struct {
 type process struct {
 	pid           int
 	task          shared.Task
-	client        *plugin.Client
+	client        *plugin.Client    // go-plugin's: starts the process and reads its handshake
+	rpc           *plugin.RPCClient // wpm's own session with the process; nil until dialled
+	conn          *sessionConn      // what rpc's yamux session runs on
 	runner        *procRunner
 	rss           *rssReader // nil where resident memory can not be read
 	memoryLimitMB int
@@ -73,16 +76,15 @@ func startProcess(ctx context.Context, l launch) (*process, error) {
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: l.socketDir},
 		// go-plugin's own messages are about mechanics wpm reports itself
 		// (start errors, exits) or harmless (warnings on kill).
-		Logger:     hclog.NewNullLogger(),
-		SyncStdout: lineWriter(func(s string) { r.logger.Info(s, "stream", "stdout") }),
-		SyncStderr: lineWriter(func(s string) { r.logger.Info(s, "stream", "stderr") }),
-		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+		Logger: hclog.NewNullLogger(),
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
 			r = newProcRunner(ctx, l.path, workerEnv(cmd.Env, l.memoryLimitMB), l.logger)
+			r.socketDir = socketDir
 			return r, nil
 		},
 	})
 	p := &process{client: client, runner: r, logger: l.logger}
-	rpc, err := client.Client()
+	addr, err := client.Start()
 	p.runner = r
 	if r != nil {
 		defer r.startDone()
@@ -91,7 +93,10 @@ func startProcess(ctx context.Context, l launch) (*process, error) {
 		return nil, p.startFailed(ctx, l.path, fmt.Errorf("start %s: %w", l.path, err))
 	}
 	p.pid, p.startedAt, p.logger = r.pid, time.Now(), r.logger
-	raw, err := rpc.Dispense(shared.PluginName)
+	if err := p.dial(addr); err != nil {
+		return nil, p.startFailed(ctx, l.path, fmt.Errorf("connect to %s: %w", l.path, err))
+	}
+	raw, err := p.rpc.Dispense(shared.PluginName)
 	if err != nil {
 		return nil, p.startFailed(ctx, l.path, fmt.Errorf("dispense from %s: %w", l.path, err))
 	}
@@ -155,12 +160,20 @@ func workerEnv(pluginEnv []string, memoryLimitMB int) []string {
 // exited is closed when the process has exited.
 func (p *process) exited() <-chan struct{} { return p.runner.exited }
 
-// kill ends the process and its whole group. With a nil reason it is an
-// orderly stop of an idle worker: go-plugin asks the plugin to quit, and the
-// group is killed after (or after 2 s, if the plugin does not answer).
-// With a reason, which records why wpm killed it, the group is killed by
-// pid first, so a wedged plugin can not stall it. It may be called any
-// number of times and from any goroutine; only the first reason counts.
+// kill ends the process, its whole group and its RPC session, in an order
+// that leaves nobody writing to a peer that is gone (issue 14). With a nil
+// reason it is an orderly stop of an idle worker: wpm ends its session
+// first, which the plugin takes quietly (its reads end at EOF; an idle
+// plugin writes nothing), then kills the group. wpm does not ask the plugin
+// to quit over the session: go-plugin offers that only with
+// RPCClient.Close, which closes the streams and the session after
+// Control.Quit and so writes to a process that may just have exited. With
+// a reason, which records why wpm killed it, the group is killed by pid
+// first, so a wedged plugin can not stall it, and the session is closed
+// once the process is reaped; what the session still writes meanwhile is
+// dropped quietly by sessionConn. kill returns once the process is reaped
+// (bounded by reapTimeout). It may be called any number of times and from
+// any goroutine; only the first reason counts.
 func (p *process) kill(reason error) {
 	p.mu.Lock()
 	if p.reason == nil {
@@ -168,36 +181,102 @@ func (p *process) kill(reason error) {
 	}
 	p.mu.Unlock()
 	p.killOnce.Do(func() {
-		if p.runner != nil {
-			// Its last stderr lines are logged before kill returns.
-			defer p.runner.waitStderr(time.Second)
-		}
 		if p.rss != nil {
 			defer p.rss.close()
 		}
-		if reason != nil {
-			p.killGroup()
-			p.client.Kill()
-			return
-		}
-		quit := make(chan struct{})
-		go func() {
-			p.client.Kill()
-			close(quit)
-		}()
-		t := time.NewTimer(orderlyStopTimeout)
-		defer t.Stop()
-		select {
-		case <-quit:
-		case <-t.C:
+		if p.conn != nil {
+			p.conn.ending.Store(true) // from now on a failed write is expected
+			if reason == nil {
+				_ = p.conn.Close()
+			}
 		}
 		p.killGroup() // what the plugin started dies with it
-		<-quit
+		p.awaitReap()
+		if p.conn != nil {
+			_ = p.conn.Close() // ends the session, its streams and pending calls
+		}
+		if p.runner != nil {
+			p.runner.waitStderr(time.Second) // its last lines are logged
+		}
 	})
 }
 
-// orderlyStopTimeout bounds how long an idle plugin may take to quit.
-const orderlyStopTimeout = 2 * time.Second
+// reapTimeout bounds the wait for a killed process to be reaped; only a
+// process stuck in the kernel takes longer.
+const reapTimeout = 5 * time.Second
+
+// awaitReap waits, bounded, for the process to be reaped.
+func (p *process) awaitReap() {
+	if p.runner == nil || p.runner.pid == 0 {
+		return
+	}
+	t := time.NewTimer(reapTimeout)
+	defer t.Stop()
+	select {
+	case <-p.exited():
+	case <-t.C:
+		p.logger.Error("worker not reaped after SIGKILL", "after", reapTimeout)
+	}
+}
+
+// dial opens wpm's RPC session with the handshaken process at addr.
+//
+// wpm dials the plugin itself instead of calling go-plugin's Client.Client,
+// and never calls Client.Kill (which would dial a second session only to
+// ask the plugin to quit): go-plugin opens its yamux sessions with a nil
+// config, so yamux's default logger writes "[ERR] yamux: ..." raw to the
+// process's stderr whenever a session fails to write to a process that is
+// gone (issue 14). plugin.NewRPCClient still makes the session, but over a
+// sessionConn, which reports a failed write to wpm's own logger and ends
+// the session quietly instead of handing yamux an error to print. No fork
+// of go-plugin or yamux is needed. go-plugin's copyStream logs through the
+// standard log package; cmd/wpm sends that into its logger.
+func (p *process) dial(addr net.Addr) error {
+	raw, err := net.Dial(addr.Network(), addr.String())
+	if err != nil {
+		return err
+	}
+	p.conn = &sessionConn{Conn: raw, logger: p.logger}
+	client, err := plugin.NewRPCClient(p.conn, shared.PluginSet(nil))
+	if err != nil {
+		return err // NewRPCClient closed the connection
+	}
+	p.rpc = client
+	// The plugin's os.Stdout and os.Stderr, which go-plugin replaces with
+	// streams over the session.
+	return client.SyncStreams(
+		lineWriter(func(s string) { p.logger.Info(s, "stream", "stdout") }),
+		lineWriter(func(s string) { p.logger.Info(s, "stream", "stderr") }),
+	)
+}
+
+// sessionConn is the connection under a process's yamux session. A write
+// that fails (the process died or was killed while the session still
+// wrote) is logged here, with the pool or plugin and pid, and closes the
+// connection; yamux is told it succeeded, so it has nothing to print. Its
+// read loop then ends on the closed connection, which yamux takes as an
+// ordinary end of the session and does not log, and every pending call
+// fails as a broken transport.
+type sessionConn struct {
+	net.Conn
+	logger hclog.Logger
+	ending atomic.Bool // set when wpm ends the process: a failed write is expected
+}
+
+// Write writes b, or logs why it could not and closes the connection.
+func (c *sessionConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err == nil {
+		return n, nil
+	}
+	if c.ending.Load() || errors.Is(err, net.ErrClosed) {
+		c.logger.Debug("RPC session ended while writing to the worker", "error", err)
+	} else {
+		c.logger.Warn("RPC session to the worker broke while writing", "error", err)
+	}
+	_ = c.Conn.Close()
+	return len(b), nil
+}
 
 func (p *process) killGroup() {
 	if p.runner != nil {

@@ -31,18 +31,23 @@ func dropScript(t *testing.T, name, body string) string {
 	return name
 }
 
-// killPIDFile kills, when the test ends, the process whose pid a script
-// wrote to path: a descendant that left the plugin's process group.
-func killPIDFile(t *testing.T, path string) {
-	t.Cleanup(func() {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+// requireGone fails the test unless every process whose pid a script
+// added to path has exited within bound: a descendant that left the
+// plugin's process group must not outlive the plugin. One that lives on
+// is killed.
+func requireGone(t *testing.T, path string, bound time.Duration) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err, "no descendant of the plugin wrote its pid")
+	for _, field := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(field)
+		require.NoError(t, err)
+		require.Positive(t, pid)
+		if !waitGone(pid, bound) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+			assert.Fail(t, "a descendant outlived its plugin", "pid %d, which left the plugin's process group, still runs %s later", pid, bound)
 		}
-	})
+	}
 }
 
 // runBounded runs a one-shot and fails the test if it does not answer
@@ -69,12 +74,15 @@ func TestProcess_childHoldingStdioDoesNotWedge(t *testing.T) {
 	cfg.OneShot.Spares = 0
 	m := newManagerWith(t, cfg, testLogger(t))
 	dir := t.TempDir()
-	exits := dropScript(t, "holdexit-"+strconv.Itoa(os.Getpid()),
-		"setsid sh -c 'echo $$ > "+dir+"/a; exec sleep 60' &\nexit 1\n")
-	garbles := dropScript(t, "holdgarble-"+strconv.Itoa(os.Getpid()),
-		"setsid sh -c 'echo $$ > "+dir+"/b; exec sleep 60' &\necho garbage\nexec sleep 60\n")
-	killPIDFile(t, dir+"/a")
-	killPIDFile(t, dir+"/b")
+	// Each run's descendant adds its pid to a file and tells the plugin
+	// through a fifo, so the plugin goes on only once it has.
+	descendant := func(pids string) string {
+		return "[ -p " + pids + ".fifo ] || mkfifo " + pids + ".fifo\n" +
+			"setsid sh -c 'echo $$ >> " + pids + "; echo > " + pids + ".fifo; exec sleep 60' &\n" +
+			"read ready < " + pids + ".fifo\n"
+	}
+	exits := dropScript(t, "holdexit-"+strconv.Itoa(os.Getpid()), descendant(dir+"/a")+"exit 1\n")
+	garbles := dropScript(t, "holdgarble-"+strconv.Itoa(os.Getpid()), descendant(dir+"/b")+"echo garbage\nexec sleep 60\n")
 
 	// More runs than one-shot places: a slot kept would turn into 429s.
 	for i := range cfg.OneShot.MaxConcurrent + 1 {
@@ -88,6 +96,10 @@ func TestProcess_childHoldingStdioDoesNotWedge(t *testing.T) {
 		assert.Equal(t, host.CodeWorkerCrashed, host.Code(err), "run %d: %v", i, err)
 		t.Logf("%s failed after %s", name, time.Since(start))
 	}
+	// Nothing a plugin starts outlives it, not even a descendant that
+	// called setsid: wpm, their subreaper, kills them when the plugin goes.
+	requireGone(t, dir+"/a", 5*time.Second)
+	requireGone(t, dir+"/b", 5*time.Second)
 }
 
 func TestProcess_longStderrLineIsCut(t *testing.T) {

@@ -30,6 +30,7 @@ type procRunner struct {
 	cmd    *exec.Cmd
 	logger hclog.Logger // tagged with pool or plugin; pid is added at start
 
+	socketDir  string // the directory go-plugin made for the plugin's socket
 	stdout     *os.File
 	stderr     *os.File
 	pid        int
@@ -81,7 +82,7 @@ func (r *procRunner) Start(context.Context) error {
 		return err
 	}
 	r.cmd.Stdout, r.cmd.Stderr = outW, errW
-	err = r.cmd.Start()
+	err = startWorker(r.cmd.Start, func() int { return r.cmd.Process.Pid })
 	_ = outW.Close()
 	_ = errW.Close()
 	if err != nil {
@@ -98,6 +99,17 @@ func (r *procRunner) Start(context.Context) error {
 	return nil
 }
 
+// removeSocketDir removes the directory go-plugin made for the plugin's
+// socket, as go-plugin's Client.Kill, which wpm does not call, would, once
+// the process is reaped. The path is the one go-plugin passed to the
+// RunnerFunc: made at this start, inside the manager's socket directory as
+// it is then (never a path computed before that directory was renamed).
+func (r *procRunner) removeSocketDir() {
+	if r.socketDir != "" {
+		_ = os.RemoveAll(r.socketDir)
+	}
+}
+
 // startDone ends the watch of the start's context: from now on only kill
 // ends the process.
 func (r *procRunner) startDone() { r.stopWatch() }
@@ -108,14 +120,17 @@ func (r *procRunner) startDone() { r.stopWatch() }
 const stderrGrace = 500 * time.Millisecond
 
 // reap waits for the process, then ends what it leaves behind: the rest of
-// its group, and the read ends of its pipes. Those are *os.File in Go's
+// its group, the descendants that left the group (see orphans_linux.go),
+// go-plugin's directory for its socket, and the read ends of its pipes. Those are *os.File in Go's
 // poller, so closing them unblocks their readers (go-plugin's stdout
 // scanner, which its Client and Kill wait for, and readStderr) even when a
 // descendant of the plugin still holds the write ends. Every fd wpm opened
 // for the process is closed here.
 func (r *procRunner) reap() {
 	r.waitErr = r.cmd.Wait()
+	r.removeSocketDir()
 	_ = killGroup(r.pid) // a group outlives its leader while members live
+	workerReaped(r.pid)  // and descendants that left the group
 	close(r.exited)
 	r.waitStderr(stderrGrace)
 	_ = r.stdout.Close()

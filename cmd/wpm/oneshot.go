@@ -36,7 +36,9 @@ func runOnce(args []string, e env) int {
 	}
 	hostCfg := cfg.Host
 	hostCfg.Pools = nil // a one-shot needs no pool running
-	mgr, err := host.New(hostCfg, host.WithLogger(newLogger(cfg, e.stderr)))
+	logger := newLogger(cfg, e.stderr)
+	defer captureStdLog(logger)()
+	mgr, err := host.New(hostCfg, host.WithLogger(logger))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm run: %v\n", err)
 		return 1

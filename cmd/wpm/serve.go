@@ -58,6 +58,7 @@ func runServe(args []string, e env) int {
 		return st
 	}
 	logger := newLogger(cfg, e.stderr)
+	defer captureStdLog(logger)()
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
@@ -230,6 +231,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 	logger.Info("asynchronous tasks ready", "nats", where)
 	return tasks, nil
 }
+
 // statsInterval is how often the pools' live state goes to the event
 // stream, for the dashboard.
 const statsInterval = time.Second
