@@ -74,6 +74,11 @@ type Result struct {
 // bounded by its pool's StartTimeout); workers that failed are retried in
 // the background, and tasks submitted meanwhile wait in the queue. The
 // caller must call Shutdown.
+//
+// The first worker started makes the calling process a child subreaper
+// (Linux), so that a process a plugin leaves behind is re-parented to it and
+// killed when that worker is reaped; see host/orphans_linux.go for what that
+// means for an embedding program that starts children of its own.
 func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
