@@ -332,3 +332,22 @@ func TestReliability_callerGoneCountsCanceled(t *testing.T) {
 	})
 	assert.Equal(t, "canceled", s.Workers[0].LastExit)
 }
+
+// Issue 8 item 6: idle workers that are frozen (SIGSTOP) are found by the
+// health check and replaced; the pool is not ready meanwhile.
+func TestReliability_frozenIdleWorkersReplaced(t *testing.T) {
+	m := newManager(t, misbehavePool("M", 2))
+	before := waitReady(t, m, "M")
+	for _, pid := range pids(before) {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	}
+	s := waitUntil(t, m, "M", func(s host.PoolStats) bool {
+		return s.Ready == 2 && !contains(pids(before), s.Workers[0].PID) && !contains(pids(before), s.Workers[1].PID)
+	})
+	assert.Equal(t, "unhealthy", s.Workers[0].LastExit)
+	for _, pid := range pids(before) {
+		assert.False(t, testkit.Alive(pid), "the frozen worker %d was killed", pid)
+	}
+	_, err := m.Submit(context.Background(), "M", fault("echo"))
+	require.NoError(t, err)
+}
