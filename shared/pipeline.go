@@ -72,7 +72,7 @@ type SeqRunArgs struct {
 type SeqRunReply struct {
 	Output []byte
 	// Err is nil when the task succeeded.
-	Err *TaskError
+	Err *WireError
 	// Skipped is set when the task was cancelled before it started.
 	Skipped bool
 	// Ran is how long the task ran, its wait at the worker not included.

@@ -32,7 +32,7 @@ type RunArgs struct {
 type RunReply struct {
 	Output []byte
 	// Err is nil when the task succeeded.
-	Err *TaskError
+	Err *WireError
 }
 
 // RPCServer runs a [Task] for calls arriving over net/rpc. It is used on the
@@ -57,7 +57,7 @@ func (s *RPCServer) Run(args RunArgs, reply *RunReply) error {
 	defer flush()
 	out, err := s.run(ctx, args.Input)
 	if err != nil {
-		reply.Err = toTaskError(err)
+		reply.Err = toWireError(err)
 		return nil
 	}
 	reply.Output = out
@@ -67,7 +67,7 @@ func (s *RPCServer) Run(args RunArgs, reply *RunReply) error {
 func (s *RPCServer) run(ctx context.Context, input []byte) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &TaskError{Kind: KindFailed, Message: fmt.Sprintf("task panicked: %v\n%s", r, debug.Stack())}
+			err = &WireError{Kind: KindFailed, Message: fmt.Sprintf("task panicked: %v\n%s", r, debug.Stack())}
 		}
 	}()
 	return s.Impl.Run(ctx, input)
@@ -93,7 +93,7 @@ var _ Task = (*RPCClient)(nil)
 // Over net/rpc a call can not be cancelled: when ctx ends first, Run returns
 // ctx's error at once while the call goes on in the plugin, and the caller is
 // expected to kill the worker. A broken connection is reported as an error
-// matching [ErrTransport]; a task's own error as a [*TaskError].
+// matching [ErrTransport]; a task's own error as a [*WireError].
 func (c *RPCClient) Run(ctx context.Context, input []byte) ([]byte, error) {
 	args := RunArgs{Input: input}
 	if deadline, ok := ctx.Deadline(); ok {

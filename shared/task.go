@@ -37,7 +37,7 @@ var (
 	ErrTransport = errors.New("plugin transport failed")
 )
 
-// ErrorKind says which sentinel a [TaskError] matches.
+// ErrorKind says which sentinel a [WireError] matches.
 type ErrorKind uint8
 
 // The kinds of task error.
@@ -48,18 +48,19 @@ const (
 	KindInvalidInput
 )
 
-// TaskError is an error reported by a task, as it crosses the wire. It
+// WireError is an error reported by a task, as it crosses the wire (the
+// host wraps what it gets in its own host.TaskError, with the task id). It
 // matches [ErrInvalidInput] or [ErrTaskFailed] according to its Kind.
-type TaskError struct {
+type WireError struct {
 	Kind    ErrorKind
 	Message string
 }
 
 // Error returns the task's message.
-func (e *TaskError) Error() string { return e.Message }
+func (e *WireError) Error() string { return e.Message }
 
 // Is reports whether e is of the kind target names.
-func (e *TaskError) Is(target error) bool {
+func (e *WireError) Is(target error) bool {
 	switch target {
 	case ErrInvalidInput:
 		return e.Kind == KindInvalidInput
@@ -72,18 +73,18 @@ func (e *TaskError) Is(target error) bool {
 // InvalidInput returns an error that tells the caller its input was wrong.
 // The message should say what to change.
 func InvalidInput(format string, args ...any) error {
-	return &TaskError{Kind: KindInvalidInput, Message: fmt.Sprintf(format, args...)}
+	return &WireError{Kind: KindInvalidInput, Message: fmt.Sprintf(format, args...)}
 }
 
-// toTaskError turns any error returned by a task into its wire form.
-func toTaskError(err error) *TaskError {
-	var te *TaskError
+// toWireError turns any error returned by a task into its wire form.
+func toWireError(err error) *WireError {
+	var te *WireError
 	if errors.As(err, &te) {
-		return &TaskError{Kind: te.Kind, Message: err.Error()}
+		return &WireError{Kind: te.Kind, Message: err.Error()}
 	}
 	kind := KindFailed
 	if errors.Is(err, ErrInvalidInput) {
 		kind = KindInvalidInput
 	}
-	return &TaskError{Kind: kind, Message: err.Error()}
+	return &WireError{Kind: kind, Message: err.Error()}
 }
