@@ -57,18 +57,18 @@ func listTasks(t *testing.T, url, state string) map[string]taskRecord {
 	return out
 }
 
-// Durability: 60 asynchronous tasks, wpm SIGKILLed while some run and many
+// Durability: 200 asynchronous tasks, wpm SIGKILLed while some run and many
 // are queued, then restarted on the same store: every task ends
 // succeeded, those that had succeeded before the kill are not run again,
 // and a task run twice shows a second attempt.
 func TestServe_asyncTasksSurviveSIGKILL(t *testing.T) {
-	const n = 60
+	const n = 200
 	store := t.TempDir()
 	env := "WPM_NATS_STOREDIR=" + store
 	s := startServeConfig(t, asyncConfig, env)
 	ids := make([]string, n)
 	for i := range ids {
-		status, body := postJSON(t, s.url+"/v1/pools/M/tasks?async=true", `{"fault": "sleep", "ms": 100}`)
+		status, body := postJSON(t, s.url+"/v1/pools/M/tasks?async=true", `{"fault": "sleep", "ms": 30}`)
 		require.Equal(t, http.StatusAccepted, status, body)
 		ids[i] = body["id"].(string)
 	}
