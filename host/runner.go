@@ -183,14 +183,14 @@ func (r *procRunner) waitStderr(d time.Duration) {
 	}
 }
 
-// tailText returns the kept stderr lines, or "" when there are none.
+// tailText returns stderrText for the end of an error message, or "" when
+// there are no lines.
 func (r *procRunner) tailText() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.tail) == 0 {
+	text := r.stderrText()
+	if text == "" {
 		return ""
 	}
-	return "; last stderr lines:\n" + strings.Join(r.tail, "\n")
+	return "; last stderr lines:\n" + text
 }
 
 // stderrText returns the kept stderr lines, led by the line that started a
