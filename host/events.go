@@ -64,8 +64,8 @@ func WithEvents(sink func(Event)) Option {
 	return func(m *Manager) { m.events = sink }
 }
 
-// WithTaskEvents returns a context that, given to [Manager.Submit] or
-// [Manager.RunOnce], makes the manager call fn with each event of that one
+// WithTaskEvents returns a context that, given to [Manager.Submit],
+// [Manager.RunOnce] or [Reservation.Run], makes the manager call fn with each event of that one
 // task (queued, started, progress, finished), besides the sink of
 // [WithEvents]. fn has the same duties as that sink.
 func WithTaskEvents(ctx context.Context, fn func(Event)) context.Context {

@@ -46,7 +46,8 @@ func (m *Manager) Reserve(ctx context.Context, poolName string) (*Reservation, e
 // Run runs input on the reserved worker, bounded by ctx and the pool's
 // task timeout (counted from now), and gives the place back. If ctx ends
 // while the task runs, its worker is killed and replaced. Errors are
-// [*TaskError]s, as Submit's. Run after Run or Release fails with
+// [*TaskError]s, as Submit's. A ctx from [WithTaskEvents] gets the task's
+// events, as with Submit. Run after Run or Release fails with
 // ErrShuttingDown and runs nothing.
 func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
 	ran := false
@@ -70,8 +71,10 @@ func (r *Reservation) run(ctx context.Context, input []byte) (Result, error) {
 	id := randid.New()
 	ctx, cancel, cfg := r.pool.taskContext(ctx)
 	defer cancel()
+	ctx, tr := r.m.track(ctx, id, r.pool.name, cfg.Plugin)
 	out, pid, err := r.lease.run(ctx, input)
 	r.m.finished(r.pool.name, cfg.Plugin, start, start.Sub(r.start), err)
+	tr.finished(pid, time.Since(start), err)
 	if err != nil {
 		return Result{}, taskError(id, r.pool.name, cfg.Plugin, pid, err)
 	}

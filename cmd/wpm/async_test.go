@@ -154,3 +154,39 @@ func TestCLI_tasks(t *testing.T) {
 	code, _, _ = runCLI(t, "", "tasks", "frobnicate", "--url", s.url)
 	assert.Equal(t, 2, code)
 }
+
+// An asynchronous cpuload task's record shows its progress while it runs,
+// and its result once it ended.
+func TestServe_asyncTaskProgress(t *testing.T) {
+	s := startServe(t)
+	status, body := postJSON(t, s.url+"/v1/pools/CPU/tasks?async=true", `{"duration": 1500}`)
+	require.Equal(t, http.StatusAccepted, status, body)
+	id := body["id"].(string)
+	type progressRecord struct {
+		taskRecord
+		Progress *struct {
+			Fraction float64 `json:"fraction"`
+			Message  string  `json:"message"`
+		} `json:"progress"`
+	}
+	var seen float64
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var r progressRecord
+		require.Equal(t, http.StatusOK, getJSON(t, s.url+"/v1/tasks/"+id, &r))
+		if r.State == "running" && r.Progress != nil && r.Progress.Fraction > 0 && r.Progress.Fraction < 1 {
+			seen = r.Progress.Fraction
+			break
+		}
+		require.False(t, r.State == "succeeded" || r.State == "failed", "the task ended before its record showed progress: %+v", r)
+		require.True(t, time.Now().Before(deadline), "no progress in the record: %+v", r)
+		time.Sleep(50 * time.Millisecond) // records change only with a write; nothing to wait on
+	}
+	var end progressRecord
+	require.Equal(t, http.StatusOK, getJSON(t, s.url+"/v1/tasks/"+id+"?wait=20s", &end))
+	require.Equal(t, "succeeded", end.State)
+	assert.Contains(t, string(end.Result), `"requestedMs":1500`)
+	require.NotNil(t, end.Progress)
+	assert.GreaterOrEqual(t, end.Progress.Fraction, seen)
+	t.Logf("progress seen while running: %.2f; at the end: %.2f %q", seen, end.Progress.Fraction, end.Progress.Message)
+}

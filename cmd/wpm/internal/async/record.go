@@ -45,6 +45,8 @@ type Task struct {
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 	// WorkerPID is the worker process that ran its last attempt.
 	WorkerPID int `json:"workerPid,omitempty"`
+	// Progress is the plugin's latest progress report, if it made any.
+	Progress *Progress `json:"progress,omitempty"`
 	// Result is the plugin's output, once succeeded.
 	Result json.RawMessage `json:"result,omitempty"`
 	// Error says why the task failed or was canceled, or why its last
@@ -52,6 +54,14 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+}
+
+// Progress is a plugin's progress report on a task.
+type Progress struct {
+	// Fraction is the share done, from 0 to 1.
+	Fraction float64 `json:"fraction"`
+	// Message says what the plugin is doing.
+	Message string `json:"message,omitempty"`
 }
 
 // TaskError is a task's error, in SPEC §3's shape.

@@ -150,7 +150,9 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 		return
 	}
 	stopBeat := e.heartbeat(msg)
-	res, err := p.run(taskCtx, j)
+	runCtx, progress := e.watchProgress(taskCtx, t, rev)
+	res, err := p.run(runCtx, j)
+	t, rev = progress.stop()
 	stopBeat()
 	e.finish(ctx, msg, j, t, rev, res, err, context.Cause(taskCtx))
 }
@@ -220,18 +222,18 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		_ = msg.Ack() // Cancel recorded the end
 		return
 	case e.work.Err() != nil && err != nil:
-		t.State, t.Error = StateQueued, errorOf(err)
+		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		e.save(ctx, t, rev)
 		_ = msg.Nak()
 		return
 	case err != nil && host.Code(err) == host.CodeQueueFull:
-		t.State, t.Error = StateQueued, errorOf(err)
+		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		t.Attempts-- // it did not run
 		e.save(ctx, t, rev)
 		_ = msg.NakWithDelay(e.opts.PollInterval)
 		return
 	case err != nil && e.retry(j, t, err):
-		t.State, t.Error = StateQueued, errorOf(err)
+		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		if e.save(ctx, t, rev) {
 			e.counters.retries.WithLabelValues(j.Pool).Inc()
 			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))

@@ -1,0 +1,124 @@
+package async
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// progressEvery is the least time between two writes of a running task's
+// progress to its record.
+const progressEvery = 250 * time.Millisecond
+
+// progressWriter writes a running task's latest progress to its record,
+// with compare-and-set, so that it never overwrites an end that Cancel
+// wrote meanwhile.
+type progressWriter struct {
+	e       *Engine
+	mu      sync.Mutex
+	latest  *Progress
+	wake    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+	// t and rev are the record as last written; only loop touches them
+	// until stop.
+	t   Task
+	rev uint64
+}
+
+// watchProgress starts writing the progress of task t, at revision rev,
+// and returns ctx carrying the task's events for the host.
+func (e *Engine) watchProgress(ctx context.Context, t Task, rev uint64) (context.Context, *progressWriter) {
+	w := &progressWriter{e: e, t: t, rev: rev, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	go w.loop()
+	return host.WithTaskEvents(ctx, w.event), w
+}
+
+// event is the task's host.WithTaskEvents function: it keeps the latest
+// progress and never blocks.
+func (w *progressWriter) event(ev host.Event) {
+	if ev.Type != host.EventTaskProgress {
+		return
+	}
+	w.mu.Lock()
+	w.latest = &Progress{Fraction: min(max(ev.Fraction, 0), 1), Message: ev.Message}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop writes the latest progress, at most every progressEvery, until stop.
+func (w *progressWriter) loop() {
+	defer close(w.stopped)
+	var last time.Time
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-w.wake:
+		}
+		if d := progressEvery - time.Since(last); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-w.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		w.mu.Lock()
+		p := w.latest
+		w.mu.Unlock()
+		if !w.write(p) {
+			return // ended meanwhile: nothing more to write
+		}
+		last = time.Now()
+	}
+}
+
+// write records p; it reports false when the task's record is no longer
+// running (cancelled), writing nothing.
+func (w *progressWriter) write(p *Progress) bool {
+	ctx := context.Background()
+	t := w.t
+	for range 3 {
+		t.Progress = p
+		b, _ := json.Marshal(t)
+		next, err := w.e.kv.Update(ctx, t.ID, b, w.rev)
+		if err == nil {
+			w.t, w.rev = t, next
+			return true
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			w.e.logger.Debug("can not record a task's progress", "task", t.ID, "error", err)
+			return true
+		}
+		cur, rev, gerr := w.e.get(ctx, t.ID)
+		if gerr != nil || cur.State != StateRunning {
+			return false
+		}
+		t, w.rev = cur, rev
+		w.t = cur
+	}
+	return true
+}
+
+// stop ends the writes and returns the record as last written, with the
+// latest progress, and its revision.
+func (w *progressWriter) stop() (Task, uint64) {
+	close(w.done)
+	<-w.stopped
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.t
+	t.Progress = w.latest
+	return t, w.rev
+}
