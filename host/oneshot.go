@@ -205,7 +205,7 @@ func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB in
 // be held.
 func (o *oneShots) startSlot(name, path string, memoryLimitMB int, ps *pluginSpares) *oneShot {
 	one := &oneShot{o: o, name: name, ps: ps, spare: ps != nil, readyC: make(chan struct{}), endedC: make(chan struct{})}
-	one.binary, _ = statFile(path)
+	one.binary, _ = os.Stat(path)
 	cfg := slotConfig{
 		launch:       o.launchOf(name, path, memoryLimitMB),
 		start:        o.start,
@@ -315,7 +315,7 @@ func (one *oneShot) slotEnded(s *slot, reason string, ending bool) {
 			o.lose(ps, s.worker.startErr)
 		case wasReady:
 			o.lose(ps, fmt.Errorf("%w: the warm spare exited while waiting (%s)", ErrWorkerCrashed, reason))
-			if _, err := statFile(ps.path); err != nil {
+			if _, err := os.Stat(ps.path); err != nil {
 				o.forget(ps)
 			}
 		}
@@ -325,8 +325,6 @@ func (one *oneShot) slotEnded(s *slot, reason string, ending bool) {
 	}
 	closeOnce(one.endedC)
 }
-
-func statFile(path string) (os.FileInfo, error) { return os.Stat(path) }
 
 // givePlace frees a place: to the oldest waiting run, or for spares. o.mu
 // must be held.
@@ -388,7 +386,7 @@ func (o *oneShots) claimSpare(ps *pluginSpares, memoryLimitMB int) *oneShot {
 		if !canLimit(p.MemoryLimitMB(), memoryLimitMB) {
 			continue
 		}
-		if fi, err := statFile(ps.path); err != nil || !sameBinary(one.binary, fi) {
+		if fi, err := os.Stat(ps.path); err != nil || !sameBinary(one.binary, fi) {
 			// The plugin was replaced in the directory: the spare runs the
 			// old binary, so it goes, and its replacement runs the new one.
 			ps.ready = slices.Delete(ps.ready, i, i+1)

@@ -185,11 +185,13 @@ func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks in
 		healthC = t.C
 	}
 	var stopErr error
+	var exit Exit // how the process ended, when it ended on its own
 wait:
 	for {
 		select {
 		case <-p.Done():
-			reason = p.Exit().Cause.String()
+			exit = p.Exit()
+			reason = exit.Cause.String()
 			break wait
 		case <-w.retire:
 			reason = CauseRecycled.String()
@@ -223,7 +225,7 @@ wait:
 	}
 	p.Stop(stopErr)
 	if stopErr == nil && reason != "stopped" && reason != CauseRecycled.String() {
-		cfg.logger.Warn("worker exited; replacing it", "slot", s.id, "pid", p.PID(), "error", p.Exit().Err)
+		cfg.logger.Warn("worker exited; replacing it", "slot", s.id, "pid", p.PID(), "error", exit.Err)
 	} else {
 		cfg.logger.Debug("worker stopped", "slot", s.id, "pid", p.PID(), "reason", reason)
 	}
