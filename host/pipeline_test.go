@@ -90,7 +90,6 @@ func TestPipeline_waitingTaskGivenUpKeepsWorker(t *testing.T) {
 	// never arrives after the two waiting tasks give up (callSeq waits on
 	// its call forever). Left for the pipelining issue (10), which stays
 	// open; see its closing note.
-	t.Skip("pipelining: the running task's answer can be lost when waiting tasks give up (issue 10, open)")
 	m := newManager(t, pipelinedPool("P", 1, 4))
 	m.SetStallAfter("P", time.Hour)
 	waitReady(t, m, "P")

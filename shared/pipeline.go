@@ -202,7 +202,11 @@ func (g *gate) enter(seq uint64, limit int) bool {
 		g.limit = limit
 	}
 	if _, ok := g.cancelled[seq]; ok { // cancelled before it arrived
-		delete(g.cancelled, seq)
+		if seq < g.next {
+			delete(g.cancelled, seq) // admit has passed its number
+		} else {
+			g.cancelled[seq] = true // admit must still skip it
+		}
 		g.mu.Unlock()
 		return false
 	}
@@ -226,12 +230,17 @@ func (g *gate) leave() {
 	g.mu.Unlock()
 }
 
-// cancel drops task seq unless it started, and reports whether it had.
+// cancel drops task seq unless it started, and reports whether it had. The
+// host cancels a task at most once; a number the gate has passed counts as
+// started.
 func (g *gate) cancel(seq uint64) (started bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if seq < g.next {
 		return true
+	}
+	if _, ok := g.cancelled[seq]; ok {
+		return false // cancelled before
 	}
 	turn, arrived := g.waiting[seq]
 	if arrived {

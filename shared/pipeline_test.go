@@ -166,3 +166,36 @@ func TestPipeline_olderPluginKeepsRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "x", string(out))
 }
+
+// A task cancelled before it arrived, which then arrives while an earlier
+// task still waits, must stay skipped: the gate passes its number later
+// and admits what follows.
+func TestGate_lateArrivalOfCancelledTaskKeepsItsSkip(t *testing.T) {
+	g := newGate()
+	g.setReports(nil)
+	require.True(t, g.enter(1, 1)) // runs
+	second := make(chan bool, 1)
+	go func() { second <- g.enter(2, 1) }() // waits behind 1
+	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == 1 }, 5*time.Second, time.Millisecond)
+
+	assert.False(t, g.cancel(3), "3 has not arrived")
+	assert.False(t, g.enter(3, 1), "3 arrives cancelled")
+	assert.False(t, g.cancel(3), "a second cancel changes nothing")
+	assert.False(t, g.cancel(2))
+	assert.False(t, <-second)
+
+	g.leave() // 1 ends
+	fourth := make(chan bool, 1)
+	go func() { fourth <- g.enter(4, 1) }()
+	select {
+	case ok := <-fourth:
+		assert.True(t, ok)
+	case <-time.After(5 * time.Second):
+		t.Fatal("task 4 was never admitted: the gate stopped at a skipped number")
+	}
+	g.leave()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	assert.Empty(t, g.cancelled, "no skip markers are left behind")
+	assert.Empty(t, g.waiting)
+}
