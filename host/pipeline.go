@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/rpc"
 	"slices"
 	"sync"
 	"time"
@@ -71,6 +70,10 @@ func (w *pluginProc) openPipeline() bool {
 			return
 		}
 		w.pipe.pl = pl
+		go func() {
+			<-w.p.exited()
+			_ = pl.Close()
+		}()
 	})
 	return w.pipe.pl != nil
 }
@@ -105,10 +108,10 @@ func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []by
 	proc.enter()
 	c := pl.Send(ctx, input, timeout, concurrency)
 	defer c.Release()
-	var call *rpc.Call
-	for call == nil {
+	for answered := false; !answered; {
 		select {
-		case call = <-c.Done:
+		case <-c.Done:
+			answered = true
 		case <-ctx.Done():
 			proc.leave()
 			err, healthy := giveUp(ctx, proc, pl, c.Seq, doomed)
@@ -124,8 +127,8 @@ func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []by
 	proc.leave()
 	reply := c.Reply
 	switch {
-	case call.Error != nil:
-		return nil, 0, lost(proc, pl, c.Seq, call.Error, doomed), false
+	case c.Err != nil:
+		return nil, 0, lost(proc, pl, c.Seq, c.Err, doomed), false
 	case reply.Skipped: // never done by wpm's host: it only cancels tasks it gave up on
 		return nil, 0, &notStarted{err: fmt.Errorf("%w: the worker skipped the task", ErrWorkerCrashed)}, true
 	case reply.Err != nil:

@@ -32,12 +32,19 @@ func warmUp(t *testing.T, m *host.Manager, pool string) {
 }
 
 // waitRunning waits until the pool's first worker holds n tasks, running
-// or waiting at it, and returns its pid.
+// or waiting at it, and returns its pid. It then lets the tasks reach the
+// worker (see settle).
 func waitRunning(t *testing.T, m *host.Manager, pool string, n int) int {
 	t.Helper()
 	s := waitUntil(t, m, pool, func(s host.PoolStats) bool { return s.Workers[0].Running == n })
+	settle()
 	return s.Workers[0].PID
 }
+
+// settle gives tasks just given to a worker time to be sent to it. A task
+// is numbered when it is sent, not when it is given a worker, so one
+// submitted right after another could otherwise reach the worker first.
+func settle() { time.Sleep(100 * time.Millisecond) }
 
 // submitAll submits n copies of input at once and returns their results
 // and errors once all are done.
@@ -144,6 +151,7 @@ func TestPipeline_longTaskDoesNotHoldShortOnes(t *testing.T) {
 	if s.Workers[1].Running == 1 {
 		long = s.Workers[1].PID
 	}
+	settle()
 	// Bursts of short tasks: whatever was sent to the busy worker before
 	// it counted as stuck is taken back for the free one.
 	for range 5 {

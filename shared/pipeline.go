@@ -1,13 +1,17 @@
 package shared
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/rpc"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,55 +24,55 @@ import (
 // travels back and the next task travels out. The host numbers each task it
 // sends to one worker (1, 2, 3, … in the order sent); the plugin admits them
 // strictly in that order, at most the pool's concurrency at a time, and
-// reports each admission ("task seq started") on a go-plugin broker stream
-// before the task runs, so that after a crash the host knows which tasks
-// never started and can send them to another worker. A task the host gives
-// up on while it waits is cancelled with [PipelineClient.Cancel] and never
-// runs. A plugin built before pipelining has no Plugin.Open method; the host
-// then sends it one task per free place, as before.
+// reports each admission ("task seq started") before the task runs, so
+// that after a crash the host knows which tasks never started and can send
+// them to another worker. A task the host gives up on while it waits is
+// cancelled with [Pipeline.Cancel] and never runs.
+//
+// Numbered tasks do not travel over net/rpc and go-plugin's multiplexed
+// connection, which cost two system calls and several goroutine hand-offs
+// per message. Plugin.Open (over net/rpc) makes the plugin listen on a unix
+// socket of its own; the host dials it, proves itself with a token, and the
+// two exchange frames (frame.go) over that one connection: tasks and
+// cancels one way, start reports, answers and cancel answers the other, in
+// order, so every start report of a worker that died has been read once
+// the connection ends. Frames that meet leave in one write.
+//
+// A plugin built before pipelining has no Plugin.Open method, and one
+// built with version 1 answers an older version; the host then sends it
+// one task per free place through Plugin.Run, as before.
 
-// PipelineVersion is the pipelining protocol this SDK speaks, reported by
-// Plugin.Open.
-const PipelineVersion = 1
+// PipelineVersion is the pipelining protocol this SDK speaks.
+const PipelineVersion = 2
 
-// The net/rpc names of the pipelining methods.
+// rpcOpen is the net/rpc name of the method that opens a pipeline.
+const rpcOpen = "Plugin.Open"
+
+// How long the plugin waits for the host to dial its pipeline socket, and
+// for the token once connected.
 const (
-	rpcOpen   = "Plugin.Open"
-	rpcRunSeq = "Plugin.RunSeq"
-	rpcCancel = "Plugin.Cancel"
+	pipelineAcceptTimeout = 10 * time.Second
+	pipelineTokenTimeout  = 5 * time.Second
+	pipelineTokenLen      = 16
 )
 
-// OpenArgs is the request of Plugin.Open. It has no fields yet.
-type OpenArgs struct{}
-
-// OpenReply is the answer of Plugin.Open: the broker stream the plugin
-// accepts for its start reports, and its protocol version.
-type OpenReply struct {
-	Stream  uint32
+// OpenArgs is the request of Plugin.Open.
+type OpenArgs struct {
+	// Version is the pipelining protocol the host speaks.
 	Version int
 }
 
-// SeqRunArgs is the request of one numbered task, Plugin.RunSeq.
-type SeqRunArgs struct {
-	// Input is the task's JSON input.
-	Input []byte
-	// Timeout is how long the host will wait for the answer, counted from
-	// when the plugin receives the task (waiting included); zero means no
-	// limit.
-	Timeout time.Duration
-	// Seq is the task's number on this worker: 1 for the first, then one
-	// more for each task sent.
-	Seq uint64
-	// Concurrency is how many numbered tasks the plugin may run at once;
-	// the latest task's value counts, so a reload applies at once.
-	Concurrency int
-	// Progress and Call are as in [RunArgs]: where the task's progress
-	// reports go, if anyone listens.
-	Progress uint32
-	Call     uint64
+// OpenReply is the answer of Plugin.Open.
+type OpenReply struct {
+	// Version is the protocol the plugin speaks.
+	Version int
+	// Addr is the unix socket the plugin accepts the pipeline connection
+	// on, once; Token is what the host must send first on it.
+	Addr  string
+	Token []byte
 }
 
-// SeqRunReply is the answer of Plugin.RunSeq.
+// SeqRunReply is the answer of a numbered task.
 type SeqRunReply struct {
 	Output []byte
 	// Err is nil when the task succeeded.
@@ -79,27 +83,16 @@ type SeqRunReply struct {
 	Ran time.Duration
 }
 
-// CancelArgs is the request of Plugin.Cancel.
-type CancelArgs struct {
-	Seq uint64
-}
-
-// CancelReply is the answer of Plugin.Cancel: Started is set when the task
-// had started already (it then runs on; the host decides what to do).
-type CancelReply struct {
-	Started bool
-}
-
 // pipelineServer is the plugin side: the [RPCServer] plus the admission
-// gate of numbered tasks and the broker to open the report stream on.
+// gate of numbered tasks.
 type pipelineServer struct {
 	*RPCServer
-	broker *plugin.MuxBroker
 	gate   *gate
+	opened atomic.Bool
 }
 
 func newPipelineServer(impl Task, b *plugin.MuxBroker) *pipelineServer {
-	return &pipelineServer{RPCServer: &RPCServer{Impl: impl, progress: newProgressPlugin(b)}, broker: b, gate: newGate()}
+	return &pipelineServer{RPCServer: &RPCServer{Impl: impl, progress: newProgressPlugin(b)}, gate: newGate()}
 }
 
 // Run runs an unnumbered task at once, as before pipelining; it counts
@@ -110,247 +103,206 @@ func (s *pipelineServer) Run(args RunArgs, reply *RunReply) error {
 	return s.RPCServer.Run(args, reply)
 }
 
-// Open starts accepting the host's report stream and returns its id. The
-// stream is ready once the host has dialled it; numbered tasks wait for
-// that (bounded by the broker's accept timeout).
-func (s *pipelineServer) Open(_ OpenArgs, reply *OpenReply) error {
-	if s.broker == nil {
-		return errors.New("pipelining needs a go-plugin broker")
+// Open listens for the host's pipeline connection and tells it where.
+func (s *pipelineServer) Open(args OpenArgs, reply *OpenReply) error {
+	if args.Version < PipelineVersion {
+		return fmt.Errorf("the host speaks pipelining version %d; this plugin needs %d", args.Version, PipelineVersion)
 	}
-	id := s.broker.NextId()
-	go func() {
-		conn, err := s.broker.Accept(id)
-		if err != nil {
-			conn = nil // start reports are dropped; the host saw the dial fail
-		}
-		s.gate.setReports(conn)
-	}()
-	reply.Stream, reply.Version = id, PipelineVersion
+	if !s.opened.CompareAndSwap(false, true) {
+		return errors.New("the pipeline is open already")
+	}
+	token := make([]byte, pipelineTokenLen)
+	_, _ = rand.Read(token)
+	l, err := listenPipeline()
+	if err != nil {
+		s.opened.Store(false)
+		return err
+	}
+	go s.accept(l, token)
+	reply.Version, reply.Addr, reply.Token = PipelineVersion, l.Addr().String(), token
 	return nil
 }
 
-// RunSeq runs a numbered task once its turn comes, or skips it if the host
-// cancelled it before. The task runs as [RPCServer.Run] runs it, with the
-// host's timeout counted from the task's arrival. Like Run it always
-// returns nil.
-func (s *pipelineServer) RunSeq(args SeqRunArgs, reply *SeqRunReply) error {
-	arrived := time.Now()
-	if !s.gate.enter(args.Seq, args.Concurrency) {
-		reply.Skipped = true
-		return nil
+// listenPipeline listens on a new unix socket in the directory go-plugin
+// put the plugin's own socket in (the host's private one).
+func listenPipeline() (*net.UnixListener, error) {
+	dir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR")
+	if dir == "" {
+		dir = os.TempDir()
 	}
-	defer s.gate.leave()
-	run := RunArgs{Input: args.Input, Progress: args.Progress, Call: args.Call}
-	if args.Timeout > 0 {
-		run.Timeout = max(args.Timeout-time.Since(arrived), time.Nanosecond)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	path := filepath.Join(dir, fmt.Sprintf("pipe-%d-%x.sock", os.Getpid(), b))
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen for the pipeline: %w", err)
+	}
+	return l, nil
+}
+
+// accept takes the first connection that brings the token, closes the
+// listener (which removes its socket file) and serves the connection.
+func (s *pipelineServer) accept(l *net.UnixListener, token []byte) {
+	_ = l.SetDeadline(time.Now().Add(pipelineAcceptTimeout))
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			_ = l.Close()
+			return // the host never came: numbered tasks never arrive
+		}
+		if hasToken(conn, token) {
+			_ = l.Close()
+			s.serve(conn)
+			return
+		}
+		_ = conn.Close()
+	}
+}
+
+func hasToken(conn net.Conn, token []byte) bool {
+	got := make([]byte, len(token))
+	_ = conn.SetReadDeadline(time.Now().Add(pipelineTokenTimeout))
+	_, err := io.ReadFull(conn, got)
+	_ = conn.SetReadDeadline(time.Time{})
+	return err == nil && subtle.ConstantTimeCompare(got, token) == 1
+}
+
+// serve reads the host's frames until the connection ends. Each task runs
+// in a goroutine of its own, through the gate.
+func (s *pipelineServer) serve(conn net.Conn) {
+	defer conn.Close()
+	out := newFrameWriter(conn)
+	s.gate.setOut(out)
+	r := bufio.NewReaderSize(conn, 32<<10)
+	for {
+		kind, seq, body, err := readFrame(r)
+		if err != nil {
+			return // the host is gone; tasks running finish unheard
+		}
+		arrived := time.Now()
+		switch kind {
+		case frameTask:
+			if len(body) < taskFields {
+				return
+			}
+			go s.runSeq(out, seq, body, arrived)
+		case frameCancel:
+			var started byte
+			if s.gate.cancel(seq) {
+				started = 1
+			}
+			_ = out.send(frameCancelled, seq, []byte{started}, nil, flushAuto)
+		default:
+			return
+		}
+	}
+}
+
+// runSeq runs numbered task seq once its turn comes, or skips it if the
+// host cancelled it before, and sends its answer. The task runs as
+// [RPCServer.Run] runs it, with the host's timeout counted from the
+// task's arrival. Its answer leaves with the next task's start report
+// when there is one.
+func (s *pipelineServer) runSeq(out *frameWriter, seq uint64, body []byte, arrived time.Time) {
+	timeout := time.Duration(binary.LittleEndian.Uint64(body[0:]))
+	concurrency := int(binary.LittleEndian.Uint32(body[8:]))
+	run := RunArgs{
+		Input:    body[taskFields:],
+		Progress: binary.LittleEndian.Uint32(body[12:]),
+		Call:     binary.LittleEndian.Uint64(body[16:]),
+	}
+	var f [10]byte
+	if !s.gate.enter(seq, concurrency) {
+		f[8] = resultSkipped
+		_ = out.send(frameResult, seq, f[:], nil, flushAuto)
+		return
+	}
+	if timeout > 0 {
+		run.Timeout = max(timeout-time.Since(arrived), time.Nanosecond)
 	}
 	var r RunReply
 	start := time.Now()
-	err := s.RPCServer.Run(run, &r)
-	reply.Ran = time.Since(start)
-	reply.Output, reply.Err = r.Output, r.Err
-	return err
-}
-
-// Cancel drops a numbered task that has not started.
-func (s *pipelineServer) Cancel(args CancelArgs, reply *CancelReply) error {
-	reply.Started = s.gate.cancel(args.Seq)
-	return nil
-}
-
-// gate admits numbered tasks strictly in order, at most limit running at
-// once (unnumbered tasks count as running too), and writes each admitted
-// number to the report stream before the task is released.
-type gate struct {
-	mu        sync.Mutex
-	next      uint64 // the lowest number not yet admitted or skipped
-	running   int
-	limit     int
-	waiting   map[uint64]chan bool // arrived, not yet admitted: true admits, false skips
-	cancelled map[uint64]bool      // cancelled before admission; true once the task arrived
-
-	ready   chan struct{} // closed once the report stream is set (or failed)
-	reports net.Conn      // nil when it failed
-	buf     [8]byte
-}
-
-func newGate() *gate {
-	return &gate{next: 1, limit: 1, waiting: map[uint64]chan bool{}, cancelled: map[uint64]bool{}, ready: make(chan struct{})}
-}
-
-// setReports sets the report stream, once.
-func (g *gate) setReports(c net.Conn) {
-	g.mu.Lock()
-	g.reports = c
-	g.mu.Unlock()
-	close(g.ready)
-}
-
-// enterNow counts an unnumbered task as running.
-func (g *gate) enterNow() {
-	g.mu.Lock()
-	g.running++
-	g.mu.Unlock()
-}
-
-// enter waits for task seq's turn and reports whether it may run (false:
-// it was cancelled). limit, if positive, becomes the gate's limit.
-func (g *gate) enter(seq uint64, limit int) bool {
-	<-g.ready
-	g.mu.Lock()
-	if limit > 0 {
-		g.limit = limit
+	_ = s.RPCServer.Run(run, &r)
+	binary.LittleEndian.PutUint64(f[0:], uint64(time.Since(start)))
+	payload := r.Output
+	if r.Err != nil {
+		f[8], f[9], payload = resultErr, byte(r.Err.Kind), []byte(r.Err.Message)
 	}
-	if _, ok := g.cancelled[seq]; ok { // cancelled before it arrived
-		if seq < g.next {
-			delete(g.cancelled, seq) // admit has passed its number
-		} else {
-			g.cancelled[seq] = true // admit must still skip it
-		}
-		g.mu.Unlock()
-		return false
-	}
-	if seq < g.next { // a number sent twice: never done by wpm's host
-		g.running++
-		g.mu.Unlock()
-		return true
-	}
-	turn := make(chan bool, 1)
-	g.waiting[seq] = turn
-	g.admit()
-	g.mu.Unlock()
-	return <-turn
-}
-
-// leave marks a running task done and admits the next ones.
-func (g *gate) leave() {
-	g.mu.Lock()
-	g.running--
-	g.admit()
-	g.mu.Unlock()
-}
-
-// cancel drops task seq unless it started, and reports whether it had. The
-// host cancels a task at most once; a number the gate has passed counts as
-// started.
-func (g *gate) cancel(seq uint64) (started bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if seq < g.next {
-		return true
-	}
-	if _, ok := g.cancelled[seq]; ok {
-		return false // cancelled before
-	}
-	turn, arrived := g.waiting[seq]
-	if arrived {
-		delete(g.waiting, seq)
-		turn <- false
-	}
-	g.cancelled[seq] = arrived // its number is skipped; an unarrived task is told on arrival
-	g.admit()
-	return false
-}
-
-// admit admits the tasks whose turn it is while places are free, skipping
-// cancelled numbers. g.mu must be held: reports go out in number order.
-func (g *gate) admit() {
-	for {
-		if arrived, ok := g.cancelled[g.next]; ok {
-			if arrived {
-				delete(g.cancelled, g.next)
-			}
-			g.next++
-			continue
-		}
-		turn, ok := g.waiting[g.next]
-		if !ok || g.running >= g.limit {
-			return
-		}
-		delete(g.waiting, g.next)
-		g.report(g.next)
-		g.next++
-		g.running++
-		turn <- true
-	}
-}
-
-// report writes seq to the report stream. yamux's Stream.Write returns
-// once the frame is written to the socket, so the host reads the report
-// even if the process dies right after.
-func (g *gate) report(seq uint64) {
-	if g.reports == nil {
-		return
-	}
-	binary.LittleEndian.PutUint64(g.buf[:], seq)
-	if _, err := g.reports.Write(g.buf[:]); err != nil {
-		g.reports = nil // the host is gone; nobody reads reports any more
-	}
+	_ = out.send(frameResult, seq, f[:], payload, flushLater)
+	s.gate.leave()
+	out.flushBuffered()
 }
 
 // PipelineClient is the host side of a plugin's [Task] with pipelining:
 // an [RPCClient] that can also open a [Pipeline].
 type PipelineClient struct {
 	*RPCClient
-	broker *plugin.MuxBroker
 }
 
-// OpenPipeline asks the plugin for its report stream and dials it. An
-// error means the worker can't pipeline (a plugin built before it answers
-// that Plugin.Open does not exist): use Run.
+// OpenPipeline asks the plugin for a pipeline and connects to it. An error
+// means the worker can't pipeline (a plugin built before it answers that
+// Plugin.Open does not exist): use Run.
 func (c *PipelineClient) OpenPipeline() (*Pipeline, error) {
 	var reply OpenReply
-	if err := c.client.Call(rpcOpen, OpenArgs{}, &reply); err != nil {
+	if err := c.client.Call(rpcOpen, OpenArgs{Version: PipelineVersion}, &reply); err != nil {
 		return nil, fmt.Errorf("open a pipeline: %w", err)
 	}
-	if reply.Version < 1 {
-		return nil, fmt.Errorf("open a pipeline: the plugin speaks version %d", reply.Version)
+	if reply.Version != PipelineVersion || reply.Addr == "" {
+		return nil, fmt.Errorf("open a pipeline: the plugin speaks version %d, the host %d", reply.Version, PipelineVersion)
 	}
-	conn, err := c.broker.Dial(reply.Stream)
+	conn, err := net.DialTimeout("unix", reply.Addr, pipelineTokenTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("open a pipeline: dial its report stream: %w", err)
+		return nil, fmt.Errorf("open a pipeline: %w", err)
 	}
-	p := &Pipeline{client: c.client, progress: c.progress, ended: make(chan struct{})}
-	go p.readReports(conn)
+	if _, err := conn.Write(reply.Token); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("open a pipeline: %w", err)
+	}
+	p := &Pipeline{
+		conn:     conn,
+		out:      newFrameWriter(conn),
+		progress: c.progress,
+		calls:    make(map[uint64]*SeqCall),
+		cancels:  make(map[uint64]chan bool),
+		ended:    make(chan struct{}),
+	}
+	go p.read()
 	return p, nil
 }
 
 // Pipeline sends numbered tasks to one worker and knows which of them
 // started. It is safe for concurrent use.
 type Pipeline struct {
-	client   *rpc.Client
+	conn     net.Conn
+	out      *frameWriter
 	progress *progressHost // nil: no progress reports
+	seq      uint64        // the last number sent; guarded by out's lock, so numbers leave in order
 
-	mu  sync.Mutex // numbers are sent in order
-	seq uint64
+	mu      sync.Mutex
+	calls   map[uint64]*SeqCall  // sent, not answered
+	cancels map[uint64]chan bool // cancels sent, not answered
+	err     error                // why the connection ended; nil while it is up
 
 	started atomic.Uint64 // the highest number reported started
-	ended   chan struct{} // closed when the report stream ends (the worker is gone)
-}
-
-// readReports records start reports until the stream ends.
-func (p *Pipeline) readReports(r io.ReadCloser) {
-	defer close(p.ended)
-	defer r.Close()
-	var b [8]byte
-	for {
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return
-		}
-		p.started.Store(binary.LittleEndian.Uint64(b[:]))
-	}
+	ended   chan struct{} // closed when the connection has ended (the worker is gone)
 }
 
 // SeqCall is one numbered task in flight.
 type SeqCall struct {
 	// Seq is the task's number.
 	Seq uint64
-	// Done receives the call when its answer (or a transport error) came.
-	Done  <-chan *rpc.Call
-	Reply *SeqRunReply
+	// Done is closed when the answer came or the connection ended.
+	Done <-chan struct{}
+	// Reply is the answer, once Done is closed and Err is nil.
+	Reply SeqRunReply
+	// Err, once Done is closed, is the transport failure that lost the
+	// answer; it matches [ErrTransport].
+	Err error
 	// Release ends the task's progress reports; call it once the task is
 	// over.
 	Release func()
+
+	done chan struct{}
 }
 
 // Send sends one task with its number; the answer arrives on Done. timeout
@@ -358,39 +310,153 @@ type SeqCall struct {
 // numbered tasks the worker may run at once. Progress reports go to the
 // function in ctx, if any (see [WithProgressFunc]), until Release.
 func (p *Pipeline) Send(ctx context.Context, input []byte, timeout time.Duration, concurrency int) *SeqCall {
-	reply := new(SeqRunReply)
-	done := make(chan *rpc.Call, 1)
-	args := SeqRunArgs{Input: input, Timeout: timeout, Concurrency: concurrency}
-	var release func()
-	args.Progress, args.Call, release = p.progress.register(ctx)
-	p.mu.Lock()
+	c := &SeqCall{done: make(chan struct{})}
+	c.Done = c.done
+	var f [taskFields]byte
+	binary.LittleEndian.PutUint64(f[0:], uint64(timeout))
+	binary.LittleEndian.PutUint32(f[8:], uint32(concurrency))
+	var progress uint32
+	var call uint64
+	progress, call, c.Release = p.progress.register(ctx)
+	binary.LittleEndian.PutUint32(f[12:], progress)
+	binary.LittleEndian.PutUint64(f[16:], call)
+
+	p.out.lock()
 	p.seq++
-	args.Seq = p.seq
-	p.client.Go(rpcRunSeq, args, reply, done)
+	c.Seq = p.seq
+	p.mu.Lock()
+	err := p.err
+	if err == nil {
+		p.calls[c.Seq] = c
+	}
 	p.mu.Unlock()
-	return &SeqCall{Seq: args.Seq, Done: done, Reply: reply, Release: release}
+	if err != nil {
+		_ = p.out.unlock(flushAuto)
+		c.Err = err
+		close(c.done)
+		return c
+	}
+	p.out.put(frameTask, c.Seq, f[:], input)
+	if p.out.unlock(flushAuto) != nil {
+		_ = p.conn.Close() // the reader ends every call
+	}
+	return c
+}
+
+// read handles the worker's frames until the connection ends, then fails
+// whatever is still waiting for an answer.
+func (p *Pipeline) read() {
+	r := bufio.NewReaderSize(p.conn, 32<<10)
+	var err error
+	for err == nil {
+		var (
+			kind byte
+			seq  uint64
+			body []byte
+		)
+		if kind, seq, body, err = readFrame(r); err == nil {
+			err = p.handle(kind, seq, body)
+		}
+	}
+	_ = p.conn.Close()
+	p.mu.Lock()
+	p.err = fmt.Errorf("%w: the pipeline connection ended: %w", ErrTransport, err)
+	for seq, c := range p.calls {
+		delete(p.calls, seq)
+		c.Err = p.err
+		close(c.done)
+	}
+	for seq, ch := range p.cancels {
+		delete(p.cancels, seq)
+		close(ch)
+	}
+	p.mu.Unlock()
+	close(p.ended)
+}
+
+// handle takes one frame from the worker.
+func (p *Pipeline) handle(kind byte, seq uint64, body []byte) error {
+	switch kind {
+	case frameStarted:
+		p.started.Store(seq) // reports come in number order
+		return nil
+	case frameResult:
+		if len(body) < 10 {
+			return fmt.Errorf("%w: a result of %d bytes", errBadFrame, len(body))
+		}
+		p.mu.Lock()
+		c := p.calls[seq]
+		delete(p.calls, seq)
+		p.mu.Unlock()
+		if c == nil {
+			return fmt.Errorf("%w: an answer to task %d, which is not waiting", errBadFrame, seq)
+		}
+		c.Reply.Ran = time.Duration(binary.LittleEndian.Uint64(body[0:]))
+		switch payload := body[10:]; body[8] {
+		case resultOK:
+			c.Reply.Output = payload
+		case resultErr:
+			c.Reply.Err = &WireError{Kind: ErrorKind(body[9]), Message: string(payload)}
+		default:
+			c.Reply.Skipped = true
+		}
+		close(c.done)
+		return nil
+	case frameCancelled:
+		if len(body) < 1 {
+			return fmt.Errorf("%w: an empty cancel answer", errBadFrame)
+		}
+		p.mu.Lock()
+		ch := p.cancels[seq]
+		delete(p.cancels, seq)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- body[0] == 1
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: kind %q", errBadFrame, kind)
 }
 
 // Started reports whether task seq was reported started. After a crash it
 // is final once [Pipeline.Ended] is closed.
 func (p *Pipeline) Started(seq uint64) bool { return seq <= p.started.Load() }
 
-// Ended is closed once the report stream has ended: every report the
-// worker wrote has been read.
+// Ended is closed once the connection has ended: every report the worker
+// wrote has been read.
 func (p *Pipeline) Ended() <-chan struct{} { return p.ended }
+
+// Close closes the connection; tasks still waiting fail with
+// [ErrTransport].
+func (p *Pipeline) Close() error { return p.conn.Close() }
 
 // Cancel drops task seq at the worker unless it started, and reports
 // whether it had. It waits at most until ctx ends.
 func (p *Pipeline) Cancel(ctx context.Context, seq uint64) (started bool, err error) {
-	reply := new(CancelReply)
-	call := p.client.Go(rpcCancel, CancelArgs{Seq: seq}, reply, make(chan *rpc.Call, 1))
+	answer := make(chan bool, 1)
+	p.mu.Lock()
+	if err := p.err; err != nil {
+		p.mu.Unlock()
+		return false, fmt.Errorf("cancel task %d: %w", seq, err)
+	}
+	p.cancels[seq] = answer
+	p.mu.Unlock()
+	if p.out.send(frameCancel, seq, nil, nil, flushNow) != nil {
+		_ = p.conn.Close() // the reader closes answer
+	}
 	select {
-	case <-call.Done:
+	case started, ok := <-answer:
+		if !ok {
+			p.mu.Lock()
+			err := p.err
+			p.mu.Unlock()
+			return false, fmt.Errorf("cancel task %d: %w", seq, err)
+		}
+		return started, nil
 	case <-ctx.Done():
+		p.mu.Lock()
+		delete(p.cancels, seq)
+		p.mu.Unlock()
 		return false, fmt.Errorf("cancel task %d: %w", seq, context.Cause(ctx))
 	}
-	if call.Error != nil {
-		return false, fmt.Errorf("%w: cancel task %d: %w", ErrTransport, seq, call.Error)
-	}
-	return reply.Started, nil
 }

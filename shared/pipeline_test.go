@@ -1,7 +1,10 @@
 package shared
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/rpc"
 	"strconv"
 	"sync"
@@ -55,6 +58,10 @@ func openPipeline(t *testing.T, impl Task) *Pipeline {
 	require.True(t, ok, "dispensed %T", raw)
 	pl, err := pc.OpenPipeline()
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = pl.Close()
+		<-pl.Ended()
+	})
 	return pl
 }
 
@@ -62,9 +69,9 @@ func openPipeline(t *testing.T, impl Task) *Pipeline {
 func answer(t *testing.T, c *SeqCall) *SeqRunReply {
 	t.Helper()
 	select {
-	case call := <-c.Done:
-		require.NoError(t, call.Error)
-		return c.Reply
+	case <-c.Done:
+		require.NoError(t, c.Err)
+		return &c.Reply
 	case <-time.After(10 * time.Second):
 		t.Fatalf("task %d never answered", c.Seq)
 		return nil
@@ -136,7 +143,6 @@ func TestPipeline_cancelledWaitingTaskNeverRuns(t *testing.T) {
 
 func TestPipeline_cancelBeforeArrival(t *testing.T) {
 	g := newGate()
-	g.setReports(nil)
 	assert.False(t, g.cancel(1), "not started")
 	assert.False(t, g.enter(1, 1), "a task cancelled before it arrived is skipped")
 	assert.True(t, g.enter(2, 1), "the next one runs")
@@ -172,7 +178,6 @@ func TestPipeline_olderPluginKeepsRun(t *testing.T) {
 // and admits what follows.
 func TestGate_lateArrivalOfCancelledTaskKeepsItsSkip(t *testing.T) {
 	g := newGate()
-	g.setReports(nil)
 	require.True(t, g.enter(1, 1)) // runs
 	second := make(chan bool, 1)
 	go func() { second <- g.enter(2, 1) }() // waits behind 1
@@ -198,4 +203,70 @@ func TestGate_lateArrivalOfCancelledTaskKeepsItsSkip(t *testing.T) {
 	defer g.mu.Unlock()
 	assert.Empty(t, g.cancelled, "no skip markers are left behind")
 	assert.Empty(t, g.waiting)
+}
+
+// The pipeline socket serves only a connection that brings the token.
+func TestPipeline_socketWantsToken(t *testing.T) {
+	s := newPipelineServer(newRecorder(), nil)
+	var reply OpenReply
+	require.NoError(t, s.Open(OpenArgs{Version: PipelineVersion}, &reply))
+	require.Error(t, s.Open(OpenArgs{Version: PipelineVersion}, &OpenReply{}), "one pipeline per worker")
+
+	stranger, err := net.Dial("unix", reply.Addr)
+	require.NoError(t, err)
+	_, err = stranger.Write(make([]byte, pipelineTokenLen))
+	require.NoError(t, err)
+	_ = stranger.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = stranger.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "a wrong token is hung up on")
+	_ = stranger.Close()
+
+	conn, err := net.Dial("unix", reply.Addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write(reply.Token)
+	require.NoError(t, err)
+	out := newFrameWriter(conn)
+	require.NoError(t, out.send(frameTask, 1, make([]byte, taskFields), []byte("hello"), flushNow))
+	r := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	kind, seq, _, err := readFrame(r)
+	require.NoError(t, err)
+	assert.Equal(t, []any{frameStarted, uint64(1)}, []any{kind, seq}, "the start report comes first")
+	kind, seq, body, err := readFrame(r)
+	require.NoError(t, err)
+	assert.Equal(t, []any{frameResult, uint64(1), resultOK, "hello"}, []any{kind, seq, body[8], string(body[10:])})
+
+	_, err = net.Dial("unix", reply.Addr)
+	assert.Error(t, err, "the socket is gone once the host is connected")
+}
+
+// A connection that ends fails every task waiting for its answer with
+// ErrTransport, and later sends and cancels fail at once.
+func TestPipeline_connectionEndFailsWaitingTasks(t *testing.T) {
+	rec := newRecorder()
+	pl := openPipeline(t, rec)
+	first := pl.Send(context.Background(), []byte("block"), 0, 1)
+	<-rec.blocking
+	waiting := pl.Send(context.Background(), []byte("after"), 0, 1)
+	require.Eventually(t, func() bool { return pl.Started(first.Seq) }, 10*time.Second, time.Millisecond)
+
+	require.NoError(t, pl.Close())
+	for _, c := range []*SeqCall{first, waiting} {
+		select {
+		case <-c.Done:
+			require.ErrorIs(t, c.Err, ErrTransport)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("task %d never failed", c.Seq)
+		}
+	}
+	<-pl.Ended()
+	assert.True(t, pl.Started(first.Seq))
+	assert.False(t, pl.Started(waiting.Seq), "the waiting task never started")
+	late := pl.Send(context.Background(), []byte("late"), 0, 1)
+	<-late.Done
+	assert.ErrorIs(t, late.Err, ErrTransport)
+	_, err := pl.Cancel(context.Background(), waiting.Seq)
+	assert.ErrorIs(t, err, ErrTransport)
+	close(rec.release)
 }

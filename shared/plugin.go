@@ -24,5 +24,5 @@ func (p *TaskPlugin) Server(b *plugin.MuxBroker) (any, error) {
 // [*PipelineClient], whose Run works with every plugin and whose
 // OpenPipeline with those built since pipelining.
 func (p *TaskPlugin) Client(b *plugin.MuxBroker, c *rpc.Client) (any, error) {
-	return &PipelineClient{RPCClient: &RPCClient{client: c, progress: newProgressHost(b)}, broker: b}, nil
+	return &PipelineClient{RPCClient: &RPCClient{client: c, progress: newProgressHost(b)}}, nil
 }
