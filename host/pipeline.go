@@ -189,6 +189,9 @@ func lost(proc *process, pl *shared.Pipeline, seq uint64, transportErr error, do
 
 // isNotStarted reports whether err is a task's that never started.
 func isNotStarted(err error) bool {
+	if err == nil {
+		return false // the common case, without errors.As's allocation
+	}
 	var ns *notStarted
 	return errors.As(err, &ns)
 }
