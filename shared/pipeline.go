@@ -126,7 +126,7 @@ func (s *pipelineServer) Open(args OpenArgs, reply *OpenReply) error {
 // listenPipeline listens on a new unix socket in the directory go-plugin
 // put the plugin's own socket in (the host's private one).
 func listenPipeline() (*net.UnixListener, error) {
-	dir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR")
+	dir := os.Getenv(plugin.EnvUnixSocketDir)
 	if dir == "" {
 		dir = os.TempDir()
 	}

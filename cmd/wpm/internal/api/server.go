@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -395,24 +396,44 @@ func (s *Server) decode(c echo.Context, v any) error {
 			return badRequest(fmt.Sprintf("unknown field %q; this endpoint takes %s", clip(name), strings.Join(known, ", ")))
 		}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return badRequest(fmt.Sprintf("field %q must be %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+	// Each field from its own value: the body is not parsed twice.
+	rv := reflect.ValueOf(v).Elem()
+	for i, name := range known {
+		raw, ok := fields[name]
+		if !ok {
+			continue
 		}
-		return badRequest("the body is not a valid JSON object: " + err.Error())
+		target := rv.Field(i).Addr().Interface()
+		if r, ok := target.(*json.RawMessage); ok {
+			*r = raw
+			continue
+		}
+		if err := json.Unmarshal(raw, target); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				return badRequest(fmt.Sprintf("field %q must be %s, got %s", name, jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+			}
+			return badRequest("the body is not a valid JSON object: " + err.Error())
+		}
 	}
 	return nil
 }
 
+// fieldNames caches jsonFields by type.
+var fieldNames sync.Map // reflect.Type → []string
+
 // jsonFields lists the json names of a struct pointer's fields.
 func jsonFields(v any) []string {
 	t := reflect.TypeOf(v).Elem()
+	if names, ok := fieldNames.Load(t); ok {
+		return names.([]string)
+	}
 	names := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		names = append(names, name)
 	}
+	fieldNames.Store(t, names)
 	return names
 }
 
