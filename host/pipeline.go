@@ -173,11 +173,7 @@ func takeBack(pl *shared.Pipeline, seq uint64) bool {
 func lost(proc *process, pl *shared.Pipeline, seq uint64, transportErr error, doomed func()) error {
 	doomed()
 	cause, detail := proc.failure(transportErr)
-	t := time.NewTimer(reportsTimeout)
-	defer t.Stop()
-	select {
-	case <-pl.Ended():
-	case <-t.C:
+	if !closedWithin(pl.Ended(), reportsTimeout) {
 		proc.logger.Warn("a dead worker's start reports did not end; counting its task as started", "error", transportErr)
 		return &failure{cause: cause, detail: detail}
 	}

@@ -210,11 +210,7 @@ func (p *process) awaitReap() {
 	if p.runner == nil || p.runner.pid == 0 {
 		return
 	}
-	t := time.NewTimer(reapTimeout)
-	defer t.Stop()
-	select {
-	case <-p.exited():
-	case <-t.C:
+	if !closedWithin(p.exited(), reapTimeout) {
 		p.logger.Error("worker not reaped after SIGKILL", "after", reapTimeout)
 	}
 }
@@ -297,11 +293,7 @@ func (p *process) killReason() error {
 // the process died. It waits (bounded) for the exit and returns the cause
 // of death with the last stderr lines.
 func (p *process) failure(transportErr error) (cause error, detail string) {
-	t := time.NewTimer(2 * time.Second)
-	defer t.Stop()
-	select {
-	case <-p.exited():
-	case <-t.C:
+	if !closedWithin(p.exited(), 2*time.Second) {
 		// The connection broke but the process lives: it is of no use.
 		p.kill(fmt.Errorf("%w: connection lost (%w)", ErrWorkerCrashed, transportErr))
 		<-p.exited()

@@ -175,12 +175,7 @@ func (r *procRunner) HostToPlugin(n, a string) (string, string, error) { return 
 // waitStderr waits, briefly, for the rest of stderr after the process exits;
 // a child of the plugin may still hold the pipe.
 func (r *procRunner) waitStderr(d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.stderrDone:
-	case <-t.C:
-	}
+	closedWithin(r.stderrDone, d)
 }
 
 // tailText returns stderrText for the end of an error message, or "" when

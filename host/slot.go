@@ -276,6 +276,18 @@ func (s *slot) startDone() {
 	}
 }
 
+// closedWithin waits at most d for ch to close and reports whether it did.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // sleepCtx waits for d or until ctx ends, and reports whether d passed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
