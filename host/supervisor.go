@@ -15,11 +15,12 @@ type supervisor struct {
 
 	mu      sync.Mutex
 	stopped bool
-	actors  sync.WaitGroup
+	running int           // actors that have not returned
+	done    chan struct{} // closed once stopped with no actor running
 }
 
 func newSupervisor() *supervisor {
-	s := &supervisor{}
+	s := &supervisor{done: make(chan struct{})}
 	s.ctx, s.interrupt = context.WithCancelCause(context.Background())
 	return s
 }
@@ -32,31 +33,43 @@ func (s *supervisor) spawn(run func()) bool {
 	if s.stopped {
 		return false
 	}
-	s.actors.Add(1)
+	s.running++
 	go func() {
-		defer s.actors.Done()
+		defer s.exited()
 		run()
 	}()
 	return true
 }
 
+// exited counts an actor out.
+func (s *supervisor) exited() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running--
+	if s.stopped && s.running == 0 {
+		close(s.done)
+	}
+}
+
 // stop interrupts every actor with cause and lets no new one start.
 func (s *supervisor) stop(cause error) {
 	s.mu.Lock()
-	s.stopped = true
+	if !s.stopped {
+		s.stopped = true
+		if s.running == 0 {
+			close(s.done)
+		}
+	}
 	s.mu.Unlock()
 	s.interrupt(cause)
 }
 
-// wait blocks until every actor has returned, or ctx ends.
+// wait blocks until the supervisor has stopped and every actor has
+// returned, or ctx ends. It starts no goroutine, so a wait given up on
+// leaves nothing behind.
 func (s *supervisor) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		s.actors.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-s.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
