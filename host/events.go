@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"time"
+
+	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // EventType names what an [Event] reports. Its values are used as they are
@@ -19,14 +21,17 @@ const (
 	EventTaskProgress EventType = "task.progress"
 	// EventTaskFinished: the task answered; Code is "ok" or the error's code.
 	EventTaskFinished EventType = "task.finished"
-	// EventWorkerStarted: a pool's worker (Slot, PID) takes tasks now.
+	// EventWorkerStarted: a worker (Slot, PID) takes tasks now: a pool's,
+	// or with no Pool a one-shot's or a warm spare's process.
 	EventWorkerStarted EventType = "worker.started"
-	// EventWorkerExited: a pool's worker went, for Reason.
+	// EventWorkerExited: a worker went, for Reason (a one-shot's process
+	// after its task: "recycled").
 	EventWorkerExited EventType = "worker.exited"
 	// EventWorkerReplaced: a pool's slot starts another worker after one
 	// went for Reason.
 	EventWorkerReplaced EventType = "worker.replaced"
-	// EventPoolReloaded: a reload applied a new set of pools.
+	// EventPoolReloaded: a reload applied a new set of pools; Message
+	// counts them.
 	EventPoolReloaded EventType = "pool.reloaded"
 )
 
@@ -74,6 +79,25 @@ func WithTaskEvents(ctx context.Context, fn func(Event)) context.Context {
 
 type taskEventsKey struct{}
 
+// WithTaskID returns a context that makes [Manager.Submit],
+// [Manager.RunOnce] or [Reservation.Run] give the task id instead of a new
+// random one: in its [Result], its [*TaskError] and its events. A queue
+// consumer passes its own task's id, so that both name the task alike.
+// The manager does not check that ids are unique.
+func WithTaskID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, taskIDKey{}, id)
+}
+
+type taskIDKey struct{}
+
+// taskID is the id given with WithTaskID, or a new random one.
+func taskID(ctx context.Context) string {
+	if id, ok := ctx.Value(taskIDKey{}).(string); ok && id != "" {
+		return id
+	}
+	return randid.New()
+}
+
 // emit stamps e and hands it to the manager's sink, if any.
 func (m *Manager) emit(e Event) {
 	if m.events == nil {
@@ -101,6 +125,16 @@ func (m *Manager) withEventScope(ctx context.Context, pc PoolConfig) context.Con
 		return ctx
 	}
 	return context.WithValue(ctx, eventScopeKey{}, &eventScope{pool: pc.Name, plugin: pc.Plugin, emit: m.emit})
+}
+
+// withPlugin returns ctx with its event scope, if any, narrowed to plugin
+// (a one-shot's: its scope has no pool).
+func withPlugin(ctx context.Context, plugin string) context.Context {
+	sc, ok := ctx.Value(eventScopeKey{}).(*eventScope)
+	if !ok {
+		return ctx
+	}
+	return context.WithValue(ctx, eventScopeKey{}, &eventScope{pool: sc.pool, plugin: plugin, emit: sc.emit})
 }
 
 // workerEvent reports a worker event of the slot whose context is ctx, if

@@ -117,14 +117,69 @@ func TestManager_WithEvents_oneShot(t *testing.T) {
 	res, err := m.RunOnce(context.Background(), "memusage", []byte(`{"mb": 8, "duration": 250}`), host.RunOptions{})
 	require.NoError(t, err)
 	evs := l.waitFor(t, "task.finished", func(e host.Event) bool { return e.Type == host.EventTaskFinished })
-	progress := 0
+	evs = l.waitFor(t, "the one-shot's worker.exited", func(e host.Event) bool {
+		return e.Type == host.EventWorkerExited && e.PID == res.WorkerPID
+	})
+	progress, started := 0, false
 	for _, e := range evs {
-		assert.Equal(t, res.TaskID, e.TaskID)
 		assert.Empty(t, e.Pool)
 		assert.Equal(t, "memusage", e.Plugin)
+		switch e.Type {
+		case host.EventWorkerStarted:
+			started = started || e.PID == res.WorkerPID
+			assert.Empty(t, e.TaskID)
+		case host.EventWorkerExited:
+			assert.Empty(t, e.TaskID)
+			assert.NotEmpty(t, e.Reason)
+		case host.EventWorkerReplaced:
+			t.Errorf("a one-shot's process is not replaced: %v", e)
+		default:
+			assert.Equal(t, res.TaskID, e.TaskID)
+		}
 		if e.Type == host.EventTaskProgress {
 			progress++
 		}
 	}
 	assert.Positive(t, progress)
+	assert.True(t, started, "the one-shot's process reported its start")
+}
+
+// A caller's task id names the task in its result and its events.
+func TestManager_WithTaskID(t *testing.T) {
+	l := newEventLog()
+	m := newManagerEvents(t, l, host.PoolConfig{Name: "CPU", Plugin: "cpuload", Workers: 1})
+	res, err := m.Submit(host.WithTaskID(context.Background(), "my-task-1"), "CPU", []byte(`{"duration": 0}`))
+	require.NoError(t, err)
+	assert.Equal(t, "my-task-1", res.TaskID)
+	evs := l.waitFor(t, "task.finished", func(e host.Event) bool { return e.Type == host.EventTaskFinished })
+	for _, e := range evs {
+		if e.Type == host.EventTaskQueued || e.Type == host.EventTaskFinished {
+			assert.Equal(t, "my-task-1", e.TaskID)
+		}
+	}
+	_, err = m.Submit(host.WithTaskID(context.Background(), "my-task-2"), "nope", nil)
+	var te *host.TaskError
+	require.ErrorAs(t, err, &te)
+	assert.Equal(t, "my-task-2", te.TaskID)
+}
+
+// A reload reports itself, and a pool it adds reports its workers.
+func TestManager_WithEvents_reload(t *testing.T) {
+	l := newEventLog()
+	cfg := host.DefaultConfig()
+	cfg.Pools = []host.PoolConfig{{Name: "CPU", Plugin: "cpuload", Workers: 1}}
+	m := newManagerWith(t, cfg, testLogger(t), host.WithEvents(l.add))
+	cfg.Pools = append(cfg.Pools, host.PoolConfig{Name: "MEM", Plugin: "memusage", Workers: 1})
+	require.NoError(t, m.Reload(cfg))
+	evs := l.waitFor(t, "MEM's worker.started", func(e host.Event) bool {
+		return e.Type == host.EventWorkerStarted && e.Pool == "MEM"
+	})
+	var reloads []host.Event
+	for _, e := range evs {
+		if e.Type == host.EventPoolReloaded {
+			reloads = append(reloads, e)
+		}
+	}
+	require.Len(t, reloads, 1)
+	assert.Equal(t, "2 pools: 1 added, 0 removed, 1 kept", reloads[0].Message)
 }

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // Manager runs wpm's pools and one-shots. Create it with [New]; all its
@@ -104,7 +102,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err := m.openSocketDir(); err != nil {
 		return nil, err
 	}
-	m.oneShots = newOneShots(m.sup.ctx, cfg.OneShot.withDefaults(), m.socketDir, m.logger.Named("oneshot"), m.start, m.sup.spawn)
+	m.oneShots = newOneShots(m.withEventScope(m.sup.ctx, PoolConfig{}), cfg.OneShot.withDefaults(), m.socketDir, m.logger.Named("oneshot"), m.start, m.sup.spawn)
 	m.oneShots.verify = m.verifyPinned
 	for i, pc := range cfg.Pools {
 		m.pools[pc.Name] = m.newPool(pc.withDefaults(), paths[i], cfg.Checksums)
@@ -187,7 +185,7 @@ func (m *Manager) poolList() []*pool {
 // the package's sentinels or [Code].
 func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Result, error) {
 	start := time.Now()
-	id := randid.New()
+	id := taskID(ctx)
 	p, ok := m.pool(poolName)
 	if !ok {
 		return Result{}, &TaskError{TaskID: id, Pool: poolName, Err: m.unknownPool(poolName)}
@@ -269,7 +267,7 @@ type RunOptions struct {
 // bounded time for a free place, then fails with ErrQueueFull.
 func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts RunOptions) (Result, error) {
 	start := time.Now()
-	id := randid.New()
+	id := taskID(ctx)
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}

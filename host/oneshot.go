@@ -226,7 +226,7 @@ func (o *oneShots) startSlot(name, path string, memoryLimitMB int, ps *pluginSpa
 		}
 	}
 	o.nextID++
-	one.slot = newSlot(o.nextID, &o.mu, one, cfg, o.ctx)
+	one.slot = newSlot(o.nextID, &o.mu, one, cfg, withPlugin(o.ctx, name))
 	if !o.spawn(one.slot.run) {
 		// The supervisor stopped: no process is started.
 		one.slot.interrupt(nil)

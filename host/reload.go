@@ -48,7 +48,7 @@ func (m *Manager) Reload(cfg Config) error {
 			kept, keptCfg, keptLaunch = append(kept, p), append(keptCfg, pc), append(keptLaunch, l)
 			continue
 		}
-		p := newPool(m.sup.ctx, pc, l, m.observer, m.start, m.sup.spawn)
+		p := newPool(m.withEventScope(m.sup.ctx, pc), pc, l, m.observer, m.start, m.sup.spawn)
 		m.pools[pc.Name] = p
 		added = append(added, p)
 	}
@@ -74,6 +74,7 @@ func (m *Manager) Reload(cfg Config) error {
 		m.retire(p)
 	}
 	m.logger.Info("config reloaded", "pools", len(cfg.Pools), "added", len(added), "removed", len(removed), "kept", len(kept))
+	m.emit(Event{Type: EventPoolReloaded, Message: fmt.Sprintf("%d pools: %d added, %d removed, %d kept", len(cfg.Pools), len(added), len(removed), len(kept))})
 	return nil
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // Reservation is a place reserved for one task on a worker of a pool,
@@ -68,7 +66,7 @@ func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
 // run is Run's body, called once.
 func (r *Reservation) run(ctx context.Context, input []byte) (Result, error) {
 	start := time.Now()
-	id := randid.New()
+	id := taskID(ctx)
 	ctx, cancel, cfg := r.pool.taskContext(ctx)
 	defer cancel()
 	ctx, tr := r.m.track(ctx, id, r.pool.name, cfg.Plugin)

@@ -106,13 +106,7 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		stopAll()
 		return fmt.Errorf("metrics: %w", err)
 	}
-	reload := func() error {
-		err := reloadConfig(cfg, mgr, load, logger)
-		if err == nil {
-			bus.Publish(host.Event{Type: host.EventPoolReloaded, Time: time.Now()})
-		}
-		return err
-	}
+	reload := func() error { return reloadConfig(cfg, mgr, load, logger) }
 	srv := api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
 		Logger:         logger.Named("http"),

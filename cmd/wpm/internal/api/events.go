@@ -111,12 +111,22 @@ func (s *Server) streamTaskEvents(c echo.Context) error {
 	mine := func(r events.Record) bool { return r.TaskID == id }
 	sub := s.opts.Events.Subscribe(after, true, mine)
 	defer sub.Cancel()
-	if len(sub.Backlog) == 0 && after == 0 {
-		return &Error{Code: codeUnknownTask, Message: fmt.Sprintf("no task %q among the events wpm keeps; task ids come from answers and from GET /v1/events", clip(id))}
+	if len(sub.Backlog) == 0 && after == 0 && !s.asyncTaskPending(c, id) {
+		return &Error{Code: codeUnknownTask, Message: fmt.Sprintf("no task %q among the events wpm keeps; task ids come from answers and from GET /v1/events (an ended asynchronous task's record is at GET /v1/tasks/%s)", clip(id), clip(id))}
 	}
 	finished := func(r events.Record) bool { return r.Type == host.EventTaskFinished }
 	s.follow(c, startSSE(c), sub, finished)
 	return nil
+}
+
+// asyncTaskPending reports whether id is an asynchronous task that has not
+// ended: its events are still to come, even if none has yet.
+func (s *Server) asyncTaskPending(c echo.Context, id string) bool {
+	if s.opts.Tasks == nil {
+		return false
+	}
+	t, err := s.opts.Tasks.Get(c.Request().Context(), id)
+	return err == nil && !t.State.Ended()
 }
 
 // follow writes sub's backlog, then its new events, until the client

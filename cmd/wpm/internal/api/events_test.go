@@ -306,3 +306,27 @@ func TestEvents_keepAlive(t *testing.T) {
 		require.FailNow(t, "no keep-alive within 10 s")
 	}
 }
+
+// An asynchronous task's events carry its own id, so its stream can be
+// followed from the moment it is accepted: a pool task and a one-shot.
+func TestEvents_asyncTaskStreamsByItsID(t *testing.T) {
+	s := newServer(t)
+	for _, path := range []string{"/v1/pools/CPU/tasks?async=true", "/v1/plugins/cpuload/run?async=true"} {
+		id := s.submitAsync(t, path, `{"duration": 300}`)
+		one, a := s.openStream(t, "GET", "/v1/tasks/"+id+"/events", "", "", nil)
+		require.NotNil(t, one, "%s: status %d: %s", path, a.Status, a.Raw)
+		got := one.until(t, func(e sseEvent) bool { return e.Type == "task.finished" })
+		for _, e := range got {
+			assert.Equal(t, id, e.Data["task"], "%s: every event names the async id", path)
+		}
+		assert.Equal(t, "task.finished", got[len(got)-1].Type)
+		assert.Equal(t, "ok", got[len(got)-1].Data["code"])
+		_, more := one.next(t)
+		assert.False(t, more, "the stream ends after task.finished")
+		rec := s.do(t, "GET", "/v1/tasks/"+id, nil)
+		assert.Equal(t, id, rec.Body["id"])
+	}
+	// An id no task has is still a 404.
+	_, a := s.openStream(t, "GET", "/v1/tasks/0123456789abcdef/events", "", "", nil)
+	assert.Equal(t, http.StatusNotFound, a.Status)
+}

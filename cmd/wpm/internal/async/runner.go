@@ -101,7 +101,7 @@ func (r *runner) reserve(ctx context.Context) (place, error) {
 type poolPlace struct{ res *host.Reservation }
 
 func (p poolPlace) run(ctx context.Context, j job) (host.Result, error) {
-	return p.res.Run(ctx, j.Input)
+	return p.res.Run(host.WithTaskID(ctx, j.ID), j.Input)
 }
 
 func (p poolPlace) release() { p.res.Release() }
@@ -114,7 +114,7 @@ type oneShotPlace struct {
 
 func (p oneShotPlace) run(ctx context.Context, j job) (host.Result, error) {
 	defer p.release()
-	return p.e.mgr.RunOnce(ctx, j.Plugin, j.Input, host.RunOptions{MemoryLimitMB: j.MemoryLimitMB, Timeout: j.Timeout})
+	return p.e.mgr.RunOnce(host.WithTaskID(ctx, j.ID), j.Plugin, j.Input, host.RunOptions{MemoryLimitMB: j.MemoryLimitMB, Timeout: j.Timeout})
 }
 
 func (p oneShotPlace) release() { <-p.slots }

@@ -243,6 +243,7 @@ function workerTask(pool, pid, delta) {
 }
 
 function onWorker(type, e) {
+  if (!e.pool) return; // a one-shot's process: the page shows pools only
   const log = state.workerLog.get(e.pool) || [];
   const when = new Date(e.time).toLocaleTimeString();
   if (type === "worker.exited") {
