@@ -145,6 +145,38 @@ func TestBrowser_taskProgress(t *testing.T) {
 	screenshot(t, ctx, "ui-task-done")
 }
 
+// An async task from the form: queued, its progress followed through its
+// events by its own id, then its record shown.
+func TestBrowser_asyncTask(t *testing.T) {
+	srv := startServe(t)
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.url+"/ui"),
+		chromedp.WaitVisible(`[data-pool="CPU"] tr[data-pid]`),
+		chromedp.SetValue("#run-target", "pool:CPU"),
+		chromedp.SetValue("#run-input", `{"duration": 2500}`),
+		chromedp.Click("#run-async"),
+		chromedp.Click("#run-button"),
+	))
+	id := waitJS[string](t, ctx, "the async task's id", `document.querySelector('#run-result').dataset.task || ""`)
+	row := func(expr string) string {
+		return fmt.Sprintf(`(() => { const r = document.querySelector('#tasks tr[data-task=%q]'); return r ? (%s) : null })()`, id, expr)
+	}
+	first := waitJS[float64](t, ctx, "the async task's progress under its own id",
+		row(`r.dataset.state === 'running' && +r.dataset.fraction > 0 && +r.dataset.fraction < 0.9 ? +r.dataset.fraction : 0`))
+	waitJS[bool](t, ctx, "its progress in the form", `document.querySelector('#run-result').textContent.includes('%')`)
+	screenshot(t, ctx, "ui-async-running")
+	later := waitJS[float64](t, ctx, "the progress rising", row(fmt.Sprintf(`+r.dataset.fraction > %g ? +r.dataset.fraction : 0`, first)))
+	assert.Greater(t, later, first)
+	waitJS[bool](t, ctx, "the async task's record",
+		row(`r.dataset.state === 'succeeded' && document.querySelector('#run-result').dataset.ok === 'true'`))
+	shown := text(t, ctx, "#run-result")
+	assert.Contains(t, shown, `"state": "succeeded"`)
+	assert.Contains(t, shown, `"requestedMs": 2500`)
+	assert.Contains(t, shown, id)
+	screenshot(t, ctx, "ui-async-done")
+}
+
 func TestBrowser_workerKilled(t *testing.T) {
 	srv := startServe(t)
 	ctx := newBrowser(t)

@@ -368,19 +368,26 @@ function render() {
   renderCharts();
 }
 
-// run runs the form's task (sync). A pool task streams its progress.
+// run runs the form's task: sync (a pool task streams its progress) or
+// async (queued, then followed through its events to its record).
 async function run(ev) {
   ev.preventDefault();
   const [kind, name] = $("run-target").value.split(/:(.*)/s);
   const input = $("run-input").value;
   const out = $("run-result");
   out.className = "mono";
+  out.removeAttribute("data-ok");
   try { JSON.parse(input); } catch (e) { out.className = "mono error"; out.textContent = "the input is not JSON: " + e.message; return; }
   $("run-button").disabled = true;
   out.textContent = "running…";
+  const path = kind === "pool"
+    ? "/v1/pools/" + encodeURIComponent(name) + "/tasks"
+    : "/v1/plugins/" + encodeURIComponent(name) + "/run";
   try {
-    if (kind === "pool") {
-      const resp = await api("/v1/pools/" + encodeURIComponent(name) + "/tasks",
+    if ($("run-async").checked) {
+      await runAsync(path, input);
+    } else if (kind === "pool") {
+      const resp = await api(path,
         { method: "POST", body: input, headers: { "Content-Type": "application/json", Accept: "text/event-stream" } });
       if (!(resp.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
         showAnswer(await resp.json());
@@ -391,8 +398,7 @@ async function run(ev) {
         });
       }
     } else {
-      const resp = await api("/v1/plugins/" + encodeURIComponent(name) + "/run",
-        { method: "POST", body: input, headers: { "Content-Type": "application/json" } });
+      const resp = await api(path, { method: "POST", body: input, headers: { "Content-Type": "application/json" } });
       showAnswer(await resp.json());
     }
   } catch (e) {
@@ -400,6 +406,28 @@ async function run(ev) {
   } finally {
     $("run-button").disabled = false;
   }
+}
+
+// runAsync submits the task with ?async=true, follows its events while it
+// runs and shows its record once it ended.
+async function runAsync(path, input) {
+  const out = $("run-result");
+  const resp = await api(path + "?async=true", { method: "POST", body: input, headers: { "Content-Type": "application/json" } });
+  const a = await resp.json();
+  if (!a.ok) { showAnswer(a); return; }
+  out.setAttribute("data-task", a.id);
+  out.textContent = "queued as " + a.id + "…";
+  const events = await api("/v1/tasks/" + encodeURIComponent(a.id) + "/events", { headers: { Accept: "text/event-stream" } });
+  if ((events.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
+    await readSSE(events, (type, _id, e) => {
+      if (type === "task.started") out.textContent = a.id + " running…";
+      if (type === "task.progress") out.textContent = a.id + " running… " + Math.round(e.fraction * 100) + "% " + (e.message || "");
+    });
+  }
+  // The record is written just after the task's last event; wait for it.
+  const rec = await (await api("/v1/tasks/" + encodeURIComponent(a.id) + "?wait=30s")).json();
+  if (rec.error && !rec.state) { showAnswer(rec); return; }
+  showAnswer({ ok: rec.state === "succeeded", id: rec.id, state: rec.state, attempts: rec.attempts, result: rec.result, error: rec.error });
 }
 
 function showAnswer(a) {
