@@ -123,16 +123,27 @@ func onTaskRow(expr string) string {
 	return `(() => { const r = document.querySelector('#tasks tr[data-task]'); return r ? (` + expr + `) : null })()`
 }
 
-func TestBrowser_taskProgress(t *testing.T) {
+// runFromForm serves the shipped config, opens the page and runs input on
+// pool CPU from the form, async or not.
+func runFromForm(t *testing.T, input string, async bool) context.Context {
+	t.Helper()
 	srv := startServe(t)
 	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.url+"/ui"),
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(srv.url + "/ui"),
 		chromedp.WaitVisible(`[data-pool="CPU"] tr[data-pid]`),
 		chromedp.SetValue("#run-target", "pool:CPU"),
-		chromedp.SetValue("#run-input", `{"duration": 3000}`),
-		chromedp.Click("#run-button"),
-	))
+		chromedp.SetValue("#run-input", input),
+	}
+	if async {
+		steps = append(steps, chromedp.Click("#run-async"))
+	}
+	require.NoError(t, chromedp.Do(ctx, append(steps, chromedp.Click("#run-button"))...))
+	return ctx
+}
+
+func TestBrowser_taskProgress(t *testing.T) {
+	ctx := runFromForm(t, `{"duration": 3000}`, false)
 	first := waitJS[float64](t, ctx, "the task's first progress",
 		onTaskRow(`r.dataset.state === 'running' && +r.dataset.fraction > 0 && +r.dataset.fraction < 0.9 ? +r.dataset.fraction : 0`))
 	screenshot(t, ctx, "ui-task-running")
@@ -148,16 +159,7 @@ func TestBrowser_taskProgress(t *testing.T) {
 // An async task from the form: queued, its progress followed through its
 // events by its own id, then its record shown.
 func TestBrowser_asyncTask(t *testing.T) {
-	srv := startServe(t)
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.url+"/ui"),
-		chromedp.WaitVisible(`[data-pool="CPU"] tr[data-pid]`),
-		chromedp.SetValue("#run-target", "pool:CPU"),
-		chromedp.SetValue("#run-input", `{"duration": 2500}`),
-		chromedp.Click("#run-async"),
-		chromedp.Click("#run-button"),
-	))
+	ctx := runFromForm(t, `{"duration": 2500}`, true)
 	id := waitJS[string](t, ctx, "the async task's id", `document.querySelector('#run-result').dataset.task || ""`)
 	row := func(expr string) string {
 		return fmt.Sprintf(`(() => { const r = document.querySelector('#tasks tr[data-task=%q]'); return r ? (%s) : null })()`, id, expr)
