@@ -22,6 +22,9 @@ const EnvPrefix = "WPM_"
 
 // Config is wpm's loaded and checked configuration.
 type Config struct {
+	// Role is what this host does in a cluster (key role): RoleAll,
+	// RoleAPI or RoleWorker.
+	Role string
 	// HTTP configures the HTTP API (section http).
 	HTTP HTTP
 	// Log configures the host's log (section log).
@@ -39,6 +42,18 @@ type Config struct {
 	// oneShot and pools.
 	Host host.Config
 }
+
+// The roles of a host (key role, docs/SCALING.md).
+const (
+	// RoleAll serves the API and runs workers.
+	RoleAll = "all"
+	// RoleAPI serves the API and runs no worker: every task goes through
+	// NATS to a host that runs its pool.
+	RoleAPI = "api"
+	// RoleWorker runs workers and takes tasks from NATS; its HTTP serves
+	// only /healthz, /readyz and /metrics.
+	RoleWorker = "worker"
+)
 
 // HTTP is the http section; the koanf tags are its keys.
 type HTTP struct {
@@ -76,10 +91,28 @@ type NATS struct {
 	// NATS clients; empty means no port at all.
 	Listen string `koanf:"listen"`
 	// URL, when not empty, is an external NATS server or cluster to use
-	// instead of an embedded one.
+	// instead of an embedded one: one URL or several, comma-separated.
 	URL string `koanf:"url"`
+	// Name names this host to NATS and in the cluster; empty means the
+	// machine's host name and the HTTP port.
+	Name string `koanf:"name"`
+	// Credentials is a NATS credentials file (JWT and NKey seed) for an
+	// external server.
+	Credentials string `koanf:"credentials"`
+	// TLS configures TLS to an external server.
+	TLS NATSTLS `koanf:"tls"`
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool `koanf:"syncAlways"`
+}
+
+// NATSTLS is the nats.tls section: files in PEM.
+type NATSTLS struct {
+	// CA verifies the server's certificate instead of the system's roots.
+	CA string `koanf:"ca"`
+	// Cert and Key are this client's certificate and key, when the server
+	// asks for one.
+	Cert string `koanf:"cert"`
+	Key  string `koanf:"key"`
 }
 
 // Async is the async section; the koanf tags are its keys.
@@ -128,6 +161,7 @@ func Default() Config {
 	h := host.DefaultConfig()
 	h.OneShot.Spares = DefaultSpares
 	return Config{
+		Role: RoleAll,
 		HTTP: HTTP{
 			Addr:                   "127.0.0.1:3000",
 			BodyLimitBytes:         10_000_000,
@@ -149,6 +183,7 @@ func Default() Config {
 // top-level key and points at the part of the Config it sets. Its types,
 // read by reflection, are the only list of keys.
 type shape struct {
+	Role     *string             `koanf:"role"`
 	HTTP     *HTTP               `koanf:"http"`
 	Log      *Log                `koanf:"log"`
 	Plugins  plugins             `koanf:"plugins"`
@@ -169,6 +204,7 @@ type plugins struct {
 // shapeOf returns the shape over c.
 func shapeOf(c *Config) *shape {
 	return &shape{
+		Role:     &c.Role,
 		HTTP:     &c.HTTP,
 		Log:      &c.Log,
 		Plugins:  plugins{Dir: &c.Host.PluginDir, Checksums: &c.Host.Checksums},
@@ -198,6 +234,7 @@ type Options struct {
 // flagKeys maps each flag RegisterFlags adds, except --config, to its key.
 var flagKeys = []struct{ flag, key, usage string }{
 	{"addr", "http.addr", "address to listen on, host:port"},
+	{"role", "role", "what this host does: all, api (HTTP only) or worker (workers only)"},
 	{"plugins-dir", "plugins.dir", "directory the plugin binaries are in"},
 	{"log-level", "log.level", "log level: trace, debug, info, warn or error"},
 	{"log-format", "log.format", "log format: text or json"},

@@ -205,7 +205,7 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"unknown section key", "http: { adr: x }",
 			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: http, log, plugins, shutdown, oneShot, runtime, nats, async, pools)`},
+			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
 			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
@@ -348,6 +348,7 @@ pools:
              "retries": {"max": 2, "backoff": "10ms", "maxBackoff": "1s"}}]
 }`)
 	want := Config{
+		Role: RoleAll,
 		HTTP: HTTP{Addr: "0.0.0.0:8080", BodyLimitBytes: 512_000, AuthToken: "tok", MetricsAuth: true,
 			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
@@ -668,4 +669,24 @@ func TestLoad_callbackAllow(t *testing.T) {
 	_, err = Load(Options{File: mustWriteFile(t, "wpm.yaml", "async: {callbackAllow: [\"ftp://x/\"]}\n")})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "async.callbackAllow[0]")
+}
+
+func TestLoad_roleAndNATSConnection(t *testing.T) {
+	c, err := Load(Options{Environ: []string{"WPM_ROLE=API", "WPM_NATS_URL=nats://a:4222,nats://b:4222", "WPM_NATS_NAME=h1"}})
+	require.NoError(t, err)
+	assert.Equal(t, RoleAPI, c.Role)
+	assert.Equal(t, "nats://a:4222,nats://b:4222", c.NATS.URL)
+	assert.Equal(t, "h1", c.NATS.Name)
+
+	_, err = Load(Options{Environ: []string{"WPM_ROLE=boss"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "WPM_ROLE")
+	assert.Contains(t, err.Error(), "all, api, worker")
+
+	_, err = Load(Options{Environ: []string{"WPM_NATS_TLS_CERT=/c.pem", "WPM_NATS_URL=nats://a:4222"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cert and key go together")
+	_, err = Load(Options{Environ: []string{"WPM_NATS_CREDENTIALS=/x.creds"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nats.url")
 }

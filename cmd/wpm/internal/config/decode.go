@@ -22,6 +22,7 @@ import (
 var (
 	logLevels  = []string{"trace", "debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
+	roles      = []string{RoleAll, RoleAPI, RoleWorker}
 )
 
 // decode unmarshals the merged layers over Default, reporting each value
@@ -131,6 +132,7 @@ func convert(from, to reflect.Value) (any, error) {
 // a *host.ConfigError, and puts log.level and log.format in lower case.
 func (c *Config) check() error {
 	var p checks
+	p.oneOf("role", roles, &c.Role)
 	c.HTTP.check(&p)
 	p.oneOf("log.level", logLevels, &c.Log.Level)
 	p.oneOf("log.format", logFormats, &c.Log.Format)
@@ -163,6 +165,12 @@ func (h HTTP) check(p *checks) {
 func (n NATS) check(p *checks) {
 	if n.StoreDir == "" && n.URL == "" {
 		p.add("nats.storeDir", "must name a directory for the embedded server's files, like data/nats")
+	}
+	if (n.Credentials != "" || n.TLS != NATSTLS{}) && n.URL == "" {
+		p.add("nats.url", "is needed with nats.credentials or nats.tls: they apply to an external server")
+	}
+	if (n.TLS.Cert == "") != (n.TLS.Key == "") {
+		p.add("nats.tls", "cert and key go together; set both or neither")
 	}
 	if n.Listen != "" {
 		if _, port, err := net.SplitHostPort(n.Listen); err != nil || port == "" {

@@ -199,6 +199,8 @@ func envKey(rest string) (string, error) {
 	var sections []string
 	for _, sec := range fieldsOf(shapeType) {
 		switch {
+		case deref(sec.typ).Kind() == reflect.String && strings.EqualFold(sec.key, levels[0]) && len(levels) == 1:
+			return sec.key, nil // a top-level setting, like role
 		case !isSettings(sec.typ) && strings.EqualFold(sec.key, levels[0]):
 			return "", fmt.Errorf("%s can not be set from the environment; put them in the config file", sec.key)
 		case !isSettings(sec.typ):
@@ -214,6 +216,17 @@ func envKey(rest string) (string, error) {
 // sectionKey returns the key under sec named by levels[1:].
 func sectionKey(sec field, levels []string) (string, error) {
 	keys := keysOf(sec.typ)
+	if len(levels) >= 3 { // a section inside the section, like nats.tls
+		for _, f := range fieldsOf(sec.typ) {
+			if isSettings(f.typ) && strings.EqualFold(f.key, levels[1]) {
+				key, err := sectionKey(f, levels[1:])
+				if err != nil {
+					return "", err
+				}
+				return sec.key + "." + key, nil
+			}
+		}
+	}
 	if len(levels) != 2 {
 		return "", fmt.Errorf("unknown variable: expected %s%s_<KEY> with KEY one of %s", EnvPrefix, strings.ToUpper(sec.key), strings.ToUpper(strings.Join(keys, ", ")))
 	}
