@@ -56,6 +56,15 @@ func (m *Manager) PoolNames() []string {
 	return append([]string(nil), m.poolNames...)
 }
 
+// HasPool reports whether the manager runs the named pool; it is cheaper
+// than Pool.
+func (m *Manager) HasPool(name string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.pools[name]
+	return ok
+}
+
 // Pools returns a snapshot of every pool, sorted by name.
 func (m *Manager) Pools() []PoolStats {
 	pools := m.poolList()

@@ -83,6 +83,7 @@ func runServe(args []string, e env) int {
 // applies it.
 func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Signal, load func() (config.Config, error)) error {
 	setMemoryLimit(cfg.Runtime, logger)
+	cfg = forRole(cfg)
 	mx := metrics.New()
 	bus := events.New(0, 0)
 	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx), host.WithEvents(bus.Publish))
@@ -121,6 +122,8 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		InflightBodyLimitBytes: cfg.HTTP.InflightBodyLimitBytes,
 		OneShotMemoryLimitMB:   cfg.Host.OneShot.MemoryLimitMB,
 		Tasks:                  tasks,
+		NoWorkers:              cfg.Role == config.RoleAPI,
+		HealthOnly:             cfg.Role == config.RoleWorker,
 		Events:                 bus,
 		UI:                     ui.Handler(),
 	})
@@ -146,7 +149,8 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 	httpSrv := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(srv.LimitListener(ln)) }()
-	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
+	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "role", cfg.Role, "host", tasks.Self(),
+		"pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
 
 wait:
 	for {
@@ -191,6 +195,32 @@ wait:
 	return nil
 }
 
+// forRole drops the pools and warm spares of a host of role api, which runs
+// no worker.
+func forRole(cfg config.Config) config.Config {
+	if cfg.Role == config.RoleAPI {
+		cfg.Host.Pools = nil
+		cfg.Host.OneShot.Spares = 0
+	}
+	return cfg
+}
+
+// hostName is this host's name in the cluster: nats.name, or the
+// machine's host name and the HTTP port.
+func hostName(cfg config.Config) string {
+	if cfg.NATS.Name != "" {
+		return cfg.NATS.Name
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "wpm"
+	}
+	if _, port, err := net.SplitHostPort(cfg.HTTP.Addr); err == nil {
+		name += "-" + port
+	}
+	return name
+}
+
 // tasksStartBound bounds connecting to NATS and making the stream, bucket
 // and consumers at start.
 const tasksStartBound = 30 * time.Second
@@ -213,6 +243,15 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 		CallbackAllow:      cfg.Async.CallbackAllow,
 		CallbackSecret:     cfg.Async.CallbackSecret,
 		OneShotConcurrency: max(1, cfg.Host.OneShot.MaxConcurrent/2),
+		Credentials:        cfg.NATS.Credentials,
+		TLSCA:              cfg.NATS.TLS.CA,
+		TLSCert:            cfg.NATS.TLS.Cert,
+		TLSKey:             cfg.NATS.TLS.Key,
+		Name:               hostName(cfg),
+		Address:            cfg.HTTP.Addr,
+		Role:               cfg.Role,
+		Version:            version,
+		APIOnly:            cfg.Role == config.RoleAPI,
 		Logger:             logger.Named("async"),
 	})
 	if err != nil {
@@ -247,6 +286,7 @@ func setMemoryLimit(rt config.Runtime, logger hclog.Logger) {
 func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.Config, error), logger hclog.Logger) error {
 	next, err := load()
 	if err == nil {
+		next = forRole(next)
 		err = mgr.Reload(next.Host)
 	}
 	if err != nil {
@@ -254,8 +294,8 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		return err
 	}
 	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
-		next.NATS != running.NATS || !reflect.DeepEqual(next.Async, running.Async) {
-		logger.Warn("http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
+		next.NATS != running.NATS || next.Role != running.Role || !reflect.DeepEqual(next.Async, running.Async) {
+		logger.Warn("role, http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
 	}
 	return nil
 }

@@ -442,7 +442,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("POST", "/example/oneShot", `{"workerScript": "cpuload", "workerTask": {"duration": 1}}`)
 	req("POST", "/v1/pools/CPU/tasks", `{"duration": 1}`)
 	req("POST", "/v1/plugins/cpuload/run?timeout=5s&memoryLimitMB=64", `{"duration": 1}`)
-	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml", "/ui", "/ui/app.js"} {
+	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/v1/cluster", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml", "/ui", "/ui/app.js"} {
 		req("GET", p, "")
 	}
 	// Asynchronous: 202 from every submit, then the task routes.

@@ -72,8 +72,15 @@ type Options struct {
 	// more than 0, the most memory a caller may ask a one-shot for.
 	OneShotMemoryLimitMB int
 	// Tasks runs asynchronous tasks (?async=true, /v1/tasks); nil answers
-	// those with 503 async_unavailable.
+	// those with 503 async_unavailable. It also forwards synchronous tasks
+	// of pools other hosts run (docs/SCALING.md) and serves /v1/cluster.
 	Tasks *async.Engine
+	// NoWorkers is set on a host of role api: every task goes through
+	// Tasks to a host that runs it.
+	NoWorkers bool
+	// HealthOnly is set on a host of role worker: it serves /healthz,
+	// /readyz and /metrics only.
+	HealthOnly bool
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -130,6 +137,10 @@ func New(mgr *host.Manager, opts Options) *Server {
 	// API routes decode their path parameters and refuse unknown query
 	// parameters; those that take a task also reserve its body. The
 	// probes and /metrics take what monitoring systems send.
+	if opts.HealthOnly {
+		s.probeRoutes()
+		return s
+	}
 	apiRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery}
 	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.reserveBody}
 	e.POST("/example/pool", s.examplePool, taskRoute...)
@@ -142,18 +153,24 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.GET(routeTasks, s.listTasks, apiRoute...)
 	e.GET(routeTask, s.getTask, apiRoute...)
 	e.DELETE(routeTask, s.cancelTask, apiRoute...)
-	e.GET(routeHealthz, s.healthz)
-	e.GET(routeReadyz, s.readyz)
+	s.probeRoutes()
+	e.GET(routeCluster, s.cluster, apiRoute...)
 	if opts.Reload != nil {
 		e.POST("/v1/admin/reload", s.reload, apiRoute...)
 	}
 	e.GET("/v1/openapi.json", s.openAPIJSON, apiRoute...)
 	e.GET("/v1/openapi.yaml", s.openAPIYAML, apiRoute...)
 	s.eventRoutes(apiRoute)
-	if opts.Metrics != nil {
-		e.GET(routeMetrics, echo.WrapHandler(opts.Metrics))
-	}
 	return s
+}
+
+// probeRoutes serves the probes and /metrics, which every role serves.
+func (s *Server) probeRoutes() {
+	s.echo.GET(routeHealthz, s.healthz)
+	s.echo.GET(routeReadyz, s.readyz)
+	if s.opts.Metrics != nil {
+		s.echo.GET(routeMetrics, echo.WrapHandler(s.opts.Metrics))
+	}
 }
 
 // Handler returns the API as an http.Handler.
@@ -194,6 +211,9 @@ func (s *Server) examplePool(c echo.Context) error {
 	if later, err := asyncWanted(c); err != nil || later {
 		return s.orAsync(c, err, poolRequest(*req.PoolName, req.WorkerTask))
 	}
+	if s.forwardsPool(*req.PoolName) {
+		return s.forward(c, poolRequest(*req.PoolName, req.WorkerTask), true)
+	}
 	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -225,6 +245,9 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	if later, err := asyncWanted(c); err != nil || later {
 		return s.orAsync(c, err, oneShotRequest(*req.WorkerScript, req.WorkerTask, opts))
 	}
+	if s.opts.NoWorkers {
+		return s.forward(c, oneShotRequest(*req.WorkerScript, req.WorkerTask, opts), true)
+	}
 	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
 	s.logTask(c, res, err)
 	if err != nil {
@@ -240,6 +263,9 @@ func (s *Server) submit(c echo.Context) error {
 	}
 	if later, err := asyncWanted(c); err != nil || later {
 		return s.orAsync(c, err, poolRequest(c.Param("pool"), input))
+	}
+	if s.forwardsPool(c.Param("pool")) {
+		return s.forward(c, poolRequest(c.Param("pool"), input), false)
 	}
 	if s.opts.Events != nil && wantsEventStream(c) {
 		return s.submitStreaming(c, c.Param("pool"), input)
@@ -276,6 +302,9 @@ func (s *Server) runOnce(c echo.Context) error {
 	}
 	if later, err := asyncWanted(c); err != nil || later {
 		return s.orAsync(c, err, oneShotRequest(c.Param("plugin"), input, opts))
+	}
+	if s.opts.NoWorkers {
+		return s.forward(c, oneShotRequest(c.Param("plugin"), input, opts), false)
 	}
 	res, err := s.mgr.RunOnce(c.Request().Context(), c.Param("plugin"), input, opts)
 	s.logTask(c, res, err)

@@ -111,6 +111,8 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 	switch {
 	case errors.Is(err, async.ErrTooLarge):
 		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
+	case errors.Is(err, async.ErrUnavailable):
+		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
 	case errors.Is(err, async.ErrCallbackRefused):
 		return badRequest(err.Error())
 	}

@@ -142,3 +142,20 @@ func TestAPI_async_callbackRefused(t *testing.T) {
 	requireError(t, a, http.StatusBadRequest, "bad_request")
 	assert.Contains(t, a.Raw, "needs async=true")
 }
+
+// With the embedded NATS server the cluster is this host alone.
+func TestAPI_clusterIsThisHost(t *testing.T) {
+	s := newServer(t)
+	a := s.do(t, "GET", "/v1/cluster", nil)
+	require.Equal(t, http.StatusOK, a.Status, a.Raw)
+	hosts, _ := a.Body["hosts"].([]any)
+	require.Len(t, hosts, 1, a.Raw)
+	h, _ := hosts[0].(map[string]any)
+	assert.Equal(t, true, h["self"])
+	var pools []string
+	for _, p := range h["pools"].([]any) {
+		pools = append(pools, p.(map[string]any)["name"].(string))
+	}
+	assert.Equal(t, []string{"CPU", "M", "MEM"}, pools)
+	requireError(t, s.do(t, "GET", "/v1/cluster?x=1", nil), http.StatusBadRequest, "bad_request")
+}

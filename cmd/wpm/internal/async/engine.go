@@ -33,8 +33,23 @@ type Options struct {
 	// Listen is the embedded server's host:port for other clients; empty
 	// opens no port (nats.listen).
 	Listen string
-	// URL is an external NATS server; then nothing is embedded (nats.url).
+	// URL is an external NATS server, or several comma-separated; then
+	// nothing is embedded (nats.url).
 	URL string
+	// Credentials is a NATS credentials file (nats.credentials).
+	Credentials string
+	// TLSCA, TLSCert and TLSKey are PEM files for TLS to an external
+	// server (nats.tls).
+	TLSCA, TLSCert, TLSKey string
+	// Name names this host in the cluster and to NATS (nats.name); empty
+	// means "wpm".
+	Name string
+	// Address, Role and Version are what this host announces besides its
+	// pools: its HTTP address, role and wpm's version.
+	Address, Role, Version string
+	// APIOnly is set on a host of role api: it takes no task off the
+	// queue (it runs no pool and no one-shot), it only submits them.
+	APIOnly bool
 	// SyncAlways fsyncs every write of the embedded server (nats.syncAlways).
 	SyncAlways bool
 	// Retention is how long task records are kept (async.retention).
@@ -100,6 +115,15 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
+	if o.Name == "" {
+		o.Name = "wpm"
+	}
+	if o.Role == "" {
+		o.Role = "all"
+		if o.APIOnly {
+			o.Role = "api"
+		}
+	}
 	return o
 }
 
@@ -137,6 +161,8 @@ type Engine struct {
 	counters counters                           // by subject: a runner's signal
 	running  map[string]context.CancelCauseFunc // by task id
 	stopped  bool
+
+	members *members // the cluster's hosts (cluster.go)
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -158,10 +184,16 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		e.abort()
 		return nil, err
 	}
-	for _, pool := range append(mgr.PoolNames(), "") {
-		if err := e.ensureRunner(ctx, pool); err != nil {
-			e.abort()
-			return nil, err
+	if err := e.startCluster(ctx); err != nil {
+		e.abort()
+		return nil, err
+	}
+	if !opts.APIOnly {
+		for _, pool := range append(mgr.PoolNames(), "") {
+			if err := e.ensureRunner(ctx, pool); err != nil {
+				e.abort()
+				return nil, err
+			}
 		}
 	}
 	return e, nil

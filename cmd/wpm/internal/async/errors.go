@@ -20,6 +20,8 @@ var (
 	ErrTaskEnded = errors.New("task ended")
 	// ErrTooLarge means a task's input is larger than the queue takes.
 	ErrTooLarge = errors.New("task too large")
+	// ErrUnavailable means NATS can not be reached now.
+	ErrUnavailable = errors.New("task queue unavailable")
 )
 
 // retryable lists the codes after which a pool's retries apply.

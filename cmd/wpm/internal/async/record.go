@@ -43,6 +43,8 @@ type Task struct {
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	// FinishedAt is when it ended.
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Host is the host that ran its last attempt (nats.name).
+	Host string `json:"host,omitempty"`
 	// WorkerPID is the worker process that ran its last attempt.
 	WorkerPID int `json:"workerPid,omitempty"`
 	// Progress is the plugin's latest progress report, if it made any.

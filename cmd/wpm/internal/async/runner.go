@@ -180,7 +180,7 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool) {
 		if t.State == StateRunning {
 			e.counters.redeliveries.WithLabelValues(j.Pool).Inc()
 		}
-		t.State, t.StartedAt, t.Error = StateRunning, now(), nil
+		t.State, t.StartedAt, t.Error, t.Host = StateRunning, now(), nil, e.opts.Name
 		t.Attempts++
 		b, _ := json.Marshal(t)
 		next, err := e.kv.Update(ctx, t.ID, b, rev)

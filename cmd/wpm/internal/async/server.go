@@ -29,7 +29,7 @@ const readyBound = 10 * time.Second
 // external server.
 func connect(o Options) (srv *server.Server, nc *nats.Conn, err error) {
 	if o.URL != "" {
-		nc, err = nats.Connect(o.URL, nats.Name("wpm"), nats.MaxReconnects(-1))
+		nc, err = nats.Connect(o.URL, externalOptions(o)...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("connect to NATS at %s (nats.url): %w", o.URL, err)
 		}
@@ -39,12 +39,41 @@ func connect(o Options) (srv *server.Server, nc *nats.Conn, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("wpm"))
+	nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name(o.Name))
 	if err != nil {
 		stopServer(srv)
 		return nil, nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
 	}
 	return srv, nc, nil
+}
+
+// externalOptions are the options of a connection to an external server:
+// it reconnects for ever, and buffers nothing while disconnected, so that
+// a submit during an outage fails at once instead of waiting.
+func externalOptions(o Options) []nats.Option {
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			o.Logger.Warn("NATS connection lost; reconnecting", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			o.Logger.Info("NATS connection back", "server", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if o.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(o.Credentials))
+	}
+	if o.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	}
+	return opts
 }
 
 // startServer starts the embedded NATS server with JetStream on a file

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wpmdev/wpm/host"
@@ -52,8 +53,13 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 			return first, err
 		}
 	}
-	if err := e.ensureRunner(ctx, j.Pool); err != nil {
-		return Task{}, err
+	if e.runsHere(j.Pool) {
+		if err := e.ensureRunner(ctx, j.Pool); err != nil {
+			return Task{}, err
+		}
+	}
+	if e.nc.Status() != nats.CONNECTED {
+		return Task{}, fmt.Errorf("%w: NATS is not reachable (%s); retry later", ErrUnavailable, e.nc.Status())
 	}
 	data, err := json.Marshal(j)
 	if err != nil {
@@ -71,6 +77,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 		return Task{}, err // the runner makes the record from the message
 	}
 	e.signal(subj)
+	e.wakeAll(subj)
 	e.counters.submitted.WithLabelValues(j.Pool).Inc()
 	return rec, nil
 }
@@ -85,11 +92,11 @@ func (e *Engine) newJob(req Request) (job, error) {
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
 		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL}
 	if req.Pool != "" {
-		p, err := e.mgr.Pool(req.Pool)
+		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
 			return job{}, err
 		}
-		j.Plugin = p.Config.Plugin
+		j.Plugin = plugin
 		return j, nil
 	}
 	plugins, err := e.mgr.Plugins()
@@ -101,7 +108,7 @@ func (e *Engine) newJob(req Request) (job, error) {
 	for i, p := range plugins {
 		names[i] = p.Name
 	}
-	if !slices.Contains(names, name) {
+	if !slices.Contains(names, name) && !e.remotePlugin(name) {
 		return job{}, fmt.Errorf("%w: no plugin %q in the plugins directory; known plugins: %s", host.ErrUnknownPlugin, req.Plugin, strings.Join(names, ", "))
 	}
 	j.Plugin = req.Plugin
@@ -277,12 +284,8 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
 			}
 			return Task{}, err
 		}
-		e.mu.Lock()
-		stop := e.running[id]
-		e.mu.Unlock()
-		if stop != nil {
-			stop(errCanceled)
-		}
+		e.stopLocal(id)
+		_ = e.nc.Publish(cancelSubject, []byte(id)) // the host running it stops it
 		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
 		e.notify(t)
 		return t, nil

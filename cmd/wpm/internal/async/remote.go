@@ -1,0 +1,65 @@
+package async
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// livenessCheck is how often a forwarded task's caller checks that the
+// host running it still heartbeats.
+const livenessCheck = time.Second
+
+// RunRemote runs a synchronous task through the queue, for a pool or a
+// plugin this host does not run: it stores the task as an asynchronous one,
+// which a host with a free place takes, and waits for its end. The wait is
+// bounded by ctx and by the pool's taskTimeout as its hosts announce it
+// (timeout, when not 0, for a one-shot). When the host running the task
+// stops heartbeating, RunRemote cancels the task and fails with
+// host.ErrWorkerCrashed; when ctx ends first, it cancels the task and
+// returns ctx's error. The returned record is the task's last.
+func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
+	limit := req.Run.Timeout
+	if req.Pool != "" {
+		if hp, ok := e.remotePool(req.Pool); ok && hp.TaskTimeoutMs > 0 {
+			limit = time.Duration(hp.TaskTimeoutMs) * time.Millisecond
+		}
+	}
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, limit, fmt.Errorf("%w: the task ran past its timeout (%s) on another host", host.ErrTimeout, limit))
+		defer cancel()
+	}
+	t, err := e.Submit(ctx, req)
+	if err != nil {
+		return Task{}, err
+	}
+	for {
+		t, err = e.Wait(ctx, t.ID, livenessCheck)
+		switch {
+		case err != nil:
+			return t, err
+		case t.State.Ended():
+			return t, nil
+		case ctx.Err() != nil:
+			e.abandon(t.ID, "its caller left or its timeout passed")
+			return t, context.Cause(ctx)
+		case t.State == StateRunning && t.Host != "" && !e.hostLive(t.Host):
+			e.abandon(t.ID, "host "+t.Host+" running it stopped answering")
+			return t, fmt.Errorf("%w: %w: host %s went while running the task", host.ErrWorkerCrashed, errNoHost, t.Host)
+		}
+	}
+}
+
+// abandon cancels a forwarded task nobody waits for any more, so that it
+// does not run again after a redelivery.
+func (e *Engine) abandon(id, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := e.Cancel(ctx, id); err != nil && !errors.Is(err, ErrTaskEnded) {
+		e.logger.Warn("can not cancel an abandoned forwarded task", "task", id, "why", why, "error", err)
+	}
+}
