@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
 )
 
 // Every wpm pointed at the same NATS is one cluster (docs/SCALING.md). Each
