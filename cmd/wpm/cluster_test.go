@@ -1,0 +1,252 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Scale-out (docs/SCALING.md): a real NATS server in this process and
+// three bin/wpm serve processes pointed at it, with different roles and
+// pool sizes.
+
+// startNATS runs a NATS server with JetStream on a free loopback port until
+// the test ends, and returns its URL.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "test", Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+	})
+	require.NoError(t, err)
+	go ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second), "NATS server not ready")
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL()
+}
+
+// clusterHost starts bin/wpm serve named name with role on config, on NATS
+// at url; a task that was running on a host that died runs again after 2 s.
+func clusterHost(t *testing.T, url, name, role, config string) *wpmServer {
+	t.Helper()
+	return startServeConfig(t, config, "WPM_NATS_URL="+url, "WPM_NATS_NAME="+name, "WPM_ROLE="+role,
+		"WPM_ASYNC_ACKWAIT=2s", "WPM_LOG_LEVEL=debug")
+}
+
+// The pools: S (sleep-bound tasks) on a (1 worker) and b (3 workers); T on
+// a only.
+const (
+	hostAConfig = `
+pools:
+  - {name: S, plugin: misbehave, workers: 1, queueLimit: 64}
+  - {name: T, plugin: misbehave, workers: 1, queueLimit: 64}
+`
+	hostBConfig = `
+pools:
+  - {name: S, plugin: misbehave, workers: 3, queueLimit: 64}
+`
+)
+
+// clusterNames returns the names of the live hosts host s sees.
+func clusterNames(t *testing.T, s *wpmServer) []string {
+	t.Helper()
+	resp, err := http.Get(s.url + "/v1/cluster")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var v struct{ Hosts []struct{ Name string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	names := []string{}
+	for _, h := range v.Hosts {
+		names = append(names, h.Name)
+	}
+	return names
+}
+
+// waitCluster waits until host s sees exactly the hosts names.
+func waitCluster(t *testing.T, s *wpmServer, names ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return fmt.Sprint(clusterNames(t, s)) == fmt.Sprint(names) },
+		20*time.Second, 100*time.Millisecond, "the cluster never became %v (last %v)", names, clusterNames(t, s))
+}
+
+// postTask posts body to url and returns the status, the X-Wpm-Host
+// header and the decoded answer.
+func postTask(url, body string) (int, string, map[string]any, error) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	var v map[string]any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, "", nil, fmt.Errorf("not JSON: %s", raw)
+	}
+	return resp.StatusCode, resp.Header.Get("X-Wpm-Host"), v, nil
+}
+
+func TestCluster_apiHostSpreadsByCapacity(t *testing.T) {
+	url := startNATS(t)
+	clusterHost(t, url, "a", "all", hostAConfig)
+	b := clusterHost(t, url, "b", "worker", hostBConfig)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	waitCluster(t, c, "a", "b", "c")
+
+	// The worker host serves only the probes and /metrics.
+	resp, err := http.Get(b.url + "/v1/pools")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	// The api host runs nothing itself; 40 sleep-bound tasks at 8
+	// connections go to a and b in proportion to their places (1 and 3).
+	const n = 40
+	var (
+		mu    sync.Mutex
+		count = map[string]int{}
+		wg    sync.WaitGroup
+		jobs  = make(chan struct{}, n)
+	)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	for range 8 {
+		wg.Go(func() {
+			for range jobs {
+				status, ran, body, err := postTask(c.url+"/v1/pools/S/tasks", `{"fault": "sleep", "ms": 200}`)
+				if !assert.NoError(t, err) || !assert.Equal(t, http.StatusOK, status, "%v", body) {
+					continue
+				}
+				mu.Lock()
+				count[ran]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("tasks by host: %v", count)
+	assert.Equal(t, n, count["a"]+count["b"], "every task ran on a or b: %v", count)
+	assert.Greater(t, count["b"], 3*count["a"]/2, "b has three times a's places: %v", count)
+	assert.Positive(t, count["a"])
+
+	// The seed's endpoint through the api host, and a pool nobody runs.
+	status, ran, body, err := postTask(c.url+"/example/pool", `{"poolName": "T", "workerTask": {"fault": "echo"}}`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "a", ran, "only a runs T")
+	assert.Equal(t, "workDone", body["type"])
+	status, _, body, err = postTask(c.url+"/v1/pools/nope/tasks", `{}`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.Equal(t, "unknown_pool", body["error"].(map[string]any)["code"])
+}
+
+func TestCluster_hostKilledLosesNothing(t *testing.T) {
+	url := startNATS(t)
+	a := clusterHost(t, url, "a", "all", hostAConfig)
+	clusterHost(t, url, "b", "worker", hostBConfig)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	waitCluster(t, c, "a", "b", "c")
+
+	// Async tasks queued and running on both hosts, and a sync caller
+	// waiting on a task that only a runs.
+	var ids []string
+	for range 12 {
+		status, _, body, err := postTask(c.url+"/v1/pools/S/tasks?async=true", `{"fault": "sleep", "ms": 1500}`)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, status, "%v", body)
+		ids = append(ids, body["id"].(string))
+	}
+	type answer struct {
+		status int
+		code   string
+		took   time.Duration
+	}
+	waiting := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		status, _, body, err := postTask(c.url+"/v1/pools/T/tasks", `{"fault": "sleep", "ms": 60000}`)
+		a := answer{status: status, took: time.Since(start)}
+		if err == nil && body["error"] != nil {
+			a.code, _ = body["error"].(map[string]any)["code"].(string)
+		}
+		waiting <- a
+	}()
+	require.Eventually(t, func() bool { return runningOn(t, c, ids, "a") }, 20*time.Second, 50*time.Millisecond,
+		"no async task ever ran on a")
+	time.Sleep(300 * time.Millisecond) // the sync task on T reaches a's worker
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
+
+	// a drops out of the cluster; the sync caller gets a clear 502.
+	waitCluster(t, c, "b", "c")
+	select {
+	case got := <-waiting:
+		assert.Equal(t, http.StatusBadGateway, got.status)
+		assert.Equal(t, "worker_crashed", got.code)
+		t.Logf("the sync caller on the dead host answered in %s", got.took)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sync caller waiting on the dead host never got an answer")
+	}
+
+	// Every async task ends succeeded, those that ran on a after a second
+	// attempt on b.
+	again := 0
+	for _, id := range ids {
+		var rec map[string]any
+		require.Eventually(t, func() bool {
+			rec = getRecord(t, c, id)
+			return rec["state"] == "succeeded" || rec["state"] == "failed"
+		}, 60*time.Second, 100*time.Millisecond, "task %s never ended", id)
+		assert.Equal(t, "succeeded", rec["state"], "%v", rec)
+		if rec["attempts"].(float64) > 1 {
+			again++
+			assert.Equal(t, "b", rec["host"])
+		}
+	}
+	assert.Positive(t, again, "the tasks a ran were run again")
+
+	// A host that joins shows up.
+	clusterHost(t, url, "d", "worker", hostBConfig)
+	waitCluster(t, c, "b", "c", "d")
+}
+
+// getRecord returns async task id's record as host s shows it.
+func getRecord(t *testing.T, s *wpmServer, id string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(s.url + "/v1/tasks/" + id)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var rec map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+	return rec
+}
+
+// runningOn reports whether one of the tasks ids runs on the host named
+// name.
+func runningOn(t *testing.T, s *wpmServer, ids []string, name string) bool {
+	for _, id := range ids {
+		rec := getRecord(t, s, id)
+		if rec["state"] == "running" && rec["host"] == name {
+			return true
+		}
+	}
+	return false
+}
