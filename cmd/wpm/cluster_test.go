@@ -24,6 +24,12 @@ import (
 // the test ends, and returns its URL.
 func startNATS(t *testing.T) string {
 	t.Helper()
+	return startNATSServer(t).ClientURL()
+}
+
+// startNATSServer is startNATS returning the server.
+func startNATSServer(t *testing.T) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "test", Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
@@ -35,7 +41,7 @@ func startNATS(t *testing.T) string {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	return ns.ClientURL()
+	return ns
 }
 
 // clusterHost starts bin/wpm serve named name with role on config, on NATS
@@ -249,4 +255,25 @@ func runningOn(t *testing.T, s *wpmServer, ids []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// A NATS outage: async submits answer 503 at once, local sync tasks go on.
+func TestCluster_natsOutage(t *testing.T) {
+	ns := startNATSServer(t)
+	a := clusterHost(t, ns.ClientURL(), "a", "all", hostAConfig)
+	waitCluster(t, a, "a")
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	start := time.Now()
+	status, _, body, err := postTask(a.url+"/v1/pools/S/tasks?async=true", `{"fault": "echo"}`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, status, "%v", body)
+	assert.Equal(t, "async_unavailable", body["error"].(map[string]any)["code"])
+	assert.Less(t, time.Since(start), 3*time.Second, "answered at once, not after a timeout")
+
+	status, ran, body, err := postTask(a.url+"/v1/pools/S/tasks", `{"fault": "echo"}`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Empty(t, ran, "a local task is not forwarded")
 }
