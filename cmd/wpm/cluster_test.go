@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,10 +112,19 @@ func postTask(url, body string) (int, string, map[string]any, error) {
 
 func TestCluster_apiHostSpreadsByCapacity(t *testing.T) {
 	url := startNATS(t)
-	clusterHost(t, url, "a", "all", hostAConfig)
+	a := clusterHost(t, url, "a", "all", hostAConfig)
 	b := clusterHost(t, url, "b", "worker", hostBConfig)
 	c := clusterHost(t, url, "c", "api", "pools: []")
 	waitCluster(t, c, "a", "b", "c")
+	waitCluster(t, a, "a", "b", "c")
+
+	// wpm status on any host shows the cluster's hosts.
+	out, err := exec.Command(filepath.Join(binDir, "wpm"), "status", "--url", a.url).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "cluster")
+	assert.Regexp(t, `a \(this\)\s+all`, string(out))
+	assert.Regexp(t, `\bc\s+api`, string(out))
+	t.Logf("wpm status:\n%s", out)
 
 	// The worker host serves only the probes and /metrics.
 	resp, err := http.Get(b.url + "/v1/pools")

@@ -53,7 +53,47 @@ func runStatus(args []string, e env) int {
 		return 1
 	}
 	printStatus(e.stdout, list)
+	if hosts, err := fetchCluster(ctx, base, tok); err == nil && len(hosts.Hosts) > 1 {
+		printHosts(e.stdout, hosts)
+	}
 	return 0
+}
+
+// fetchCluster gets GET /v1/cluster.
+func fetchCluster(ctx context.Context, base, token string) (api.ClusterView, error) {
+	var v api.ClusterView
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cluster", nil)
+	if err != nil {
+		return v, err
+	}
+	body, err := doAPI(req, token)
+	if err != nil {
+		return v, err
+	}
+	return v, json.Unmarshal(body, &v)
+}
+
+// printHosts writes the cluster's hosts, when there are several.
+func printHosts(w io.Writer, v api.ClusterView) {
+	fmt.Fprintln(w, "\ncluster")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  HOST	ROLE	ADDRESS	VERSION	POOLS (ready/workers, running)	SEEN")
+	for _, h := range v.Hosts {
+		name := h.Name
+		if h.Self {
+			name += " (this)"
+		}
+		pools := make([]string, len(h.Pools))
+		for i, p := range h.Pools {
+			pools[i] = fmt.Sprintf("%s %d/%d, %d", p.Name, p.Ready, p.Workers, p.Running)
+		}
+		if len(pools) == 0 {
+			pools = []string{"-"}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s ago\n", name, h.Role, h.Address, h.Version,
+			strings.Join(pools, "; "), time.Since(h.SeenAt).Round(100*time.Millisecond))
+	}
+	_ = tw.Flush()
 }
 
 // statusTarget decides the server's base URL and the token: flags first,
