@@ -126,8 +126,22 @@ func TestCluster_apiHostSpreadsByCapacity(t *testing.T) {
 	assert.Regexp(t, `\bc\s+api`, string(out))
 	t.Logf("wpm status:\n%s", out)
 
+	// GET /v1/pools on the api host sums the pools over the hosts.
+	resp, err := http.Get(c.url + "/v1/pools")
+	require.NoError(t, err)
+	var pools struct {
+		Pools   []any
+		Cluster map[string]struct{ Hosts, Workers, Capacity int }
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&pools))
+	resp.Body.Close()
+	assert.Empty(t, pools.Pools, "the api host runs no pool")
+	assert.Equal(t, 2, pools.Cluster["S"].Hosts)
+	assert.Equal(t, 4, pools.Cluster["S"].Workers)
+	assert.Equal(t, 1, pools.Cluster["T"].Workers)
+
 	// The worker host serves only the probes and /metrics.
-	resp, err := http.Get(b.url + "/v1/pools")
+	resp, err = http.Get(b.url + "/v1/pools")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)

@@ -6,12 +6,16 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
 )
 
 // PoolList is the body of GET /v1/pools.
 type PoolList struct {
 	Pools []PoolView `json:"pools"`
+	// Cluster sums each pool over the cluster's live hosts, this one
+	// included, by pool name: pools that only other hosts run are here too.
+	Cluster map[string]async.ClusterPool `json:"cluster,omitempty"`
 }
 
 // PoolView is a pool as GET /v1/pools and /v1/pools/{pool} show it: its
@@ -91,6 +95,9 @@ func (s *Server) listPools(c echo.Context) error {
 	list := PoolList{Pools: make([]PoolView, len(stats))}
 	for i, p := range stats {
 		list.Pools[i] = viewPool(p)
+	}
+	if s.opts.Tasks != nil {
+		list.Cluster = s.opts.Tasks.ClusterPools()
 	}
 	return c.JSON(http.StatusOK, list)
 }
