@@ -244,6 +244,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 		CallbackSecret:     cfg.Async.CallbackSecret,
 		OneShotConcurrency: max(1, cfg.Host.OneShot.MaxConcurrent/2),
 		Credentials:        cfg.NATS.Credentials,
+		Replicas:           cfg.NATS.Replicas,
 		TLSCA:              cfg.NATS.TLS.CA,
 		TLSCert:            cfg.NATS.TLS.Cert,
 		TLSKey:             cfg.NATS.TLS.Key,

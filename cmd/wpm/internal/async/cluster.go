@@ -86,9 +86,10 @@ func hostKey(name string) string { return keyUnsafe.ReplaceAllString(name, "_") 
 // the heartbeat and subscribes to wake-ups and cancels.
 func (e *Engine) startCluster(ctx context.Context) error {
 	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  hostsBucket,
-		TTL:     hostTTL,
-		Storage: jetstream.MemoryStorage,
+		Bucket:   hostsBucket,
+		TTL:      hostTTL,
+		Storage:  jetstream.MemoryStorage,
+		Replicas: e.opts.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("make the hosts bucket %s: %w", hostsBucket, err)

@@ -41,6 +41,9 @@ type Options struct {
 	// TLSCA, TLSCert and TLSKey are PEM files for TLS to an external
 	// server (nats.tls).
 	TLSCA, TLSCert, TLSKey string
+	// Replicas is how many servers keep each stream and bucket
+	// (nats.replicas); 0 means 1.
+	Replicas int
 	// Name names this host in the cluster and to NATS (nats.name); empty
 	// means "wpm".
 	Name string
@@ -117,6 +120,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Name == "" {
 		o.Name = "wpm"
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
 	}
 	if o.Role == "" {
 		o.Role = "all"
@@ -221,14 +227,16 @@ func (e *Engine) setUp(ctx context.Context) error {
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,
 		Duplicates: e.opts.DedupWindow,
+		Replicas:   e.opts.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
 	e.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  bucketName,
-		TTL:     e.opts.Retention,
-		Storage: jetstream.FileStorage,
+		Bucket:   bucketName,
+		TTL:      e.opts.Retention,
+		Storage:  jetstream.FileStorage,
+		Replicas: e.opts.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)

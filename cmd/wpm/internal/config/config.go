@@ -101,6 +101,9 @@ type NATS struct {
 	Credentials string `koanf:"credentials"`
 	// TLS configures TLS to an external server.
 	TLS NATSTLS `koanf:"tls"`
+	// Replicas is how many servers of an external cluster keep each task,
+	// record and host entry (1, 3 or 5).
+	Replicas int `koanf:"replicas"`
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool `koanf:"syncAlways"`
 }
@@ -173,7 +176,7 @@ func Default() Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Shutdown: Shutdown{Grace: 30 * time.Second},
 		Runtime:  Runtime{MemoryLimitBytes: 1_000_000_000},
-		NATS:     NATS{StoreDir: "data/nats"},
+		NATS:     NATS{StoreDir: "data/nats", Replicas: 1},
 		Async:    Async{Retention: 24 * time.Hour, MaxResultBytes: 1_000_000, DedupWindow: 2 * time.Minute, AckWait: 30 * time.Second},
 		Host:     h,
 	}

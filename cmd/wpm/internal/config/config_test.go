@@ -353,7 +353,7 @@ pools:
 			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
-		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", SyncAlways: true},
+		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", SyncAlways: true, Replicas: 1},
 		Async:    Async{Retention: time.Hour, MaxResultBytes: 2_000_000, DedupWindow: time.Minute, AckWait: 5 * time.Second},
 		Host: host.Config{
 			PluginDir: "/p",

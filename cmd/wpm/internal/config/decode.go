@@ -169,6 +169,12 @@ func (n NATS) check(p *checks) {
 	if (n.Credentials != "" || n.TLS != NATSTLS{}) && n.URL == "" {
 		p.add("nats.url", "is needed with nats.credentials or nats.tls: they apply to an external server")
 	}
+	switch {
+	case n.Replicas != 1 && n.Replicas != 3 && n.Replicas != 5:
+		p.add("nats.replicas", "must be 1, 3 or 5, got %d", n.Replicas)
+	case n.Replicas > 1 && n.URL == "":
+		p.add("nats.replicas", "applies to an external NATS cluster (nats.url); the embedded server keeps one copy")
+	}
 	if (n.TLS.Cert == "") != (n.TLS.Key == "") {
 		p.add("nats.tls", "cert and key go together; set both or neither")
 	}
