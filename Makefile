@@ -8,7 +8,7 @@ CONFIG   ?= config/default.yaml
 PLUGINS  := $(wildcard plugins/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint clean bench soak
+.PHONY: help build run test lint clean bench soak cluster
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ soak: ## a chaos soak: load while workers are killed, hang and blow their memory
 	WPM_SOAK_SECONDS=$(SOAKSECONDS) WPM_SOAK_REPORT=$(CURDIR)/bin/soak.md \
 		$(GO) test -race -count=1 -timeout 30m -run '^TestSoak$$' ./host/
 	@cat bin/soak.md
+
+cluster: ## a 3-server NATS cluster and three wpm hosts on this machine (examples/cluster, docs/SCALING.md)
+	examples/cluster/run.sh
 
 clean: ## remove what build made
 	rm -rf bin

@@ -85,7 +85,7 @@ func hostKey(name string) string { return keyUnsafe.ReplaceAllString(name, "_") 
 // startCluster makes the hosts bucket, announces this host once, starts
 // the heartbeat and subscribes to wake-ups and cancels.
 func (e *Engine) startCluster(ctx context.Context) error {
-	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := ensureKV(ctx, e.js, jetstream.KeyValueConfig{
 		Bucket:   hostsBucket,
 		TTL:      hostTTL,
 		Storage:  jetstream.MemoryStorage,

@@ -186,7 +186,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
-	if err := e.setUp(ctx); err != nil {
+	if err := e.setUpRetrying(ctx); err != nil {
 		e.abort()
 		return nil, err
 	}
@@ -214,6 +214,28 @@ func (e *Engine) abort() {
 	e.close()
 }
 
+// setUpAttempt bounds one attempt of setUp: a NATS cluster that is still
+// electing its JetStream leader drops requests instead of answering them.
+const setUpAttempt = 5 * time.Second
+
+// setUpRetrying runs setUp until it succeeds or ctx ends.
+func (e *Engine) setUpRetrying(ctx context.Context) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, setUpAttempt)
+		err := e.setUp(attempt)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		e.logger.Info("JetStream not ready yet; trying again", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // setUp makes (or updates) the stream and the bucket.
 func (e *Engine) setUp(ctx context.Context) error {
 	js, err := jetstream.New(e.nc)
@@ -221,7 +243,7 @@ func (e *Engine) setUp(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	e.js = js
-	e.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	e.stream, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:       streamName,
 		Subjects:   []string{subjectPrefix + ">"},
 		Retention:  jetstream.WorkQueuePolicy,
@@ -232,7 +254,7 @@ func (e *Engine) setUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
-	e.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	e.kv, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:   bucketName,
 		TTL:      e.opts.Retention,
 		Storage:  jetstream.FileStorage,
@@ -272,7 +294,7 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	if ok || stopped {
 		return nil
 	}
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
+	cons, err := ensureConsumer(ctx, e.js, streamName, jetstream.ConsumerConfig{
 		Durable:       consumerName(pool),
 		FilterSubject: subj,
 		AckPolicy:     jetstream.AckExplicitPolicy,

@@ -1,0 +1,74 @@
+package async
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Several hosts starting at once must not create the same clustered stream
+// at the same moment: measured on a 3-server cluster with replicas 3, two
+// of three concurrent creates of one bucket got no answer, and nor did
+// their retries. So each stream, bucket and consumer is looked up first and
+// created only when missing, and a create that loses the race looks it up
+// again; one that exists with other settings is updated.
+
+// ensureStream returns the stream cfg names, made or updated to cfg.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(ctx, cfg.Name)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if got := s.CachedInfo().Config; got.Duplicates != cfg.Duplicates || got.Replicas != cfg.Replicas {
+		return js.UpdateStream(ctx, cfg)
+	}
+	return s, nil
+}
+
+// ensureKV returns the bucket cfg names, made or updated to cfg.
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.TTL() != cfg.TTL || st.Config().Replicas != cfg.Replicas {
+		return js.UpdateKeyValue(ctx, cfg)
+	}
+	return kv, nil
+}
+
+// ensureConsumer returns the durable consumer cfg names on stream, made or
+// updated to cfg.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := js.Consumer(ctx, stream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = js.CreateConsumer(ctx, stream, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = js.Consumer(ctx, stream, cfg.Durable)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if got := c.CachedInfo().Config; got.AckWait != cfg.AckWait || got.FilterSubject != cfg.FilterSubject {
+		return js.UpdateConsumer(ctx, stream, cfg)
+	}
+	return c, nil
+}
