@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -241,11 +243,7 @@ func TestCluster_hostKilledLosesNothing(t *testing.T) {
 	// attempt on b.
 	again := 0
 	for _, id := range ids {
-		var rec map[string]any
-		require.Eventually(t, func() bool {
-			rec = getRecord(t, c, id)
-			return rec["state"] == "succeeded" || rec["state"] == "failed"
-		}, 60*time.Second, 100*time.Millisecond, "task %s never ended", id)
+		rec := waitEnded(t, c, id)
 		assert.Equal(t, "succeeded", rec["state"], "%v", rec)
 		if rec["attempts"].(float64) > 1 {
 			again++
@@ -267,6 +265,17 @@ func getRecord(t *testing.T, s *wpmServer, id string) map[string]any {
 	defer resp.Body.Close()
 	var rec map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+	return rec
+}
+
+// waitEnded waits until async task id has ended and returns its record.
+func waitEnded(t *testing.T, s *wpmServer, id string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	require.Eventually(t, func() bool {
+		rec = getRecord(t, s, id)
+		return rec["state"] == "succeeded" || rec["state"] == "failed" || rec["state"] == "canceled"
+	}, 60*time.Second, 100*time.Millisecond, "task %s never ended", id)
 	return rec
 }
 
@@ -301,4 +310,77 @@ func TestCluster_natsOutage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status, "%v", body)
 	assert.Empty(t, ran, "a local task is not forwarded")
+}
+
+// startNATSCluster runs three NATS servers clustered with JetStream until
+// the test ends, waits for their meta leader, and returns them.
+func startNATSCluster(t *testing.T) []*server.Server {
+	t.Helper()
+	ports := make([]string, 3)
+	for i := range ports {
+		_, ports[i], _ = net.SplitHostPort(freeAddr(t))
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, "nats://127.0.0.1:"+p)
+	}
+	servers := make([]*server.Server, 3)
+	for i := range servers {
+		port, _ := strconv.Atoi(ports[i])
+		ns, err := server.NewServer(&server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1, JetStream: true,
+			StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "wpm", Host: "127.0.0.1", Port: port},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+		require.NoError(t, err)
+		go ns.Start()
+		servers[i] = ns
+		t.Cleanup(func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		})
+	}
+	for _, ns := range servers {
+		require.True(t, ns.ReadyForConnections(10*time.Second))
+		require.Eventually(t, func() bool { return ns.Healthz(nil).Status == "ok" }, 30*time.Second, 100*time.Millisecond,
+			"JetStream never became ready on %s", ns.Name())
+	}
+	return servers
+}
+
+// One NATS server of three goes, with replicas 3: nothing accepted is lost.
+func TestCluster_natsServerLost(t *testing.T) {
+	servers := startNATSCluster(t)
+	var urls []string
+	for _, ns := range servers {
+		urls = append(urls, ns.ClientURL())
+	}
+	url := strings.Join(urls, ",")
+	replicated := "WPM_NATS_REPLICAS=3"
+	startServeConfig(t, hostAConfig, "WPM_NATS_URL="+url, "WPM_NATS_NAME=a", "WPM_ROLE=all", "WPM_ASYNC_ACKWAIT=2s", replicated)
+	startServeConfig(t, hostBConfig, "WPM_NATS_URL="+url, "WPM_NATS_NAME=b", "WPM_ROLE=worker", "WPM_ASYNC_ACKWAIT=2s", replicated)
+	c := startServeConfig(t, "pools: []", "WPM_NATS_URL="+url, "WPM_NATS_NAME=c", "WPM_ROLE=api", replicated)
+	waitCluster(t, c, "a", "b", "c")
+
+	var ids []string
+	for range 12 {
+		status, _, body, err := postTask(c.url+"/v1/pools/S/tasks?async=true", `{"fault": "sleep", "ms": 1000}`)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, status, "%v", body)
+		ids = append(ids, body["id"].(string))
+	}
+	servers[1].Shutdown()
+	servers[1].WaitForShutdown()
+
+	for _, id := range ids {
+		rec := waitEnded(t, c, id)
+		assert.Equal(t, "succeeded", rec["state"], "%v", rec)
+	}
+	// The two servers left go on taking tasks.
+	var status int
+	require.Eventually(t, func() bool {
+		status, _, _, _ = postTask(c.url+"/v1/pools/S/tasks", `{"fault": "echo"}`)
+		return status == http.StatusOK
+	}, 30*time.Second, 200*time.Millisecond, "no sync task after the server loss (last %d)", status)
 }
