@@ -50,10 +50,24 @@ func startNATSServer(t *testing.T) *server.Server {
 
 // clusterHost starts bin/wpm serve named name with role on config, on NATS
 // at url; a task that was running on a host that died runs again after 2 s.
-func clusterHost(t *testing.T, url, name, role, config string) *wpmServer {
+func clusterHost(t *testing.T, url, name, role, config string, env ...string) *wpmServer {
 	t.Helper()
-	return startServeConfig(t, config, "WPM_NATS_URL="+url, "WPM_NATS_NAME="+name, "WPM_ROLE="+role,
-		"WPM_ASYNC_ACKWAIT=2s", "WPM_LOG_LEVEL=debug")
+	return startServeConfig(t, config, append([]string{"WPM_NATS_URL=" + url, "WPM_NATS_NAME=" + name, "WPM_ROLE=" + role,
+		"WPM_ASYNC_ACKWAIT=2s", "WPM_LOG_LEVEL=debug"}, env...)...)
+}
+
+// submitAsync submits n async tasks of pool S with body through host s
+// and returns their ids.
+func submitAsync(t *testing.T, s *wpmServer, n int, body string) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		status, _, answer, err := postTask(s.url+"/v1/pools/S/tasks?async=true", body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, status, "%v", answer)
+		ids = append(ids, answer["id"].(string))
+	}
+	return ids
 }
 
 // The pools: S (sleep-bound tasks) on a (1 worker) and b (3 workers); T on
@@ -201,13 +215,7 @@ func TestCluster_hostKilledLosesNothing(t *testing.T) {
 
 	// Async tasks queued and running on both hosts, and a sync caller
 	// waiting on a task that only a runs.
-	var ids []string
-	for range 12 {
-		status, _, body, err := postTask(c.url+"/v1/pools/S/tasks?async=true", `{"fault": "sleep", "ms": 1500}`)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusAccepted, status, "%v", body)
-		ids = append(ids, body["id"].(string))
-	}
+	ids := submitAsync(t, c, 12, `{"fault": "sleep", "ms": 1500}`)
 	type answer struct {
 		status int
 		code   string
@@ -357,19 +365,12 @@ func TestCluster_natsServerLost(t *testing.T) {
 		urls = append(urls, ns.ClientURL())
 	}
 	url := strings.Join(urls, ",")
-	replicated := "WPM_NATS_REPLICAS=3"
-	startServeConfig(t, hostAConfig, "WPM_NATS_URL="+url, "WPM_NATS_NAME=a", "WPM_ROLE=all", "WPM_ASYNC_ACKWAIT=2s", replicated)
-	startServeConfig(t, hostBConfig, "WPM_NATS_URL="+url, "WPM_NATS_NAME=b", "WPM_ROLE=worker", "WPM_ASYNC_ACKWAIT=2s", replicated)
-	c := startServeConfig(t, "pools: []", "WPM_NATS_URL="+url, "WPM_NATS_NAME=c", "WPM_ROLE=api", replicated)
+	clusterHost(t, url, "a", "all", hostAConfig, "WPM_NATS_REPLICAS=3")
+	clusterHost(t, url, "b", "worker", hostBConfig, "WPM_NATS_REPLICAS=3")
+	c := clusterHost(t, url, "c", "api", "pools: []", "WPM_NATS_REPLICAS=3")
 	waitCluster(t, c, "a", "b", "c")
 
-	var ids []string
-	for range 12 {
-		status, _, body, err := postTask(c.url+"/v1/pools/S/tasks?async=true", `{"fault": "sleep", "ms": 1000}`)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusAccepted, status, "%v", body)
-		ids = append(ids, body["id"].(string))
-	}
+	ids := submitAsync(t, c, 12, `{"fault": "sleep", "ms": 1000}`)
 	servers[1].Shutdown()
 	servers[1].WaitForShutdown()
 
