@@ -143,7 +143,15 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 		e.mu.Unlock()
 		cancel(context.Canceled)
 	}()
-	t, rev, ok := e.start(ctx, j)
+	t, rev, ok, err := e.start(ctx, j)
+	if err != nil {
+		p.release()
+		// The record could not be read or written (NATS between leaders,
+		// say): the task runs later, here or elsewhere.
+		e.logger.Warn("can not start a task now; it runs later", "task", j.ID, "error", err)
+		_ = msg.NakWithDelay(e.opts.PollInterval)
+		return
+	}
 	if !ok || errors.Is(context.Cause(taskCtx), errCanceled) {
 		p.release()
 		_ = msg.Ack() // ended or cancelled already: nothing to run
@@ -158,24 +166,28 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 }
 
 // start marks the task running and counts the attempt. ok is false when
-// the task must not run: it ended, or was cancelled, already.
-func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool) {
+// the task must not run: it ended, or was cancelled, already. An error
+// means the record could not be read or written now.
+func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
+	var err error
 	for range 10 {
-		t, rev, err := e.get(ctx, j.ID)
+		var (
+			t   Task
+			rev uint64
+		)
+		t, rev, err = e.get(ctx, j.ID)
 		if errors.Is(err, ErrUnknownTask) {
 			// wpm stopped between storing the message and its record.
-			if err := e.create(ctx, j.record()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-				e.logger.Error("can not record a task", "task", j.ID, "error", err)
-				return Task{}, 0, false
+			if err = e.create(ctx, j.record()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				return Task{}, 0, false, fmt.Errorf("record task %s: %w", j.ID, err)
 			}
 			continue
 		}
 		if err != nil {
-			e.logger.Error("can not read a task's record", "task", j.ID, "error", err)
-			return Task{}, 0, false
+			return Task{}, 0, false, err
 		}
 		if t.State.Ended() {
-			return t, rev, false
+			return t, rev, false, nil
 		}
 		if t.State == StateRunning {
 			e.counters.redeliveries.WithLabelValues(j.Pool).Inc()
@@ -183,12 +195,13 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool) {
 		t.State, t.StartedAt, t.Error, t.Host = StateRunning, now(), nil, e.opts.Name
 		t.Attempts++
 		b, _ := json.Marshal(t)
-		next, err := e.kv.Update(ctx, t.ID, b, rev)
-		if err == nil {
-			return t, next, true
+		next, uerr := e.kv.Update(ctx, t.ID, b, rev)
+		if uerr == nil {
+			return t, next, true, nil
 		}
+		err = uerr
 	}
-	return Task{}, 0, false
+	return Task{}, 0, false, fmt.Errorf("start task %s: the record kept changing or failing: %w", j.ID, err)
 }
 
 // heartbeat tells the server, every third of the ack wait, that the task
@@ -223,23 +236,26 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		return
 	case e.work.Err() != nil && err != nil:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
-		e.save(ctx, t, rev)
+		_ = e.save(ctx, t, rev) // the message is handed back either way
 		_ = msg.Nak()
 		return
 	case err != nil && host.Code(err) == host.CodeQueueFull:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		t.Attempts-- // it did not run
-		e.save(ctx, t, rev)
+		_ = e.save(ctx, t, rev)
 		_ = msg.NakWithDelay(e.opts.PollInterval)
 		return
 	case err != nil && e.retry(j, t, err):
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
-		if e.save(ctx, t, rev) {
+		switch serr := e.save(ctx, t, rev); {
+		case serr == nil:
 			e.counters.retries.WithLabelValues(j.Pool).Inc()
 			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))
-			return
+		case errors.Is(serr, errEndedMeanwhile):
+			_ = msg.Ack()
+		default:
+			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))
 		}
-		_ = msg.Ack() // cancelled meanwhile
 		return
 	}
 	t.State, t.FinishedAt, t.WorkerPID, t.Error = StateSucceeded, now(), res.WorkerPID, nil
@@ -260,32 +276,58 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	default:
 		t.Result = res.Output
 	}
-	if e.save(ctx, t, rev) {
+	switch serr := e.save(ctx, t, rev); {
+	case serr == nil:
 		e.counters.ended.WithLabelValues(j.Pool, string(t.State)).Inc()
 		e.notify(t)
+		_ = msg.Ack()
+	case errors.Is(serr, errEndedMeanwhile):
+		_ = msg.Ack()
+	default:
+		// The end could not be recorded: the task runs again rather than
+		// stay "running" for ever (at least once).
+		_ = msg.NakWithDelay(e.opts.PollInterval)
 	}
-	_ = msg.Ack()
 }
 
-// save writes t at revision rev; it reports false, writing nothing, when
-// the task was cancelled meanwhile.
-func (e *Engine) save(ctx context.Context, t Task, rev uint64) bool {
-	for range 10 {
-		err := e.update(ctx, t, rev)
+// errEndedMeanwhile is save's error when the task was cancelled (or
+// ended) while it ran: nothing is written.
+var errEndedMeanwhile = errors.New("the task ended meanwhile")
+
+// saveRetries and saveRetryWait bound the retries of a record write that
+// fails, as it does while NATS elects a new leader (seconds).
+const (
+	saveRetries   = 40
+	saveRetryWait = 250 * time.Millisecond
+)
+
+// save writes t at revision rev. It fails with errEndedMeanwhile, writing
+// nothing, when the task was cancelled meanwhile, and with the write's
+// error when NATS kept refusing it for about 10 s.
+func (e *Engine) save(ctx context.Context, t Task, rev uint64) error {
+	var err error
+	for range saveRetries {
+		err = e.update(ctx, t, rev)
 		if err == nil {
-			return true
+			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			e.logger.Error("can not record a task's end", "task", t.ID, "error", err)
-			return false
+			time.Sleep(saveRetryWait)
+			continue
 		}
 		cur, next, gerr := e.get(ctx, t.ID)
-		if gerr != nil || cur.State.Ended() {
-			return false
+		switch {
+		case gerr != nil:
+			err = gerr
+			time.Sleep(saveRetryWait)
+		case cur.State.Ended():
+			return errEndedMeanwhile
+		default:
+			rev = next
 		}
-		rev = next
 	}
-	return false
+	e.logger.Error("can not record a task's end", "task", t.ID, "error", err)
+	return err
 }
 
 // retry reports whether the task's pool retries after err (a retryable
