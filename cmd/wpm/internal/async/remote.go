@@ -47,7 +47,10 @@ func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
 		case ctx.Err() != nil:
 			e.abandon(t.ID, "its caller left or its timeout passed")
 			return t, context.Cause(ctx)
-		case t.State == StateRunning && t.Host != "" && !e.hostLive(t.Host):
+		// A host that joined less than hostTTL ago may not be in this
+		// host's view yet: only a task running longer than that counts.
+		case t.State == StateRunning && t.Host != "" && t.StartedAt != nil &&
+			time.Since(*t.StartedAt) > hostTTL && !e.hostLive(t.Host):
 			e.abandon(t.ID, "host "+t.Host+" running it stopped answering")
 			return t, fmt.Errorf("%w: %w: host %s went while running the task", host.ErrWorkerCrashed, errNoHost, t.Host)
 		}
