@@ -59,23 +59,18 @@ host() { # name role port
 		bin/wpm serve --config "$work/$1.yaml" --addr "127.0.0.1:$3" >"$work/$1.log" 2>&1 &
 	pids+=($!)
 }
-# wpm makes its streams once JetStream has elected its meta leader.
-for i in 1 2 3; do
+wait_ok() { # url: wait up to 30 s for a 2xx
 	for _ in $(seq 150); do
-		curl -fs "http://127.0.0.1:830$i/healthz" >/dev/null && break
+		curl -fs "$1" >/dev/null && return
 		sleep 0.2
 	done
-done
+}
+# wpm makes its streams once JetStream has elected its meta leader.
+for i in 1 2 3; do wait_ok "http://127.0.0.1:830$i/healthz"; done
 host a all 3101
 host b worker 3102
 host c api 3103
-
-for port in 3101 3102 3103; do
-	for _ in $(seq 100); do
-		curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-		sleep 0.2
-	done
-done
+for port in 3101 3102 3103; do wait_ok "http://127.0.0.1:$port/readyz"; done
 sleep 2 # every host has heartbeated
 curl -s http://127.0.0.1:3103/v1/cluster | head -c 2000; echo
 cat <<TXT

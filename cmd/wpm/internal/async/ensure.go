@@ -14,15 +14,26 @@ import (
 // created only when missing, and a create that loses the race looks it up
 // again; one that exists with other settings is updated.
 
-// ensureStream returns the stream cfg names, made or updated to cfg.
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, cfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = js.Stream(ctx, cfg.Name)
+// lookUpOrCreate returns what lookUp finds or, when it finds nothing
+// (notFound), what create makes; a create that finds it made meanwhile
+// (exists) looks it up again.
+func lookUpOrCreate[T any](lookUp, create func() (T, error), notFound, exists error) (T, error) {
+	v, err := lookUp()
+	if errors.Is(err, notFound) {
+		v, err = create()
+		if errors.Is(err, exists) {
+			v, err = lookUp()
 		}
 	}
+	return v, err
+}
+
+// ensureStream returns the stream cfg names, made or updated to cfg.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := lookUpOrCreate(
+		func() (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) },
+		func() (jetstream.Stream, error) { return js.CreateStream(ctx, cfg) },
+		jetstream.ErrStreamNotFound, jetstream.ErrStreamNameAlreadyInUse)
 	if err != nil {
 		return nil, err
 	}
@@ -34,13 +45,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 
 // ensureKV returns the bucket cfg names, made or updated to cfg.
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
-		}
-	}
+	kv, err := lookUpOrCreate(
+		func() (jetstream.KeyValue, error) { return js.KeyValue(ctx, cfg.Bucket) },
+		func() (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, cfg) },
+		jetstream.ErrBucketNotFound, jetstream.ErrBucketExists)
 	if err != nil {
 		return nil, err
 	}
@@ -57,13 +65,10 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 // ensureConsumer returns the durable consumer cfg names on stream, made or
 // updated to cfg.
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	c, err := js.Consumer(ctx, stream, cfg.Durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		c, err = js.CreateConsumer(ctx, stream, cfg)
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			c, err = js.Consumer(ctx, stream, cfg.Durable)
-		}
-	}
+	c, err := lookUpOrCreate(
+		func() (jetstream.Consumer, error) { return js.Consumer(ctx, stream, cfg.Durable) },
+		func() (jetstream.Consumer, error) { return js.CreateConsumer(ctx, stream, cfg) },
+		jetstream.ErrConsumerNotFound, jetstream.ErrConsumerExists)
 	if err != nil {
 		return nil, err
 	}

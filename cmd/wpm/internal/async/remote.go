@@ -37,24 +37,22 @@ func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
-	for {
-		t, err = e.Wait(ctx, t.ID, livenessCheck)
-		switch {
-		case err != nil:
-			return t, err
-		case t.State.Ended():
-			return t, nil
-		case ctx.Err() != nil:
-			e.abandon(t.ID, "its caller left or its timeout passed")
-			return t, context.Cause(ctx)
-		// A host that joined less than hostTTL ago may not be in this
-		// host's view yet: only a task running longer than that counts.
-		case t.State == StateRunning && t.Host != "" && t.StartedAt != nil &&
-			time.Since(*t.StartedAt) > hostTTL && !e.hostLive(t.Host):
-			e.abandon(t.ID, "host "+t.Host+" running it stopped answering")
-			return t, fmt.Errorf("%w: %w: host %s went while running the task", host.ErrWorkerCrashed, errNoHost, t.Host)
-		}
+	// A host that joined less than hostTTL ago may not be in this host's
+	// view yet: only a task running longer than that counts.
+	hostGone := func(t Task) bool {
+		return t.State == StateRunning && t.Host != "" && t.StartedAt != nil &&
+			time.Since(*t.StartedAt) > hostTTL && !e.hostLive(t.Host)
 	}
+	t, err = e.follow(ctx, t.ID, livenessCheck, hostGone)
+	switch {
+	case err != nil || t.State.Ended():
+		return t, err
+	case ctx.Err() != nil:
+		e.abandon(t.ID, "its caller left or its timeout passed")
+		return t, context.Cause(ctx)
+	}
+	e.abandon(t.ID, "host "+t.Host+" running it stopped answering")
+	return t, fmt.Errorf("%w: %w: host %s went while running the task", host.ErrWorkerCrashed, errNoHost, t.Host)
 }
 
 // abandon cancels a forwarded task nobody waits for any more, so that it

@@ -188,21 +188,42 @@ func unknownTask(id string) error {
 // Wait returns the task's record once it has ended, or its record when d
 // has passed or ctx ends first.
 func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (Task, error) {
-	t, err := e.Get(ctx, id)
-	if err != nil || t.State.Ended() || d <= 0 {
-		return t, err
+	if d <= 0 {
+		return e.Get(ctx, id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	return e.follow(ctx, id, 0, nil)
+}
+
+// follow reads task id's record, then watches it until it has ended or ctx
+// ends; with tick > 0 it also stops when giveUp, called with the latest
+// record every tick, says so. It returns the latest record; an error only
+// when the record can not be read or watched.
+func (e *Engine) follow(ctx context.Context, id string, tick time.Duration, giveUp func(Task) bool) (Task, error) {
+	t, err := e.Get(ctx, id)
+	if err != nil || t.State.Ended() {
+		return t, err
+	}
 	w, err := e.kv.Watch(ctx, id)
 	if err != nil {
 		return t, fmt.Errorf("watch task %s: %w", id, err)
 	}
 	defer func() { _ = w.Stop() }()
+	var ticks <-chan time.Time
+	if tick > 0 {
+		ticker := time.NewTicker(tick)
+		defer ticker.Stop()
+		ticks = ticker.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return t, nil
+		case <-ticks:
+			if giveUp(t) {
+				return t, nil
+			}
 		case entry, ok := <-w.Updates():
 			if !ok {
 				return t, nil
