@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -140,7 +139,7 @@ type Engine struct {
 	opts   Options
 	mgr    *host.Manager
 	logger hclog.Logger
-	srv    *server.Server // nil with an external server
+	srv    *embedded // nil with an external server
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -384,7 +383,7 @@ func (e *Engine) close() {
 		e.nc.Close()
 	}
 	if e.srv != nil {
-		stopServer(e.srv)
+		e.srv.stop()
 	}
 }
 

@@ -1,6 +1,7 @@
 package async
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
 )
 
 // maxPayload is the largest message NATS takes (64 MiB): a task's input,
@@ -24,10 +26,24 @@ const payloadSlack = 64 << 10
 // readyBound bounds the embedded server's start.
 const readyBound = 10 * time.Second
 
+// embedded is the NATS server wpm runs in its own process, and the lock it
+// holds on its store for the process's life.
+type embedded struct {
+	srv  *server.Server
+	lock *os.File
+}
+
+// stop shuts the server down, waits for it, and lets go of the store.
+func (s *embedded) stop() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	_ = s.lock.Close() // closing the file releases the flock
+}
+
 // connect returns a connection to the external server at o.URL, or starts
 // the embedded one and connects to it in process; srv is nil for an
 // external server.
-func connect(o Options) (srv *server.Server, nc *nats.Conn, err error) {
+func connect(o Options) (srv *embedded, nc *nats.Conn, err error) {
 	if o.URL != "" {
 		nc, err = nats.Connect(o.URL, externalOptions(o)...)
 		if err != nil {
@@ -39,9 +55,9 @@ func connect(o Options) (srv *server.Server, nc *nats.Conn, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name(o.Name))
+	nc, err = nats.Connect("", nats.InProcessServer(srv.srv), nats.Name(o.Name))
 	if err != nil {
-		stopServer(srv)
+		srv.stop()
 		return nil, nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
 	}
 	return srv, nc, nil
@@ -77,11 +93,26 @@ func externalOptions(o Options) []nats.Option {
 }
 
 // startServer starts the embedded NATS server with JetStream on a file
-// store in o.StoreDir, made if missing.
-func startServer(o Options) (*server.Server, error) {
+// store in o.StoreDir, made if missing and locked for this process.
+func startServer(o Options) (*embedded, error) {
 	if err := checkStoreDir(o.StoreDir); err != nil {
 		return nil, err
 	}
+	lock, err := lockStore(o.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := newServer(o)
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	return &embedded{srv: srv, lock: lock}, nil
+}
+
+// newServer starts the embedded server and waits until it takes
+// connections.
+func newServer(o Options) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName: "wpm",
 		JetStream:  true,
@@ -106,7 +137,8 @@ func startServer(o Options) (*server.Server, error) {
 	srv.SetLogger(natsLogger{o.Logger.Named("nats")}, o.Logger.IsTrace(), false)
 	go srv.Start()
 	if !srv.ReadyForConnections(readyBound) {
-		stopServer(srv)
+		srv.Shutdown()
+		srv.WaitForShutdown()
 		return nil, fmt.Errorf("the embedded NATS server did not start within %s; check nats.storeDir (%s) and nats.listen (%q)", readyBound, o.StoreDir, o.Listen)
 	}
 	return srv, nil
@@ -130,8 +162,36 @@ func checkStoreDir(dir string) error {
 	return os.Remove(filepath.Clean(name))
 }
 
-// stopServer shuts srv down and waits for it.
-func stopServer(srv *server.Server) {
-	srv.Shutdown()
-	srv.WaitForShutdown()
+// storeLockName is the file in nats.storeDir whose flock the process
+// running the embedded server holds; it also holds that process's pid.
+const storeLockName = "wpm.lock"
+
+// ErrStoreLocked means another process runs an embedded server on the same
+// nats.storeDir: two servers on one store lose each other's writes.
+var ErrStoreLocked = errors.New("nats.storeDir is in use by another process")
+
+// lockStore takes the exclusive flock of dir's lock file without waiting
+// and writes this process's pid into it; the lock lasts until the returned
+// file is closed (or the process ends, however it ends).
+func lockStore(dir string) (*os.File, error) {
+	path := filepath.Join(dir, storeLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("nats.storeDir: can not open the lock file %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder := "another process"
+		if b, rerr := os.ReadFile(path); rerr == nil && len(bytes.TrimSpace(b)) > 0 {
+			holder = "process " + string(bytes.TrimSpace(b))
+		}
+		_ = f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (%s) holds %s; stop it, or give this wpm its own nats.storeDir (or point both at one NATS with nats.url)", ErrStoreLocked, holder, path, dir)
+		}
+		return nil, fmt.Errorf("nats.storeDir: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
 }
