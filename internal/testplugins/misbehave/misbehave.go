@@ -107,8 +107,11 @@ func (m *misbehave) Run(ctx context.Context, input []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Fault == "badjson" {
+	switch req.Fault {
+	case "badjson":
 		return []byte(`{"not": json`), nil // output that breaks the contract
+	case "rawecho":
+		return req.raw, nil // the input as sent, byte for byte (<, > and & unescaped)
 	}
 	fault, ok := faults[req.Fault]
 	if !ok {
@@ -154,7 +157,7 @@ func parseRequest(input []byte) (*request, error) {
 
 // faultNames returns the known faults' names, quoted and sorted.
 func faultNames() []string {
-	names := []string{`"badjson"`}
+	names := []string{`"badjson"`, `"rawecho"`}
 	for name := range faults {
 		names = append(names, strconv.Quote(name))
 	}

@@ -2,6 +2,7 @@ package async
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -38,4 +40,52 @@ func TestStart_storeDirLocked(t *testing.T) {
 	got, err := second.Get(context.Background(), task.ID)
 	require.NoError(t, err)
 	assert.Equal(t, StateSucceeded, got.State, "the store kept the first engine's record")
+}
+
+// A result of <, > and & is stored as it is, not six times larger: a task
+// whose input and result fit the server's max_payload succeeds.
+func TestEngine_resultStoredWithoutEscaping(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.MaxInputBytes, opts.MaxResultBytes = 300_000, 300_000 // max_payload 364 KiB
+	e := startEngine(t, newManager(t, testPools()), opts)
+	input := `{"fault": "rawecho", "lines": ["` + strings.Repeat("<", 250_000) + `"]}`
+	task, err := e.Submit(context.Background(), Request{Pool: "M", Input: []byte(input)})
+	require.NoError(t, err, "the task is measured as sent, not escaped")
+	got := waitFor(t, e, task.ID, ended)
+	require.Equal(t, StateSucceeded, got.State, "%+v", got.Error)
+	assert.JSONEq(t, input, string(got.Result))
+	assert.Equal(t, 1, got.Attempts)
+}
+
+// A record that the server can not store ends its task result_too_large,
+// once: against an external server whose max_payload (200 KB) is below
+// async.maxResultBytes, a 900 KB result is never retried.
+func TestEngine_recordOverMaxPayloadEndsOnce(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: 200_000})
+	require.NoError(t, err)
+	go ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+
+	opts := testOptions("")
+	opts.URL, opts.MaxResultBytes = ns.ClientURL(), 1_000_000
+	e := startEngine(t, newManager(t, testPools()), opts)
+	// misbehave's echo escapes each < to \u003c: 150 KB in, 900 KB out.
+	task := submit(t, e, "M", `{"fault": "echo", "lines": ["`+strings.Repeat("<", 150_000)+`"]}`)
+	got := waitFor(t, e, task.ID, ended)
+	require.Equal(t, StateFailed, got.State)
+	require.NotNil(t, got.Error)
+	assert.Equal(t, CodeResultTooLarge, got.Error.Code)
+	assert.Contains(t, got.Error.Message, "max_payload")
+	assert.Equal(t, 1, got.Attempts)
+
+	time.Sleep(2 * opts.AckWait) // a task handed out again would show it by now
+	again, err := e.Get(context.Background(), task.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, again.Attempts, "the task ran once")
+	assert.Equal(t, StateFailed, again.State)
+	b, _ := json.Marshal(again)
+	assert.Less(t, len(b), 10_000, "no result is kept")
+	submit(t, e, "M", `{"fault": "echo"}`) // the engine goes on
 }

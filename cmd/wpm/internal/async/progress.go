@@ -2,7 +2,6 @@ package async
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -91,7 +90,7 @@ func (w *progressWriter) write(p *Progress) bool {
 	t := w.t
 	for range 3 {
 		t.Progress = p
-		b, _ := json.Marshal(t)
+		b, _ := encode(t)
 		next, err := w.e.kv.Update(ctx, t.ID, b, w.rev)
 		if err == nil {
 			w.t, w.rev = t, next

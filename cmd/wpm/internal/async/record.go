@@ -1,6 +1,7 @@
 package async
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -97,4 +98,17 @@ func (j job) record() Task {
 func now() *time.Time {
 	t := time.Now().UTC()
 	return &t
+}
+
+// encode marshals v as JSON as it is: encoding/json's default escapes <, >
+// and & (in raw results too) to six bytes each, which let a result that
+// fits become a record that does not.
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

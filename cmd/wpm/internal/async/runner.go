@@ -194,7 +194,7 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
 		}
 		t.State, t.StartedAt, t.Error, t.Host = StateRunning, now(), nil, e.opts.Name
 		t.Attempts++
-		b, _ := json.Marshal(t)
+		b, _ := encode(t)
 		next, uerr := e.kv.Update(ctx, t.ID, b, rev)
 		if uerr == nil {
 			return t, next, true, nil
@@ -275,6 +275,11 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		t.Error = &TaskError{Code: host.CodeTaskFailed, Message: "the plugin answered with output that is not valid JSON; a plugin must return a JSON value"}
 	default:
 		t.Result = res.Output
+		if b, _ := encode(t); int64(len(b)) > e.maxMessage() {
+			t.State, t.Result = StateFailed, nil
+			t.Error = &TaskError{Code: CodeResultTooLarge, Message: fmt.Sprintf(
+				"the task's record with its result is %d bytes, over what the NATS server stores in one message (max_payload %d, less headers); return less, or raise the server's max_payload", len(b), e.nc.MaxPayload())}
+		}
 	}
 	switch serr := e.save(ctx, t, rev); {
 	case serr == nil:

@@ -23,6 +23,15 @@ const maxPayload = 64 << 20
 // result.
 const payloadSlack = 64 << 10
 
+// headerSlack is what a message's headers (message id, expected revision)
+// may take of the server's max_payload.
+const headerSlack = 1 << 10
+
+// maxMessage is the largest message body (a task, or a record) the
+// connected server takes: its real max_payload, which an external server
+// may set lower than wpm's own.
+func (e *Engine) maxMessage() int64 { return e.nc.MaxPayload() - headerSlack }
+
 // readyBound bounds the embedded server's start.
 const readyBound = 10 * time.Second
 

@@ -61,11 +61,11 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 	if e.nc.Status() != nats.CONNECTED {
 		return Task{}, fmt.Errorf("%w: NATS is not reachable (%s); retry later", ErrUnavailable, e.nc.Status())
 	}
-	data, err := json.Marshal(j)
+	data, err := encode(j)
 	if err != nil {
 		return Task{}, err
 	}
-	if limit := e.nc.MaxPayload(); int64(len(data)) > limit {
+	if limit := e.maxMessage(); int64(len(data)) > limit {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
 	subj := subject(j.Pool)
@@ -320,7 +320,7 @@ var errCanceled = fmt.Errorf("%w: cancelled by DELETE /v1/tasks/{id}", context.C
 // create stores a new record; it fails with jetstream.ErrKeyExists when
 // the task has one.
 func (e *Engine) create(ctx context.Context, t Task) error {
-	b, err := json.Marshal(t)
+	b, err := encode(t)
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func (e *Engine) create(ctx context.Context, t Task) error {
 // update replaces the record at revision rev; it fails with
 // jetstream.ErrKeyExists when the record changed since.
 func (e *Engine) update(ctx context.Context, t Task, rev uint64) error {
-	b, err := json.Marshal(t)
+	b, err := encode(t)
 	if err != nil {
 		return err
 	}
