@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/wpmdev/wpm/shared"
@@ -49,8 +51,19 @@ func (t *tracker) emit(e Event) {
 	}
 }
 
-// progress reports the plugin's progress report.
+// progress reports the plugin's progress report. A plugin may not use
+// wpm's SDK, so the report is checked here: a fraction that is no number
+// is dropped, others are clamped to 0..1, and the message is cut to
+// shared.MaxProgressMessage bytes of valid UTF-8.
 func (t *tracker) progress(fraction float64, msg string) {
+	if math.IsNaN(fraction) {
+		return
+	}
+	fraction = min(max(fraction, 0), 1)
+	if len(msg) > shared.MaxProgressMessage {
+		msg = msg[:shared.MaxProgressMessage]
+	}
+	msg = strings.ToValidUTF8(msg, "")
 	t.emit(Event{Type: EventTaskProgress, Fraction: fraction, Message: msg})
 }
 

@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -42,8 +43,8 @@ func (e *Engine) watchProgress(ctx context.Context, t Task, rev uint64) (context
 // event is the task's host.WithTaskEvents function: it keeps the latest
 // progress and never blocks.
 func (w *progressWriter) event(ev host.Event) {
-	if ev.Type != host.EventTaskProgress {
-		return
+	if ev.Type != host.EventTaskProgress || math.IsNaN(ev.Fraction) {
+		return // host drops NaN already; a record must always encode
 	}
 	w.mu.Lock()
 	w.latest = &Progress{Fraction: min(max(ev.Fraction, 0), 1), Message: ev.Message}
@@ -90,7 +91,11 @@ func (w *progressWriter) write(p *Progress) bool {
 	t := w.t
 	for range 3 {
 		t.Progress = p
-		b, _ := encode(t)
+		b, err := encode(t)
+		if err != nil {
+			w.e.logger.Warn("a progress report that can not be stored was dropped", "task", t.ID, "error", err)
+			return true
+		}
 		next, err := w.e.kv.Update(ctx, t.ID, b, w.rev)
 		if err == nil {
 			w.t, w.rev = t, next

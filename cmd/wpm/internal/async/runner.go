@@ -194,7 +194,10 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
 		}
 		t.State, t.StartedAt, t.Error, t.Host = StateRunning, now(), nil, e.opts.Name
 		t.Attempts++
-		b, _ := encode(t)
+		b, eerr := encode(t)
+		if eerr != nil {
+			return Task{}, 0, false, fmt.Errorf("encode the record of task %s: %w", j.ID, eerr)
+		}
 		next, uerr := e.kv.Update(ctx, t.ID, b, rev)
 		if uerr == nil {
 			return t, next, true, nil
