@@ -41,6 +41,7 @@ var statusOf = map[string]int{
 	codeOverloaded:         http.StatusServiceUnavailable,
 	codeUnknownTask:        http.StatusNotFound,
 	codeTaskEnded:          http.StatusConflict,
+	codeKeyReused:          http.StatusUnprocessableEntity,
 	codeAsyncUnavailable:   http.StatusServiceUnavailable,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,

@@ -19,6 +19,7 @@ import (
 const (
 	codeUnknownTask      = async.CodeUnknownTask
 	codeTaskEnded        = async.CodeTaskEnded
+	codeKeyReused        = async.CodeIdempotencyKeyReused
 	codeAsyncUnavailable = "async_unavailable"
 )
 
@@ -115,6 +116,8 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
 	case errors.Is(err, async.ErrCallbackRefused):
 		return badRequest(err.Error())
+	case errors.Is(err, async.ErrKeyReused):
+		return &Error{Code: codeKeyReused, Message: err.Error()}
 	}
 	if err != nil {
 		return err

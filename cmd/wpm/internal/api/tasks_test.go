@@ -113,6 +113,19 @@ func TestAPI_async_idempotencyKey(t *testing.T) {
 	a := s.sendWith(t, http.MethodPost, "/v1/pools/CPU/tasks?async=true", `{"duration": 1}`, "Idempotency-Key", "k1")
 	require.Equal(t, http.StatusAccepted, a.Status, a.Raw)
 	assert.Equal(t, first, a.Body["id"])
+
+	// The key is bound to its request: another pool, or another body, is
+	// 422 naming the key, and makes no task.
+	for path, body := range map[string]string{
+		"/v1/pools/M/tasks?async=true":   `{"duration": 1}`,
+		"/v1/pools/CPU/tasks?async=true": `{"duration": 2}`,
+	} {
+		a = s.sendWith(t, http.MethodPost, path, body, "Idempotency-Key", "k1")
+		requireError(t, a, http.StatusUnprocessableEntity, "idempotency_key_reused")
+		assert.Contains(t, a.Raw, `\"k1\"`, "the message names the key")
+	}
+	a = s.do(t, http.MethodGet, "/v1/tasks?limit=10", nil)
+	assert.Len(t, a.Body["tasks"], 1, a.Raw)
 }
 
 // waitRunning waits until the task's record says running.

@@ -8,6 +8,9 @@ const (
 	CodeUnknownTask = "unknown_task"
 	// CodeTaskEnded: the task ended already and can not be cancelled.
 	CodeTaskEnded = "task_ended"
+	// CodeIdempotencyKeyReused: an idempotency key came back with another
+	// request than the one it was first used for.
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
 	// CodeResultTooLarge: a task's result was over async.maxResultBytes.
 	CodeResultTooLarge = "result_too_large"
 )
@@ -20,6 +23,9 @@ var (
 	ErrTaskEnded = errors.New("task ended")
 	// ErrTooLarge means a task's input is larger than the queue takes.
 	ErrTooLarge = errors.New("task too large")
+	// ErrKeyReused means an idempotency key was used for another request
+	// within the dedup window.
+	ErrKeyReused = errors.New("idempotency key reused for another request")
 	// ErrUnavailable means NATS can not be reached now.
 	ErrUnavailable = errors.New("task queue unavailable")
 )

@@ -48,7 +48,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 		return Task{}, err
 	}
 	if req.IdempotencyKey != "" {
-		first, found, err := e.claimKey(ctx, req.IdempotencyKey, j.ID)
+		first, found, err := e.claimKey(ctx, req.IdempotencyKey, j.ID, req.fingerprint())
 		if err != nil || found {
 			return first, err
 		}
@@ -115,18 +115,34 @@ func (e *Engine) newJob(req Request) (job, error) {
 	return j, nil
 }
 
-// idempotency is the value of an idempotency key: the first task's id.
+// idempotency is the value of an idempotency key: the first task's id,
+// and the fingerprint of the request that claimed it.
 type idempotency struct {
-	ID string    `json:"id"`
-	At time.Time `json:"at"`
+	ID          string    `json:"id"`
+	At          time.Time `json:"at"`
+	Fingerprint string    `json:"fingerprint"`
 }
 
-// claimKey records that the idempotency key belongs to the task id. When
-// another task holds it within the dedup window, it returns that task.
-func (e *Engine) claimKey(ctx context.Context, key, id string) (Task, bool, error) {
+// fingerprint identifies what req asks for: where it runs, how, and its
+// input. An idempotency key is bound to it, as the IETF Idempotency-Key
+// draft binds a key to its request's route and body.
+func (req Request) fingerprint() string {
+	h := sha256.New()
+	head, _ := json.Marshal([]any{req.Pool, req.Plugin, req.Run.MemoryLimitMB, req.Run.Timeout, req.CallbackURL})
+	h.Write(head)
+	h.Write([]byte{0})
+	h.Write(req.Input)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// claimKey records that the idempotency key belongs to the task id, made
+// for the request whose fingerprint is fp. When another task holds it
+// within the dedup window, it returns that task, or ErrKeyReused when that
+// task was made for another request.
+func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, error) {
 	sum := sha256.Sum256([]byte(key))
 	k := "idem." + hex.EncodeToString(sum[:16])
-	val, _ := json.Marshal(idempotency{ID: id, At: time.Now().UTC()})
+	val, _ := json.Marshal(idempotency{ID: id, At: time.Now().UTC(), Fingerprint: fp})
 	for range 3 {
 		_, err := e.kv.Create(ctx, k, val)
 		if err == nil {
@@ -144,6 +160,9 @@ func (e *Engine) claimKey(ctx context.Context, key, id string) (Task, bool, erro
 		}
 		var first idempotency
 		if json.Unmarshal(entry.Value(), &first) == nil && time.Since(first.At) < e.opts.DedupWindow {
+			if first.Fingerprint != fp {
+				return Task{}, false, fmt.Errorf("%w: the Idempotency-Key %q was used within async.dedupWindow (%s) for another request (task %s, another pool, plugin, option or body); use a new key for a new request", ErrKeyReused, clipKey(key), e.opts.DedupWindow, first.ID)
+			}
 			t, _, err := e.get(ctx, first.ID)
 			if err == nil {
 				return t, true, nil
@@ -357,4 +376,12 @@ func validID(id string) bool {
 	}
 	_, err := hex.DecodeString(id)
 	return err == nil && strings.ToLower(id) == id
+}
+
+// clipKey cuts an idempotency key to 64 bytes for a message.
+func clipKey(key string) string {
+	if len(key) > 64 {
+		return key[:64] + "…"
+	}
+	return key
 }
