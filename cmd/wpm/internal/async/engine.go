@@ -54,7 +54,8 @@ type Options struct {
 	APIOnly bool
 	// SyncAlways fsyncs every write of the embedded server (nats.syncAlways).
 	SyncAlways bool
-	// Retention is how long task records are kept (async.retention).
+	// Retention is how long a task's record is kept after it ended
+	// (async.retention); a live task's record is kept until it ends.
 	Retention time.Duration
 	// MaxResultBytes bounds a stored result (async.maxResultBytes).
 	MaxResultBytes int64
@@ -93,6 +94,7 @@ func (o Options) withDefaults() Options {
 	if o.Retention <= 0 {
 		o.Retention = 24 * time.Hour
 	}
+	o.Retention = max(o.Retention, time.Second) // a message's TTL is whole seconds
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = 1_000_000
 	}
@@ -102,6 +104,7 @@ func (o Options) withDefaults() Options {
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = 2 * time.Minute
 	}
+	o.DedupWindow = max(o.DedupWindow, time.Second)
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
 	}
@@ -253,11 +256,14 @@ func (e *Engine) setUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
+	// No bucket-wide TTL: that would expire a task still queued or
+	// running. An ended record, and an idempotency key, carry their own
+	// TTL (putTTL).
 	e.kv, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
-		Bucket:   bucketName,
-		TTL:      e.opts.Retention,
-		Storage:  jetstream.FileStorage,
-		Replicas: e.opts.Replicas,
+		Bucket:         bucketName,
+		Storage:        jetstream.FileStorage,
+		Replicas:       e.opts.Replicas,
+		LimitMarkerTTL: time.Minute,
 	})
 	if err != nil {
 		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)

@@ -56,7 +56,7 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 	if err != nil {
 		return nil, err
 	}
-	if st.TTL() != cfg.TTL || st.Config().Replicas != cfg.Replicas {
+	if st.TTL() != cfg.TTL || st.Config().Replicas != cfg.Replicas || st.LimitMarkerTTL() != cfg.LimitMarkerTTL {
 		return js.UpdateKeyValue(ctx, cfg)
 	}
 	return kv, nil

@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -88,4 +91,64 @@ func TestEngine_recordOverMaxPayloadEndsOnce(t *testing.T) {
 	b, _ := json.Marshal(again)
 	assert.Less(t, len(b), 10_000, "no result is kept")
 	submit(t, e, "M", `{"fault": "echo"}`) // the engine goes on
+}
+
+// Retention counts from a task's end: a task queued, then running, for
+// longer than async.retention keeps its record, runs once, and its record
+// goes retention after it ended.
+func TestEngine_retentionCountsFromTheEnd(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.Retention = time.Second
+	e := startEngine(t, newManager(t, testPools()), opts)
+	ahead := submit(t, e, "M", `{"fault": "sleep", "ms": 1500}`)
+	task := submit(t, e, "M", `{"fault": "sleep", "ms": 1500}`)
+
+	time.Sleep(1200 * time.Millisecond) // task is still queued behind ahead
+	got, err := e.Get(context.Background(), task.ID)
+	require.NoError(t, err, "a queued task outlives retention")
+	assert.Equal(t, StateQueued, got.State)
+	got = waitFor(t, e, task.ID, inState(StateRunning))
+	time.Sleep(1200 * time.Millisecond) // running longer than retention
+	got, err = e.Get(context.Background(), task.ID)
+	require.NoError(t, err, "a running task outlives retention")
+	got = waitFor(t, e, task.ID, ended)
+	assert.Equal(t, StateSucceeded, got.State)
+	assert.Equal(t, 1, got.Attempts, "it ran once")
+
+	require.Eventually(t, func() bool {
+		_, err := e.Get(context.Background(), ahead.ID)
+		return errors.Is(err, ErrUnknownTask)
+	}, 10*time.Second, 100*time.Millisecond, "an ended record goes after retention")
+	time.Sleep(opts.AckWait + time.Second) // a second run would show by now
+	_, err = e.Get(context.Background(), task.ID)
+	if err == nil {
+		got, _ = e.Get(context.Background(), task.ID)
+		assert.Equal(t, 1, got.Attempts)
+	}
+}
+
+// A store made by an older wpm (a bucket-wide TTL, no per-message TTLs)
+// is updated at start, and its records stay readable.
+func TestStart_updatesAnOlderBucket(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	srv, err := startServer(opts.withDefaults())
+	require.NoError(t, err)
+	nc, err := nats.Connect("", nats.InProcessServer(srv.srv))
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucketName, TTL: 24 * time.Hour, Storage: jetstream.FileStorage})
+	require.NoError(t, err)
+	_, err = kv.Put(ctx, "0123456789abcdef", []byte(`{"id": "0123456789abcdef", "state": "succeeded", "attempts": 1}`))
+	require.NoError(t, err)
+	nc.Close()
+	srv.stop()
+
+	e := startEngine(t, newManager(t, testPools()), opts)
+	old, err := e.Get(ctx, "0123456789abcdef")
+	require.NoError(t, err)
+	assert.Equal(t, StateSucceeded, old.State)
+	task := submit(t, e, "M", `{"fault": "echo"}`)
+	assert.Equal(t, StateSucceeded, waitFor(t, e, task.ID, ended).State)
 }

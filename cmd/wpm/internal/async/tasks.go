@@ -144,7 +144,7 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 	k := "idem." + hex.EncodeToString(sum[:16])
 	val, _ := json.Marshal(idempotency{ID: id, At: time.Now().UTC(), Fingerprint: fp})
 	for range 3 {
-		_, err := e.kv.Create(ctx, k, val)
+		_, err := e.kv.Create(ctx, k, val, jetstream.KeyTTL(e.opts.DedupWindow))
 		if err == nil {
 			return Task{}, false, nil
 		}
@@ -168,7 +168,7 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 				return t, true, nil
 			}
 		}
-		if _, err := e.kv.Update(ctx, k, val, entry.Revision()); err == nil {
+		if err := e.putTTL(ctx, k, val, entry.Revision(), e.opts.DedupWindow); err == nil {
 			return Task{}, false, nil
 		}
 	}
@@ -350,16 +350,31 @@ func (e *Engine) create(ctx context.Context, t Task) error {
 }
 
 // update replaces the record at revision rev; it fails with
-// jetstream.ErrKeyExists when the record changed since.
+// jetstream.ErrKeyExists when the record changed since. An ended record
+// is kept for async.retention from now.
 func (e *Engine) update(ctx context.Context, t Task, rev uint64) error {
 	b, err := encode(t)
 	if err != nil {
 		return err
 	}
-	if _, err := e.kv.Update(ctx, t.ID, b, rev); err != nil {
+	if t.State.Ended() {
+		err = e.putTTL(ctx, t.ID, b, rev, e.opts.Retention) // retention counts from the end
+	} else {
+		_, err = e.kv.Update(ctx, t.ID, b, rev)
+	}
+	if err != nil {
 		return fmt.Errorf("update the record of task %s: %w", t.ID, err)
 	}
 	return nil
+}
+
+// putTTL replaces key's value at revision rev, like KeyValue.Update, with
+// a value that the server removes ttl after this write. It fails with an
+// error matching jetstream.ErrKeyExists when the key changed since rev.
+func (e *Engine) putTTL(ctx context.Context, key string, val []byte, rev uint64, ttl time.Duration) error {
+	msg := &nats.Msg{Subject: "$KV." + bucketName + "." + key, Data: val}
+	_, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	return err
 }
 
 // newID returns a random 16-hex-digit task id, like host's.
