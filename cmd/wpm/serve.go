@@ -233,6 +233,10 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 	tasks, err := async.Start(ctx, mgr, async.Options{
 		StoreDir:           cfg.NATS.StoreDir,
 		Listen:             cfg.NATS.Listen,
+		ListenToken:        cfg.NATS.ListenAuth.Token,
+		ListenUser:         cfg.NATS.ListenAuth.User,
+		ListenPassword:     cfg.NATS.ListenAuth.Password,
+		ListenInsecure:     cfg.NATS.ListenInsecure,
 		URL:                cfg.NATS.URL,
 		SyncAlways:         cfg.NATS.SyncAlways,
 		Retention:          cfg.Async.Retention,

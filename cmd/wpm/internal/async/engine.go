@@ -32,6 +32,13 @@ type Options struct {
 	// Listen is the embedded server's host:port for other clients; empty
 	// opens no port (nats.listen).
 	Listen string
+	// ListenToken, or ListenUser and ListenPassword, are what clients of
+	// the listening embedded server must present (nats.listenAuth); Listen
+	// needs one of them unless ListenInsecure is set.
+	ListenToken, ListenUser, ListenPassword string
+	// ListenInsecure opens Listen without credentials
+	// (nats.listenInsecure); a warning is logged at every start.
+	ListenInsecure bool
 	// URL is an external NATS server, or several comma-separated; then
 	// nothing is embedded (nats.url).
 	URL string

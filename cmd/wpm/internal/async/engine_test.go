@@ -281,7 +281,7 @@ func TestStart_storeDirNotWritable(t *testing.T) {
 func TestStart_listen(t *testing.T) {
 	opts, addr := listenOptions(t)
 	e := startEngine(t, newManager(t, testPools()), opts)
-	nc, err := nats.Connect("nats://" + addr)
+	nc, err := nats.Connect("nats://" + testToken + "@" + addr)
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -307,7 +307,7 @@ func TestStart_externalURL(t *testing.T) {
 		defer cancel()
 		require.NoError(t, mgr.Shutdown(ctx))
 	})
-	second := startEngine(t, mgr, Options{URL: "nats://" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	second := startEngine(t, mgr, Options{URL: "nats://" + testToken + "@" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
 	assert.Nil(t, second.srv, "nothing is embedded")
 	task := submit(t, second, "M", `{"fault": "echo"}`)
 	got := waitFor(t, first, task.ID, ended)
@@ -315,7 +315,11 @@ func TestStart_externalURL(t *testing.T) {
 	stopEngine(t, second) // before the server it uses
 }
 
-// listenOptions are testOptions with nats.listen on a free loopback port,
+// testToken is the token of listenOptions' server.
+const testToken = "s3cret-token"
+
+// listenOptions are testOptions with nats.listen on a free loopback port
+// and nats.listenAuth.token testToken,
 // which it returns.
 func listenOptions(t *testing.T) (Options, string) {
 	t.Helper()
@@ -324,7 +328,7 @@ func listenOptions(t *testing.T) (Options, string) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	opts := testOptions(t.TempDir())
-	opts.Listen = addr
+	opts.Listen, opts.ListenToken = addr, testToken
 	return opts, addr
 }
 

@@ -152,3 +152,31 @@ func TestStart_updatesAnOlderBucket(t *testing.T) {
 	task := submit(t, e, "M", `{"fault": "echo"}`)
 	assert.Equal(t, StateSucceeded, waitFor(t, e, task.ID, ended).State)
 }
+
+// The listening embedded server takes only clients with its credentials:
+// without them nothing is read or written; without any credentials set
+// the engine does not start, unless told to.
+func TestStart_listenNeedsCredentials(t *testing.T) {
+	opts, addr := listenOptions(t)
+	mgr := newManager(t, testPools())
+	e := startEngine(t, mgr, opts)
+	task := submit(t, e, "M", `{"fault": "echo"}`)
+	waitFor(t, e, task.ID, ended)
+
+	_, err := nats.Connect("nats://" + addr)
+	require.Error(t, err, "no credentials, no connection")
+	assert.Contains(t, strings.ToLower(err.Error()), "authorization")
+	_, err = nats.Connect("nats://wrong@" + addr)
+	require.Error(t, err, "a wrong token, no connection")
+	nc, err := nats.Connect("nats://" + testToken + "@" + addr)
+	require.NoError(t, err)
+	nc.Close()
+
+	open := testOptions(t.TempDir())
+	open.Listen = addr
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = Start(ctx, mgr, open)
+	require.ErrorIs(t, err, ErrInsecureListen)
+	assert.Contains(t, err.Error(), "nats.listenAuth")
+}

@@ -64,7 +64,7 @@ func connect(o Options) (srv *embedded, nc *nats.Conn, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err = nats.Connect("", nats.InProcessServer(srv.srv), nats.Name(o.Name))
+	nc, err = nats.Connect("", nats.InProcessServer(srv.srv), nats.Name(o.Name), listenCredentials(o))
 	if err != nil {
 		srv.stop()
 		return nil, nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
@@ -132,6 +132,16 @@ func newServer(o Options) (*server.Server, error) {
 		DontListen: o.Listen == "",
 	}
 	if o.Listen != "" {
+		switch {
+		case o.ListenToken != "":
+			opts.Authorization = o.ListenToken
+		case o.ListenUser != "":
+			opts.Username, opts.Password = o.ListenUser, o.ListenPassword
+		case o.ListenInsecure:
+			o.Logger.Warn("the embedded NATS server listens without credentials (nats.listenInsecure): any process that reaches it can read tasks and forge their results; set nats.listenAuth", "listen", o.Listen)
+		default:
+			return nil, fmt.Errorf("%w: nats.listen (%s) opens the embedded NATS server, where tasks and their records are kept; set nats.listenAuth.token (or user and password), or nats.listenInsecure: true to open it without credentials", ErrInsecureListen, o.Listen)
+		}
 		host, port, err := net.SplitHostPort(o.Listen)
 		n, perr := strconv.Atoi(port)
 		if err != nil || perr != nil {
@@ -169,6 +179,24 @@ func checkStoreDir(dir string) error {
 	name := f.Name()
 	_ = f.Close()
 	return os.Remove(filepath.Clean(name))
+}
+
+// ErrInsecureListen means nats.listen was set without credentials.
+var ErrInsecureListen = errors.New("the embedded NATS server would listen without credentials")
+
+// listenCredentials is the in-process client's login to the embedded
+// server: what nats.listenAuth asks of every client.
+func listenCredentials(o Options) nats.Option {
+	return func(no *nats.Options) error {
+		switch {
+		case o.Listen == "":
+		case o.ListenToken != "":
+			no.Token = o.ListenToken
+		case o.ListenUser != "":
+			no.User, no.Password = o.ListenUser, o.ListenPassword
+		}
+		return nil
+	}
 }
 
 // storeLockName is the file in nats.storeDir whose flock the process

@@ -90,6 +90,12 @@ type NATS struct {
 	// Listen is the host:port the embedded server listens on for other
 	// NATS clients; empty means no port at all.
 	Listen string `koanf:"listen"`
+	// ListenAuth is what a client of the listening embedded server must
+	// present: a token, or a user and password. nats.listen needs one.
+	ListenAuth NATSAuth `koanf:"listenAuth"`
+	// ListenInsecure lets nats.listen open without credentials: any local
+	// process may then read and forge tasks. wpm warns at every start.
+	ListenInsecure bool `koanf:"listenInsecure"`
 	// URL, when not empty, is an external NATS server or cluster to use
 	// instead of an embedded one: one URL or several, comma-separated.
 	URL string `koanf:"url"`
@@ -106,6 +112,16 @@ type NATS struct {
 	Replicas int `koanf:"replicas"`
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool `koanf:"syncAlways"`
+}
+
+// NATSAuth is the nats.listenAuth section.
+type NATSAuth struct {
+	// Token is the token clients present (nats://TOKEN@host:port).
+	Token string `koanf:"token"`
+	// User and Password are the user clients log in as
+	// (nats://USER:PASSWORD@host:port).
+	User     string `koanf:"user"`
+	Password string `koanf:"password"`
 }
 
 // NATSTLS is the nats.tls section: files in PEM.

@@ -325,7 +325,7 @@ runtime: { memoryLimit: 0 }
 log: { level: warn, format: json }
 plugins: { dir: /p }
 shutdown: { grace: 1m }
-nats: { storeDir: /s, listen: "127.0.0.1:4222", url: "", syncAlways: true }
+nats: { storeDir: /s, listen: "127.0.0.1:4222", listenAuth: { token: nt }, url: "", syncAlways: true }
 async: { retention: 1h, maxResultBytes: 2MB, dedupWindow: 1m, ackWait: 5s }
 oneShot: { memoryLimitMB: 64, timeout: 1s, maxConcurrent: 2, maxWait: 100ms, spares: 1, startTimeout: 3s }
 pools:
@@ -340,7 +340,7 @@ pools:
   "log": {"level": "warn", "format": "json"},
   "plugins": {"dir": "/p"},
   "shutdown": {"grace": "1m"},
-  "nats": {"storeDir": "/s", "listen": "127.0.0.1:4222", "url": "", "syncAlways": true},
+  "nats": {"storeDir": "/s", "listen": "127.0.0.1:4222", "listenAuth": {"token": "nt"}, "url": "", "syncAlways": true},
   "async": {"retention": "1h", "maxResultBytes": "2MB", "dedupWindow": "1m", "ackWait": "5s"},
   "oneShot": {"memoryLimitMB": 64, "timeout": "1s", "maxConcurrent": 2, "maxWait": "100ms", "spares": 1, "startTimeout": "3s"},
   "pools": [{"name": "A", "plugin": "cpuload", "workers": 3, "memoryLimitMB": 128, "concurrency": 2, "queueLimit": 5,
@@ -353,7 +353,7 @@ pools:
 			ReadTimeout: 5 * time.Second, IdleTimeout: 6 * time.Second, MaxConns: 7, InflightBodyLimitBytes: 8_000_000},
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
-		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", SyncAlways: true, Replicas: 1},
+		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", ListenAuth: NATSAuth{Token: "nt"}, SyncAlways: true, Replicas: 1},
 		Async:    Async{Retention: time.Hour, MaxResultBytes: 2_000_000, DedupWindow: time.Minute, AckWait: 5 * time.Second},
 		Host: host.Config{
 			PluginDir: "/p",
@@ -689,4 +689,31 @@ func TestLoad_roleAndNATSConnection(t *testing.T) {
 	_, err = Load(Options{Environ: []string{"WPM_NATS_CREDENTIALS=/x.creds"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "nats.url")
+}
+
+// nats.listen opens the task store to other processes: it needs
+// credentials, or the explicit insecure switch.
+func TestLoad_natsListenNeedsCredentials(t *testing.T) {
+	env := []string{"WPM_NATS_LISTEN=127.0.0.1:4222"}
+	_, err := Load(Options{Environ: env})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nats.listen")
+	assert.Contains(t, err.Error(), "nats.listenAuth.token")
+
+	for _, ok := range [][]string{
+		{"WPM_NATS_LISTENAUTH_TOKEN=t"},
+		{"WPM_NATS_LISTENAUTH_USER=u", "WPM_NATS_LISTENAUTH_PASSWORD=p"},
+		{"WPM_NATS_LISTENINSECURE=true"},
+	} {
+		_, err := Load(Options{Environ: append(ok, env...)})
+		assert.NoError(t, err, ok)
+	}
+	for _, bad := range [][]string{
+		{"WPM_NATS_LISTENAUTH_TOKEN=t", "WPM_NATS_LISTENAUTH_USER=u", "WPM_NATS_LISTENAUTH_PASSWORD=p"},
+		{"WPM_NATS_LISTENAUTH_USER=u"},
+	} {
+		_, err := Load(Options{Environ: append(bad, env...)})
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "nats.listenAuth", bad)
+	}
 }

@@ -183,6 +183,15 @@ func (n NATS) check(p *checks) {
 			p.add("nats.listen", "%q is not host:port like 127.0.0.1:4222; leave it empty for no port", n.Listen)
 		}
 	}
+	a := n.ListenAuth
+	switch {
+	case a.Token != "" && (a.User != "" || a.Password != ""):
+		p.add("nats.listenAuth", "takes a token, or a user and password, not both")
+	case (a.User == "") != (a.Password == ""):
+		p.add("nats.listenAuth", "user and password go together; set both or neither")
+	case n.Listen != "" && a == NATSAuth{} && !n.ListenInsecure:
+		p.add("nats.listen", "opens the embedded NATS server, where tasks and their records are kept, to every process that reaches %s: set nats.listenAuth.token (or user and password), or nats.listenInsecure: true to open it without credentials", n.Listen)
+	}
 }
 
 // check adds the problems of the async section to p.
