@@ -32,6 +32,7 @@ pools:
 // api host c, all seen by c.
 type partitionCluster struct {
 	n       *netns
+	url     string // NATS
 	a, b, c *wpmServer
 }
 
@@ -41,7 +42,8 @@ func startPartitionCluster(t *testing.T, bConfig string) *partitionCluster {
 	t.Helper()
 	requireRootNet(t)
 	pc := &partitionCluster{n: newNetns(t)}
-	url := startNATSServerOn(t, pc.n.rootIP).ClientURL()
+	pc.url = startNATSServerOn(t, pc.n.rootIP).ClientURL()
+	url := pc.url
 	pc.a = startServeAt(t, pc.n.nsIP+":3000", pc.n.exec(), partitionedConfig, clusterEnv(url, "a", "worker")...)
 	pc.c = clusterHost(t, url, "c", "api", "pools: []")
 	if bConfig != "" {
@@ -140,6 +142,13 @@ func TestPartition_workerHostCutOffAndHealed(t *testing.T) {
 	waitCluster(t, pc.c, "b", "c")
 	t.Logf("a dropped out of the cluster view %s after the cut", time.Since(cutAt).Round(time.Millisecond))
 	time.Sleep(time.Until(cutAt.Add(cutHold)))
+	// Heal once what a was running has ended elsewhere: a's stale ends
+	// then meet ended records (a stale end over a run still going on is
+	// TestPartition_staleEndWhileRunningElsewhere).
+	for _, id := range onA {
+		require.Eventually(t, func() bool { return getRecord(t, pc.c, id)["state"] == "succeeded" }, 20*time.Second,
+			50*time.Millisecond, "task %s, cut off on a, never ended elsewhere", id)
+	}
 	pc.n.heal(t)
 	healAt := time.Now()
 	waitCluster(t, pc.c, "a", "b", "c")
@@ -202,7 +211,50 @@ func TestPartition_workerHostCutOffAndHealed(t *testing.T) {
 `, n, succeeded, n-succeeded, len(onA), again, maxAttempts, runs, attempts,
 		cutHold, rejoin.Round(10*time.Millisecond), allEnded.Round(10*time.Millisecond))
 	t.Logf("partition figures:\n%s", report)
-	if path := os.Getenv("WPM_CHAOS_REPORT"); path != "" {
+	if path := os.Getenv("WPMTEST_CHAOS_REPORT"); path != "" {
 		require.NoError(t, os.WriteFile(path, []byte(report), 0o644))
 	}
+}
+
+// A task ends on the cut-off host while another host runs it again after
+// async.ackWait; the link heals while that second run goes on. The stale
+// end, written once the link is back, must not take the place of the run
+// in progress: the record ends with the second run, attempts 2.
+//
+// Known bug, skipped until fixed: async's save (runner.go), on a revision
+// conflict, re-reads the record and writes again over any record not
+// ended, so a's stale end replaces b's running record (host a, attempts
+// 1, though the task started twice), and finish then acknowledges a's
+// old delivery while b still runs the task.
+func TestPartition_staleEndWhileRunningElsewhere(t *testing.T) {
+	if os.Getenv("WPMTEST_KNOWN_BUGS") == "" {
+		t.Skip("known bug: a stale end written after a heal overwrites the record of a run still going on elsewhere " +
+			"(async Engine.save retries over a record not ended; attempts 1 for two runs); WPMTEST_KNOWN_BUGS=1 runs it")
+	}
+	pc := startPartitionCluster(t, "")
+	const ms = 6000
+	mt := submitMarked(t, pc.c, t.TempDir(), 1, ms)[0]
+	var aStart time.Time
+	require.Eventually(t, func() bool { _, aStart = mt.runs(t); return !aStart.IsZero() }, 20*time.Second, 20*time.Millisecond,
+		"the task never started on a")
+	pc.b = clusterHost(t, pc.url, "b", "worker", hostBConfig)
+	waitCluster(t, pc.c, "a", "b", "c")
+	require.Less(t, time.Since(aStart), ms*time.Millisecond-3*time.Second,
+		"b took too long to start: a would end its run before the cut")
+	pc.n.cut(t)
+
+	// a ends its run cut off; b runs the task again; heal while b runs.
+	var pids []int
+	require.Eventually(t, func() bool { pids, _ = mt.runs(t); return len(pids) >= 2 }, 20*time.Second, 20*time.Millisecond,
+		"the task never ran again while a was cut off")
+	time.Sleep(time.Until(aStart.Add(ms*time.Millisecond + 500*time.Millisecond)))
+	rec := getRecord(t, pc.c, mt.id)
+	require.Equal(t, "running", rec["state"], "b still runs the task at the heal: %v", rec)
+	require.Equal(t, "b", rec["host"], "b still runs the task at the heal: %v", rec)
+	pc.n.heal(t)
+
+	rec = waitEnded(t, pc.c, mt.id)
+	assert.Equal(t, "succeeded", rec["state"], "%v", rec)
+	checkRuns(t, mt, rec)
+	assert.Equal(t, "b", rec["host"], "the end recorded is b's run, not a's stale one: %v", rec)
 }
