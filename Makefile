@@ -8,7 +8,7 @@ CONFIG   ?= config/default.yaml
 PLUGINS  := $(wildcard plugins/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint clean bench soak cluster
+.PHONY: help build run test lint clean bench soak chaos cluster
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,14 @@ soak: ## a chaos soak: load while workers are killed, hang and blow their memory
 	WPM_SOAK_SECONDS=$(SOAKSECONDS) WPM_SOAK_REPORT=$(CURDIR)/bin/soak.md \
 		$(GO) test -race -count=1 -timeout 30m -run '^TestSoak$$' ./host/
 	@cat bin/soak.md
+
+# make chaos: a network partition (needs root and iproute2: it makes a
+# network namespace and a veth pair); the figures land in bin/chaos.md.
+chaos: ## a worker host cut off from NATS mid-task and healed (root; docs/RELIABILITY.md)
+	@mkdir -p bin && rm -f bin/chaos.md
+	WPMTEST_CHAOS_REPORT=$(CURDIR)/bin/chaos.md \
+		$(GO) test -race -count=1 -timeout 10m -run '^TestPartition' ./cmd/wpm/
+	@cat bin/chaos.md
 
 cluster: ## a 3-server NATS cluster and three wpm hosts on this machine (examples/cluster, docs/SCALING.md)
 	examples/cluster/run.sh

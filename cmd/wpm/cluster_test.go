@@ -34,8 +34,14 @@ func startNATS(t *testing.T) string {
 // startNATSServer is startNATS returning the server.
 func startNATSServer(t *testing.T) *server.Server {
 	t.Helper()
+	return startNATSServerOn(t, "127.0.0.1")
+}
+
+// startNATSServerOn is startNATSServer listening on address ip.
+func startNATSServerOn(t *testing.T, ip string) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
-		ServerName: "test", Host: "127.0.0.1", Port: -1, JetStream: true,
+		ServerName: "test", Host: ip, Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 	})
 	require.NoError(t, err)
@@ -52,8 +58,14 @@ func startNATSServer(t *testing.T) *server.Server {
 // at url; a task that was running on a host that died runs again after 2 s.
 func clusterHost(t *testing.T, url, name, role, config string, env ...string) *wpmServer {
 	t.Helper()
-	return startServeConfig(t, config, append([]string{"WPM_NATS_URL=" + url, "WPM_NATS_NAME=" + name, "WPM_ROLE=" + role,
-		"WPM_ASYNC_ACKWAIT=2s", "WPM_LOG_LEVEL=debug"}, env...)...)
+	return startServeConfig(t, config, clusterEnv(url, name, role, env...)...)
+}
+
+// clusterEnv is the environment of a cluster host named name with role
+// on NATS at url, then env.
+func clusterEnv(url, name, role string, env ...string) []string {
+	return append([]string{"WPM_NATS_URL=" + url, "WPM_NATS_NAME=" + name, "WPM_ROLE=" + role,
+		"WPM_ASYNC_ACKWAIT=2s", "WPM_LOG_LEVEL=debug"}, env...)
 }
 
 // submitAsync submits n async tasks of pool S with body through host s

@@ -68,14 +68,22 @@ pools:
 // startServeConfig starts bin/wpm serve on the config file path.
 func startServeConfig(t *testing.T, path string, extraEnv ...string) *wpmServer {
 	t.Helper()
+	return startServeAt(t, freeAddr(t), nil, path, extraEnv...)
+}
+
+// startServeAt starts bin/wpm serve on the config file path (or text),
+// listening on addr, as the argument of the command wrap (e.g. "ip netns
+// exec NAME"; nil runs it directly).
+func startServeAt(t *testing.T, addr string, wrap []string, path string, extraEnv ...string) *wpmServer {
+	t.Helper()
 	if !strings.HasSuffix(path, ".yaml") {
 		file := filepath.Join(t.TempDir(), "wpm.yaml")
 		require.NoError(t, os.WriteFile(file, []byte(path), 0o600))
 		path = file
 	}
-	addr := freeAddr(t)
-	cmd := exec.Command(filepath.Join(binDir, "wpm"), "serve", "--config", path,
+	args := append(append([]string{}, wrap...), filepath.Join(binDir, "wpm"), "serve", "--config", path,
 		"--addr", addr, "--plugins-dir", filepath.Join(binDir, "plugins"))
+	cmd := exec.Command(args[0], args[1:]...)
 	// The task store goes to a temporary directory unless extraEnv names one.
 	cmd.Env = append(append(os.Environ(), "WPM_NATS_STOREDIR="+t.TempDir()), extraEnv...)
 	s := &wpmServer{cmd: cmd, url: "http://" + addr, logs: new(testkit.SyncBuffer), done: make(chan error, 1)}

@@ -49,6 +49,9 @@ type request struct {
 	// Lines are written to stderr by "log", and by "exit", "crash" and
 	// "sigkill" just before the process dies, as its last words.
 	Lines []string `json:"lines"`
+	// Mark names a file each run appends one line to ("pid start-time")
+	// before its fault: evidence of every time a task really started.
+	Mark string `json:"mark"`
 
 	// raw is the input as it was sent, for "echo".
 	raw json.RawMessage
@@ -118,6 +121,11 @@ func (m *misbehave) Run(ctx context.Context, input []byte) ([]byte, error) {
 		return nil, shared.InvalidInput("misbehave: unknown fault %q: pick one of %s (or leave it empty for echo)",
 			req.Fault, strings.Join(faultNames(), ", "))
 	}
+	if req.Mark != "" {
+		if err := markStart(req.Mark); err != nil {
+			return nil, err
+		}
+	}
 	answer, err := fault(m, ctx, req)
 	if err != nil {
 		return nil, err
@@ -153,6 +161,22 @@ func parseRequest(input []byte) (*request, error) {
 		return nil, shared.InvalidInput(`misbehave: "code" must be from 0 to %d, got %d`, maxCode, *req.Code)
 	}
 	return req, nil
+}
+
+// markStart appends "pid start-time" to the file path, one line per run.
+func markStart(path string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("misbehave: mark a start: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339Nano))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("misbehave: mark a start: %w", err)
+	}
+	return nil
 }
 
 // faultNames returns the known faults' names, quoted and sorted.
