@@ -227,10 +227,6 @@ func TestPartition_workerHostCutOffAndHealed(t *testing.T) {
 // 1, though the task started twice), and finish then acknowledges a's
 // old delivery while b still runs the task.
 func TestPartition_staleEndWhileRunningElsewhere(t *testing.T) {
-	if os.Getenv("WPMTEST_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a stale end written after a heal overwrites the record of a run still going on elsewhere " +
-			"(async Engine.save retries over a record not ended; attempts 1 for two runs); WPMTEST_KNOWN_BUGS=1 runs it")
-	}
 	pc := startPartitionCluster(t, "")
 	const ms = 6000
 	mt := submitMarked(t, pc.c, t.TempDir(), 1, ms)[0]

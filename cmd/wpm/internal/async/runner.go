@@ -239,18 +239,26 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		return
 	case e.work.Err() != nil && err != nil:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
-		_ = e.save(ctx, t, rev) // the message is handed back either way
-		_ = msg.Nak()
+		if errors.Is(e.save(ctx, t, rev), errStartedElsewhere) {
+			e.dropStale(j)
+			return
+		}
+		_ = msg.Nak() // handed back even when the record could not be written
 		return
 	case err != nil && host.Code(err) == host.CodeQueueFull:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		t.Attempts-- // it did not run
-		_ = e.save(ctx, t, rev)
+		if errors.Is(e.save(ctx, t, rev), errStartedElsewhere) {
+			e.dropStale(j)
+			return
+		}
 		_ = msg.NakWithDelay(e.opts.PollInterval)
 		return
 	case err != nil && e.retry(j, t, err):
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		switch serr := e.save(ctx, t, rev); {
+		case errors.Is(serr, errStartedElsewhere):
+			e.dropStale(j)
 		case serr == nil:
 			e.counters.retries.WithLabelValues(j.Pool).Inc()
 			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))
@@ -285,6 +293,8 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		}
 	}
 	switch serr := e.save(ctx, t, rev); {
+	case errors.Is(serr, errStartedElsewhere):
+		e.dropStale(j)
 	case serr == nil:
 		e.counters.ended.WithLabelValues(j.Pool, string(t.State)).Inc()
 		e.notify(t)
@@ -296,6 +306,26 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		// stay "running" for ever (at least once).
 		_ = msg.NakWithDelay(e.opts.PollInterval)
 	}
+}
+
+// errStartedElsewhere is save's error when another attempt of the task
+// started while this one ran (this host was cut off from NATS past the
+// ack wait, say): this attempt's end is stale and nothing is written.
+var errStartedElsewhere = errors.New("another attempt of the task started meanwhile")
+
+// sameTime reports whether a and b are the same instant, or both nil.
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// dropStale lets go of an attempt whose task started again elsewhere: its
+// message is neither acknowledged (that would end the other attempt's
+// delivery) nor handed back (that would start a third).
+func (e *Engine) dropStale(j job) {
+	e.logger.Warn("a task this host ran was started again by another host meanwhile (this host was cut off past async.ackWait); this attempt's end is dropped", "task", j.ID, "pool", j.Pool)
 }
 
 // errEndedMeanwhile is save's error when the task was cancelled (or
@@ -330,8 +360,10 @@ func (e *Engine) save(ctx context.Context, t Task, rev uint64) error {
 			time.Sleep(saveRetryWait)
 		case cur.State.Ended():
 			return errEndedMeanwhile
+		case cur.Host != t.Host || !sameTime(cur.StartedAt, t.StartedAt):
+			return errStartedElsewhere
 		default:
-			rev = next
+			rev = next // a progress write: this attempt's record still
 		}
 	}
 	e.logger.Error("can not record a task's end", "task", t.ID, "error", err)
