@@ -40,9 +40,16 @@ func startNATSServer(t *testing.T) *server.Server {
 // startNATSServerOn is startNATSServer listening on address ip.
 func startNATSServerOn(t *testing.T, ip string) *server.Server {
 	t.Helper()
+	return startNATSServerAt(t, ip, -1, t.TempDir())
+}
+
+// startNATSServerAt is startNATSServer listening on ip:port (-1: any
+// free port) with its store in dir.
+func startNATSServerAt(t *testing.T, ip string, port int, dir string) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
-		ServerName: "test", Host: ip, Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+		ServerName: "test", Host: ip, Port: port, JetStream: true,
+		StoreDir: dir, NoSigs: true, NoLog: true,
 	})
 	require.NoError(t, err)
 	go ns.Start()
@@ -316,6 +323,57 @@ func runningOn(t *testing.T, s *wpmServer, ids []string, name string) bool {
 }
 
 // A NATS outage: async submits answer 503 at once, local sync tasks go on.
+// A NATS server that goes away, then restarts on its store: meanwhile the
+// api host, whose view is stale, answers 503 with Retry-After (not 404
+// unknown_pool, nor 500 with NATS's text); once it is back, within a few
+// seconds, the hosts see each other again (their in-memory bucket is made
+// again) and forwarding works.
+func TestCluster_natsRestart(t *testing.T) {
+	dir := t.TempDir()
+	_, portText, err := net.SplitHostPort(freeAddr(t))
+	require.NoError(t, err)
+	port, err := strconv.Atoi(portText)
+	require.NoError(t, err)
+	ns := startNATSServerAt(t, "127.0.0.1", port, dir)
+	a := clusterHost(t, ns.ClientURL(), "a", "all", hostAConfig)
+	c := clusterHost(t, ns.ClientURL(), "c", "api", "pools: []")
+	waitCluster(t, c, "a", "c")
+	done := submitAsync(t, c, 1, `{"fault": "echo"}`)[0]
+	waitEnded(t, c, done)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	time.Sleep(5 * time.Second) // past the hosts' TTL: c's view is stale
+	for _, req := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/pools/S/tasks", `{"fault": "echo"}`},
+		{http.MethodPost, "/v1/pools/S/tasks?async=true", `{"fault": "echo"}`},
+		{http.MethodGet, "/v1/tasks", ""},
+		{http.MethodGet, "/v1/tasks/" + done, ""},
+		{http.MethodDelete, "/v1/tasks/" + done, ""},
+	} {
+		r, err := http.NewRequest(req.method, c.url+req.path, strings.NewReader(req.body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(r)
+		require.NoError(t, err)
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s %s: %s", req.method, req.path, raw)
+		assert.Contains(t, string(raw), `"code":"async_unavailable"`, "%s %s", req.method, req.path)
+		assert.Equal(t, "1", resp.Header.Get("Retry-After"), "%s %s", req.method, req.path)
+	}
+
+	restarted := time.Now()
+	startNATSServerAt(t, "127.0.0.1", port, dir)
+	waitCluster(t, c, "a", "c")
+	waitCluster(t, a, "a", "c")
+	t.Logf("the cluster view is whole again %s after the restart", time.Since(restarted).Round(100*time.Millisecond))
+	require.Eventually(t, func() bool {
+		status, ran, _, err := postTask(c.url+"/v1/pools/S/tasks", `{"fault": "echo"}`)
+		return err == nil && status == http.StatusOK && ran == "a"
+	}, 15*time.Second, 200*time.Millisecond, "forwarding works again")
+	assert.Equal(t, "succeeded", getRecord(t, c, done)["state"], "the record survived the restart")
+}
+
 func TestCluster_natsOutage(t *testing.T) {
 	ns := startNATSServer(t)
 	a := clusterHost(t, ns.ClientURL(), "a", "all", hostAConfig)

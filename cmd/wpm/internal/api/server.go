@@ -542,6 +542,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch code {
 	case host.CodeQueueFull, codeOverloaded:
 		c.Response().Header().Set("Retry-After", "1")
+	case codeAsyncUnavailable:
+		if s.opts.Tasks != nil { // NATS out of reach for now, not turned off
+			c.Response().Header().Set("Retry-After", "1")
+		}
 	case codeUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="wpm"`)
 		// The body of a request without the token is never read: answer

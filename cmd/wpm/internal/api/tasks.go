@@ -137,6 +137,8 @@ func taskError(id string, err error) error {
 		return &Error{Code: codeUnknownTask, Message: clipName(err.Error(), id)}
 	case errors.Is(err, async.ErrTaskEnded):
 		return &Error{Code: codeTaskEnded, Message: err.Error(), TaskID: id}
+	case errors.Is(err, async.ErrUnavailable):
+		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
 	}
 	return err
 }
@@ -179,7 +181,7 @@ func (s *Server) listTasks(c echo.Context) error {
 	}
 	list, err := e.List(c.Request().Context(), f)
 	if err != nil {
-		return err
+		return taskError("", err)
 	}
 	return c.JSON(http.StatusOK, taskList{Tasks: list})
 }

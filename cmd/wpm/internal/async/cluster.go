@@ -74,6 +74,7 @@ type members struct {
 	mu      sync.Mutex
 	hosts   []HostInfo // live, self included, by name
 	plugins []string
+	readAt  time.Time // when hosts was last read whole from NATS
 }
 
 // hostKey turns a host name into a key: keys take letters, digits and
@@ -82,15 +83,21 @@ var keyUnsafe = regexp.MustCompile(`[^-_=/.a-zA-Z0-9]`)
 
 func hostKey(name string) string { return keyUnsafe.ReplaceAllString(name, "_") }
 
-// startCluster makes the hosts bucket, announces this host once, starts
-// the heartbeat and subscribes to wake-ups and cancels.
-func (e *Engine) startCluster(ctx context.Context) error {
-	kv, err := ensureKV(ctx, e.js, jetstream.KeyValueConfig{
+// hostsBucketConfig is the hosts bucket's: in memory, so a restart of the
+// NATS server empties it (repair makes it again).
+func (e *Engine) hostsBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:   hostsBucket,
 		TTL:      hostTTL,
 		Storage:  jetstream.MemoryStorage,
 		Replicas: e.opts.Replicas,
-	})
+	}
+}
+
+// startCluster makes the hosts bucket, announces this host once, starts
+// the heartbeat and subscribes to wake-ups and cancels.
+func (e *Engine) startCluster(ctx context.Context) error {
+	kv, err := ensureKV(ctx, e.js, e.hostsBucketConfig())
 	if err != nil {
 		return fmt.Errorf("make the hosts bucket %s: %w", hostsBucket, err)
 	}
@@ -159,12 +166,23 @@ func (e *Engine) announce(ctx context.Context, n int) {
 	b, _ := json.Marshal(self)
 	if _, err := m.kv.Put(ctx, hostKey(self.Name), b); err != nil {
 		e.logger.Debug("can not announce this host", "error", err)
+		e.needRepair() // the bucket may be gone with a restart of the server
 	}
 	hosts := []HostInfo{self}
 	keys, err := m.kv.Keys(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		// Not read is not empty: the last view stays, marked stale by
+		// its age, and this host's own entry is fresh.
 		e.logger.Debug("can not read the cluster's hosts", "error", err)
-		keys = nil
+		m.mu.Lock()
+		for i := range m.hosts {
+			if m.hosts[i].Name == self.Name {
+				m.hosts[i] = self
+			}
+		}
+		m.plugins = self.Plugins
+		m.mu.Unlock()
+		return
 	}
 	for _, k := range keys {
 		if k == hostKey(self.Name) {
@@ -184,7 +202,23 @@ func (e *Engine) announce(ctx context.Context, n int) {
 	m.mu.Lock()
 	m.hosts = hosts
 	m.plugins = self.Plugins
+	m.readAt = time.Now()
 	m.mu.Unlock()
+}
+
+// ViewStale reports whether this host could not read the cluster's hosts
+// for longer than their TTL (NATS unreachable): then the view is old, not
+// empty, and a pool missing from it may well run elsewhere.
+func (e *Engine) ViewStale() bool {
+	e.members.mu.Lock()
+	defer e.members.mu.Unlock()
+	return time.Since(e.members.readAt) > hostTTL
+}
+
+// errStaleView is checkPool's error for a pool it can not find while the
+// view is stale.
+func (e *Engine) errStaleView(what string) error {
+	return fmt.Errorf("%w: %s does not run here, and this host has not heard from the cluster for over %s (NATS unreachable), so it can not tell where it runs; retry later", ErrUnavailable, what, hostTTL)
 }
 
 func cmpString(a, b string) int {
@@ -326,6 +360,9 @@ func (e *Engine) checkPool(pool string) (string, error) {
 	}
 	if hp, ok := e.remotePool(pool); ok {
 		return hp.Plugin, nil
+	}
+	if e.ViewStale() {
+		return "", e.errStaleView(fmt.Sprintf("pool %q", pool))
 	}
 	return "", err
 }

@@ -177,7 +177,8 @@ type Engine struct {
 	running  map[string]context.CancelCauseFunc // by task id
 	stopped  bool
 
-	members *members // the cluster's hosts (cluster.go)
+	members *members      // the cluster's hosts (cluster.go)
+	repairs chan struct{} // asks repairLoop to run (repair.go)
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -191,7 +192,8 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 	}
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
-		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient()}
+		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(),
+		repairs: make(chan struct{}, 1)}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
@@ -203,6 +205,11 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		e.abort()
 		return nil, err
 	}
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		e.logger.Info("NATS connection back", "server", nc.ConnectedUrlRedacted())
+		e.needRepair()
+	})
+	e.runners.Go(e.repairLoop)
 	if !opts.APIOnly {
 		for _, pool := range append(mgr.PoolNames(), "") {
 			if err := e.ensureRunner(ctx, pool); err != nil {
@@ -252,30 +259,50 @@ func (e *Engine) setUp(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	e.js = js
-	e.stream, err = ensureStream(ctx, js, jetstream.StreamConfig{
+	e.stream, err = ensureStream(ctx, js, e.streamConfig())
+	if err != nil {
+		return fmt.Errorf("make the task stream %s: %w", streamName, err)
+	}
+	e.kv, err = ensureKV(ctx, js, e.tasksBucketConfig())
+	if err != nil {
+		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)
+	}
+	return nil
+}
+
+// streamConfig is the task stream's.
+func (e *Engine) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:       streamName,
 		Subjects:   []string{subjectPrefix + ">"},
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,
 		Duplicates: e.opts.DedupWindow,
 		Replicas:   e.opts.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
-	// No bucket-wide TTL: that would expire a task still queued or
-	// running. An ended record, and an idempotency key, carry their own
-	// TTL (putTTL).
-	e.kv, err = ensureKV(ctx, js, jetstream.KeyValueConfig{
+}
+
+// tasksBucketConfig is the task records' bucket's. It has no TTL of its
+// own: that would expire a task still queued or running. An ended record,
+// and an idempotency key, carry their own TTL (putTTL).
+func (e *Engine) tasksBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:         bucketName,
 		Storage:        jetstream.FileStorage,
 		Replicas:       e.opts.Replicas,
 		LimitMarkerTTL: time.Minute,
-	})
-	if err != nil {
-		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)
 	}
-	return nil
+}
+
+// consumerConfig is the durable consumer's of pool ("" for one-shots).
+func (e *Engine) consumerConfig(pool string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(pool),
+		FilterSubject: subject(pool),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.opts.AckWait,
+		MaxDeliver:    -1,
+	}
 }
 
 // subject is the subject of pool's tasks; "" is one-shots.
@@ -306,13 +333,7 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	if ok || stopped {
 		return nil
 	}
-	cons, err := ensureConsumer(ctx, e.js, streamName, jetstream.ConsumerConfig{
-		Durable:       consumerName(pool),
-		FilterSubject: subj,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       e.opts.AckWait,
-		MaxDeliver:    -1,
-	})
+	cons, err := ensureConsumer(ctx, e.js, streamName, e.consumerConfig(pool))
 	if err != nil {
 		return fmt.Errorf("make the consumer of %s: %w", subj, err)
 	}

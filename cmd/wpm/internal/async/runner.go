@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wpmdev/wpm/host"
@@ -60,11 +61,16 @@ func (r *runner) fetch() jetstream.Msg {
 	batch, err := r.cons.FetchNoWait(1)
 	if err != nil {
 		r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
+		r.e.needRepair()
 		return nil
 	}
 	var msg jetstream.Msg
 	for m := range batch.Messages() {
 		msg = m
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
+		r.e.needRepair() // the consumer may be gone with a restart of the server
 	}
 	return msg
 }

@@ -85,9 +85,6 @@ func externalOptions(o Options) []nats.Option {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			o.Logger.Warn("NATS connection lost; reconnecting", "error", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			o.Logger.Info("NATS connection back", "server", nc.ConnectedUrlRedacted())
-		}),
 	}
 	if o.Credentials != "" {
 		opts = append(opts, nats.UserCredentials(o.Credentials))

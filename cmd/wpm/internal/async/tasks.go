@@ -43,6 +43,12 @@ type Request struct {
 // idempotency key seen within the dedup window it returns the first task's
 // record instead.
 func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
+	v, err := e.submit(ctx, req)
+	return v, e.unavailable(err)
+}
+
+// submit is Submit before NATS errors are translated.
+func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	j, err := e.newJob(req)
 	if err != nil {
 		return Task{}, err
@@ -109,6 +115,9 @@ func (e *Engine) newJob(req Request) (job, error) {
 		names[i] = p.Name
 	}
 	if !slices.Contains(names, name) && !e.remotePlugin(name) {
+		if e.ViewStale() {
+			return job{}, e.errStaleView(fmt.Sprintf("plugin %q", req.Plugin))
+		}
 		return job{}, fmt.Errorf("%w: no plugin %q in the plugins directory; known plugins: %s", host.ErrUnknownPlugin, req.Plugin, strings.Join(names, ", "))
 	}
 	j.Plugin = req.Plugin
@@ -191,7 +200,7 @@ func (e *Engine) get(ctx context.Context, id string) (Task, uint64, error) {
 		return Task{}, 0, unknownTask(id)
 	}
 	if err != nil {
-		return Task{}, 0, fmt.Errorf("read task %s: %w", id, err)
+		return Task{}, 0, e.unavailable(fmt.Errorf("read task %s: %w", id, err))
 	}
 	var t Task
 	if err := json.Unmarshal(entry.Value(), &t); err != nil {
@@ -212,7 +221,8 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (Task, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return e.follow(ctx, id, 0, nil)
+	t, err := e.follow(ctx, id, 0, nil)
+	return t, e.unavailable(err)
 }
 
 // follow reads task id's record, then watches it until it has ended or ctx
@@ -274,6 +284,12 @@ type Filter struct {
 
 // List returns the tasks that pass f, newest first.
 func (e *Engine) List(ctx context.Context, f Filter) ([]Task, error) {
+	v, err := e.list(ctx, f)
+	return v, e.unavailable(err)
+}
+
+// list is List before NATS errors are translated.
+func (e *Engine) list(ctx context.Context, f Filter) ([]Task, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
@@ -308,6 +324,12 @@ func (e *Engine) List(ctx context.Context, f Filter) ([]Task, error) {
 // runs, a running one has its worker killed and replaced. An ended task
 // gives ErrTaskEnded with its record.
 func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
+	v, err := e.cancel(ctx, id)
+	return v, e.unavailable(err)
+}
+
+// cancel is Cancel before NATS errors are translated.
+func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
 	for range 10 {
 		t, rev, err := e.get(ctx, id)
 		if err != nil {
@@ -399,4 +421,20 @@ func clipKey(key string) string {
 		return key[:64] + "…"
 	}
 	return key
+}
+
+// unavailable marks err as ErrUnavailable when it comes of NATS being out
+// of reach, so that callers answer 503 and retry, not 500.
+func (e *Engine) unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnknownTask) {
+		return err
+	}
+	switch {
+	case e.nc.Status() != nats.CONNECTED,
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionReconnecting):
+		return fmt.Errorf("%w: NATS can not be reached now (%s); retry later: %w", ErrUnavailable, e.nc.Status(), err)
+	}
+	return err
 }
