@@ -63,6 +63,7 @@ type faultFunc func(m *misbehave, ctx context.Context, req *request) (any, error
 // faults maps each fault's name to what it does. Read-only.
 var faults = map[string]faultFunc{
 	"echo":     (*misbehave).echo,
+	"big":      (*misbehave).big,
 	"sleep":    (*misbehave).sleep,
 	"hang":     (*misbehave).hang,
 	"busyhang": (*misbehave).busyHang,
@@ -230,6 +231,14 @@ type (
 // echo answers with the input.
 func (m *misbehave) echo(_ context.Context, req *request) (any, error) {
 	return echoAnswer{PID: os.Getpid(), Input: req.raw}, nil
+}
+
+// big answers a result of req.MB MiB: a string of that many x.
+func (m *misbehave) big(_ context.Context, req *request) (any, error) {
+	return struct {
+		PID  int    `json:"pid"`
+		Data string `json:"data"`
+	}{os.Getpid(), strings.Repeat("x", int(req.MB)<<20)}, nil
 }
 
 // sleep sleeps for req.Ms, or until ctx ends.

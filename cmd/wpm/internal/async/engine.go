@@ -154,6 +154,8 @@ type Engine struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
+	// results keeps results too large for their records (results.go).
+	results jetstream.ObjectStore
 
 	// loops ends the runners; work ends running tasks (at the end of the
 	// shutdown grace period).
@@ -266,6 +268,10 @@ func (e *Engine) setUp(ctx context.Context) error {
 	e.kv, err = ensureKV(ctx, js, e.tasksBucketConfig())
 	if err != nil {
 		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)
+	}
+	e.results, err = ensureResults(ctx, js, e.resultsConfig())
+	if err != nil {
+		return fmt.Errorf("make the results store %s: %w", resultsBucket, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,10 +61,11 @@ func TestEngine_resultStoredWithoutEscaping(t *testing.T) {
 	assert.Equal(t, 1, got.Attempts)
 }
 
-// A record that the server can not store ends its task result_too_large,
-// once: against an external server whose max_payload (200 KB) is below
-// async.maxResultBytes, a 900 KB result is never retried.
-func TestEngine_recordOverMaxPayloadEndsOnce(t *testing.T) {
+// A result too large for a record in one message of the server (an
+// external server whose max_payload, 200 KB, is below async.maxResultBytes)
+// is kept beside the record: the task succeeds once and its result reads
+// back whole; one over async.maxResultBytes ends result_too_large once.
+func TestEngine_resultOverMaxPayloadKeptBeside(t *testing.T) {
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: 200_000})
 	require.NoError(t, err)
@@ -72,25 +74,29 @@ func TestEngine_recordOverMaxPayloadEndsOnce(t *testing.T) {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 
 	opts := testOptions("")
-	opts.URL, opts.MaxResultBytes = ns.ClientURL(), 1_000_000
+	opts.URL, opts.MaxResultBytes = ns.ClientURL(), 1_500_000
 	e := startEngine(t, newManager(t, testPools()), opts)
-	// misbehave's echo escapes each < to \u003c: 150 KB in, 900 KB out.
-	task := submit(t, e, "M", `{"fault": "echo", "lines": ["`+strings.Repeat("<", 150_000)+`"]}`)
+	task := submit(t, e, "M", `{"fault": "big", "mb": 1}`)
 	got := waitFor(t, e, task.ID, ended)
-	require.Equal(t, StateFailed, got.State)
-	require.NotNil(t, got.Error)
-	assert.Equal(t, CodeResultTooLarge, got.Error.Code)
-	assert.Contains(t, got.Error.Message, "max_payload")
-	assert.Equal(t, 1, got.Attempts)
-
-	time.Sleep(2 * opts.AckWait) // a task handed out again would show it by now
-	again, err := e.Get(context.Background(), task.ID)
+	require.Equal(t, StateSucceeded, got.State, "%+v", got.Error)
+	assert.EqualValues(t, 1<<20+len(`{"pid":,"data":""}`)+len(fmt.Sprint(got.WorkerPID)), got.ResultSize)
+	whole, err := e.Get(context.Background(), task.ID)
 	require.NoError(t, err)
-	assert.Equal(t, 1, again.Attempts, "the task ran once")
-	assert.Equal(t, StateFailed, again.State)
-	b, _ := json.Marshal(again)
-	assert.Less(t, len(b), 10_000, "no result is kept")
-	submit(t, e, "M", `{"fault": "echo"}`) // the engine goes on
+	var out struct{ Data string }
+	require.NoError(t, json.Unmarshal(whole.Result, &out))
+	assert.Equal(t, strings.Repeat("x", 1<<20), out.Data)
+	assert.Equal(t, 1, whole.Attempts)
+
+	over := submit(t, e, "M", `{"fault": "big", "mb": 2}`)
+	got = waitFor(t, e, over.ID, ended)
+	require.Equal(t, StateFailed, got.State)
+	assert.Equal(t, CodeResultTooLarge, got.Error.Code)
+	time.Sleep(2 * opts.AckWait) // a task handed out again would show it by now
+	for _, id := range []string{task.ID, over.ID} {
+		again, err := e.Get(context.Background(), id)
+		require.NoError(t, err)
+		assert.Equal(t, 1, again.Attempts, "the task ran once")
+	}
 }
 
 // Retention counts from a task's end: a task queued, then running, for

@@ -52,6 +52,9 @@ type Task struct {
 	Progress *Progress `json:"progress,omitempty"`
 	// Result is the plugin's output, once succeeded.
 	Result json.RawMessage `json:"result,omitempty"`
+	// ResultSize is the size of a result too large to keep in the record,
+	// kept beside it; GET /v1/tasks/{id} shows it whole.
+	ResultSize int64 `json:"resultSize,omitempty"`
 	// Error says why the task failed or was canceled, or why its last
 	// attempt failed while it waits for a retry.
 	Error *TaskError `json:"error,omitempty"`
@@ -87,6 +90,10 @@ type job struct {
 	Timeout       time.Duration   `json:"timeout,omitempty"`
 	CreatedAt     time.Time       `json:"createdAt"`
 	CallbackURL   string          `json:"callbackUrl,omitempty"`
+	// Forwarded marks a synchronous task run through the queue for a
+	// caller on another host: its result has no async.maxResultBytes
+	// bound, as it has none when run locally.
+	Forwarded bool `json:"forwarded,omitempty"`
 }
 
 // record returns a new job's first record.

@@ -33,6 +33,7 @@ func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
 		ctx, cancel = context.WithTimeoutCause(ctx, limit, fmt.Errorf("%w: the task ran past its timeout (%s) on another host", host.ErrTimeout, limit))
 		defer cancel()
 	}
+	req.forwarded = true
 	t, err := e.Submit(ctx, req)
 	if err != nil {
 		return Task{}, err
@@ -45,8 +46,11 @@ func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
 	}
 	t, err = e.follow(ctx, t.ID, livenessCheck, hostGone)
 	switch {
-	case err != nil || t.State.Ended():
+	case err != nil:
 		return t, err
+	case t.State.Ended():
+		t, err = e.withResult(ctx, t)
+		return t, e.unavailable(err)
 	case ctx.Err() != nil:
 		e.abandon(t.ID, "its caller left or its timeout passed")
 		return t, context.Cause(ctx)

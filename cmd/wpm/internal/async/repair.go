@@ -64,6 +64,9 @@ func (e *Engine) repair(ctx context.Context) error {
 	if _, err := ensureKV(ctx, e.js, e.tasksBucketConfig()); err != nil {
 		return fmt.Errorf("task bucket: %w", err)
 	}
+	if _, err := ensureResults(ctx, e.js, e.resultsConfig()); err != nil {
+		return fmt.Errorf("results store: %w", err)
+	}
 	if _, err := ensureKV(ctx, e.js, e.hostsBucketConfig()); err != nil {
 		return fmt.Errorf("hosts bucket: %w", err)
 	}

@@ -36,6 +36,9 @@ type Request struct {
 	// CallbackURL, when not empty, receives a POST of the final record;
 	// it must start with a prefix of Options.CallbackAllow.
 	CallbackURL string
+
+	// forwarded is set by RunRemote (job.Forwarded).
+	forwarded bool
 }
 
 // Submit checks req without running it (unknown pool or plugin, input too
@@ -96,7 +99,7 @@ func (e *Engine) newJob(req Request) (job, error) {
 		}
 	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL}
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL, Forwarded: req.forwarded}
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
@@ -187,7 +190,11 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 // Get returns the task's record, or ErrUnknownTask.
 func (e *Engine) Get(ctx context.Context, id string) (Task, error) {
 	t, _, err := e.get(ctx, id)
-	return t, err
+	if err != nil {
+		return t, err
+	}
+	t, err = e.withResult(ctx, t)
+	return t, e.unavailable(err)
 }
 
 // get returns the task's record and its revision.
@@ -222,6 +229,9 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (Task, er
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	t, err := e.follow(ctx, id, 0, nil)
+	if err == nil {
+		t, err = e.withResult(ctx, t)
+	}
 	return t, e.unavailable(err)
 }
 
