@@ -10,9 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // SignatureHeader carries the HMAC-SHA256 of a callback's body, keyed
@@ -28,22 +33,259 @@ const (
 // ErrCallbackRefused means a callback URL is not allowed.
 var ErrCallbackRefused = errors.New("callback refused")
 
-// checkCallback checks that raw is an http(s) URL starting with one of
-// the allowed prefixes.
-func (e *Engine) checkCallback(raw string) error {
-	if len(e.opts.CallbackAllow) == 0 {
-		return fmt.Errorf("%w: callbacks are off on this server (async.callbackAllow is empty); poll GET /v1/tasks/{id}?wait=30s instead", ErrCallbackRefused)
+// A callback URL is compared with async.callbackAllow after both are
+// parsed and normalised, never as text: a string prefix let
+// http://127.0.0.1:9999@127.0.0.1:9998/x (user information) pass an entry
+// http://127.0.0.1:9999 and go to port 9998. Scheme, host and port must be
+// equal (default ports made explicit, host case-insensitive); the path is
+// compared by segments once unreserved percent-escapes are decoded and "."
+// and ".." resolved. What can not be normalised without guessing how the
+// receiver reads it (user information, a fragment, a backslash, an encoded
+// slash or backslash, a host name with other characters than letters,
+// digits, "-", "_" and ".") is refused. The POST goes to the normalised URL,
+// exactly the one checked.
+
+// callbackURL is a callback URL or an entry of async.callbackAllow, parsed
+// and normalised.
+type callbackURL struct {
+	scheme, host, port string
+	// segs are the path's segments after the leading "/", normalised; a
+	// path ending in "/" has a last segment "".
+	segs  []string
+	query string
+}
+
+// parseCallbackURL parses and normalises raw; its errors say what is wrong
+// with raw, without naming it.
+func parseCallbackURL(raw string) (callbackURL, error) {
+	if strings.ContainsRune(raw, '\\') {
+		return callbackURL{}, errors.New("holds a backslash, which receivers read differently; write the URL without one")
+	}
+	if strings.ContainsRune(raw, '#') {
+		return callbackURL{}, errors.New("has a fragment (#...), which is never sent; leave it out")
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%w: callbackUrl must be an absolute http or https URL", ErrCallbackRefused)
+	if err != nil {
+		return callbackURL{}, fmt.Errorf("is not a URL: %w", err)
 	}
-	for _, prefix := range e.opts.CallbackAllow {
-		if strings.HasPrefix(raw, prefix) {
-			return nil
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" || u.Host == "" {
+		return callbackURL{}, errors.New("is not an absolute http or https URL like http://127.0.0.1:1880/wpm/done")
+	}
+	if u.User != nil {
+		return callbackURL{}, errors.New("carries user information (user@ or user:password@ before the host); leave it out: a callback is authenticated by its X-Wpm-Signature")
+	}
+	var c callbackURL
+	c.scheme, c.query = u.Scheme, u.RawQuery
+	if c.host, err = normaliseHost(u.Hostname()); err != nil {
+		return callbackURL{}, err
+	}
+	if c.port, err = normalisePort(u.Scheme, u.Port()); err != nil {
+		return callbackURL{}, err
+	}
+	if c.segs, err = normalisePath(u.EscapedPath()); err != nil {
+		return callbackURL{}, err
+	}
+	return c, nil
+}
+
+// normaliseHost lower-cases a host name and drops its trailing dot, and
+// writes an IP address in its canonical form.
+func normaliseHost(h string) (string, error) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return "", errors.New("has an IPv6 zone (%25...); use an address without one")
+		}
+		return a.String(), nil
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if h == "" || strings.TrimLeft(h, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+		return "", fmt.Errorf("has a host %q that is not a host name or IP address; use letters, digits, '-', '_' and '.' only", h)
+	}
+	return h, nil
+}
+
+// normalisePort makes a scheme's default port explicit and drops leading
+// zeros.
+func normalisePort(scheme, p string) (string, error) {
+	if p == "" {
+		if scheme == "https" {
+			return "443", nil
+		}
+		return "80", nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("has a port %q that is not 1 to 65535", p)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// normalisePath splits an escaped path into segments, decodes the escapes
+// of unreserved characters, writes the others in upper case, and resolves
+// "." and ".." (RFC 3986 §5.2.4).
+func normalisePath(p string) ([]string, error) {
+	if p == "" {
+		p = "/"
+	}
+	in := strings.Split(p[1:], "/")
+	out := make([]string, 0, len(in))
+	for i, raw := range in {
+		seg, err := normaliseSegment(raw)
+		if err != nil {
+			return nil, err
+		}
+		last := i == len(in)-1
+		switch seg {
+		case ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+			continue
+		}
+		if last {
+			out = append(out, "") // "/a/b/.." is "/a/"
 		}
 	}
-	return fmt.Errorf("%w: callbackUrl is not under any prefix of async.callbackAllow (%s)", ErrCallbackRefused, strings.Join(e.opts.CallbackAllow, ", "))
+	if len(out) == 0 {
+		out = append(out, "")
+	}
+	return out, nil
+}
+
+// normaliseSegment decodes the percent-escapes of unreserved characters in
+// one escaped path segment and writes the others in upper case; an escaped
+// "/" or backslash is refused: receivers differ on whether it splits the path.
+func normaliseSegment(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", errors.New("has a broken percent-escape in its path")
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", errors.New("has a broken percent-escape in its path")
+		}
+		switch c := byte(v); {
+		case c == '/' || c == '\\':
+			return "", errors.New("encodes a slash or backslash (%2F, %5C) in its path; write the path without them")
+		case unreserved(c):
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// unreserved reports whether c is unreserved in URLs (RFC 3986 §2.3).
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0
+}
+
+// String is the normalised URL, with the scheme's default port left out.
+func (c callbackURL) String() string {
+	host := c.host
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if p, _ := normalisePort(c.scheme, ""); c.port != p {
+		host += ":" + c.port
+	}
+	s := c.scheme + "://" + host + "/" + strings.Join(c.segs, "/")
+	if c.query != "" {
+		s += "?" + c.query
+	}
+	return s
+}
+
+// allows reports whether entry, an entry of async.callbackAllow, allows
+// target: same scheme, host and port, and a path under the entry's. An
+// entry "/cb" allows /cb and /cb/...; "/cb/" allows /cb/... only; neither
+// allows /cbx.
+func (entry callbackURL) allows(target callbackURL) bool {
+	if entry.scheme != target.scheme || entry.host != target.host || entry.port != target.port {
+		return false
+	}
+	prefix, dir := entry.segs, false
+	if n := len(prefix); prefix[n-1] == "" {
+		prefix, dir = prefix[:n-1], true
+	}
+	if len(target.segs) < len(prefix) || !slices.Equal(target.segs[:len(prefix)], prefix) {
+		return false
+	}
+	return !dir || len(target.segs) > len(prefix)
+}
+
+// parseAllowEntry parses an entry of async.callbackAllow. wholeOrigin is
+// true for an entry with no path, such as http://host:9999: it allows
+// every URL of that scheme, host and port (it was a text prefix once).
+func parseAllowEntry(entry string) (c callbackURL, wholeOrigin bool, err error) {
+	c, err = parseCallbackURL(entry)
+	if err == nil && c.query != "" {
+		err = errors.New("has a query (?...); an entry is a scheme, host, port and path prefix")
+	}
+	if err != nil {
+		return callbackURL{}, false, fmt.Errorf("%q %w", entry, err)
+	}
+	u, _ := url.Parse(entry)
+	return c, u.EscapedPath() == "", nil
+}
+
+// CheckCallbackAllow returns why entry can not be an entry of
+// async.callbackAllow, or nil: an entry is an absolute http or https URL,
+// without user information, query or fragment, whose path is the prefix
+// (by segments) that callback URLs must be under.
+func CheckCallbackAllow(entry string) error {
+	_, _, err := parseAllowEntry(entry)
+	return err
+}
+
+// parseAllow parses async.callbackAllow, warning of entries with no path.
+func parseAllow(entries []string, logger hclog.Logger) ([]callbackURL, error) {
+	out := make([]callbackURL, len(entries))
+	for i, entry := range entries {
+		c, wholeOrigin, err := parseAllowEntry(entry)
+		if err != nil {
+			return nil, fmt.Errorf("async.callbackAllow[%d] %w; write an http or https URL prefix like http://127.0.0.1:1880/wpm/", i, err)
+		}
+		if wholeOrigin {
+			logger.Warn("an async.callbackAllow entry with no path allows every URL of its scheme, host and port (it is no text prefix: "+
+				"http://host:9999 does not allow http://host:99990 or http://host:9999@elsewhere); end it with a path like /wpm/ to narrow it",
+				"entry", entry)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// checkCallback returns raw normalised, the URL its callback is posted
+// to, when an entry of async.callbackAllow allows it.
+func (e *Engine) checkCallback(raw string) (string, error) {
+	if len(e.allow) == 0 {
+		return "", fmt.Errorf("%w: callbacks are off on this server (async.callbackAllow is empty); poll GET /v1/tasks/{id}?wait=30s instead", ErrCallbackRefused)
+	}
+	c, err := parseCallbackURL(raw)
+	if err != nil {
+		return "", fmt.Errorf("%w: query parameter callbackUrl %q %w", ErrCallbackRefused, raw, err)
+	}
+	for _, entry := range e.allow {
+		if entry.allows(c) {
+			return c.String(), nil
+		}
+	}
+	return "", fmt.Errorf("%w: query parameter callbackUrl %q is not under any entry of async.callbackAllow (%s); send a URL under one of them (same scheme, host and port, path below the entry's)",
+		ErrCallbackRefused, raw, strings.Join(e.opts.CallbackAllow, ", "))
 }
 
 // sign returns the signature header's value for body, or "" without a

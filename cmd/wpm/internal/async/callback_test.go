@@ -6,10 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -103,4 +105,97 @@ func TestEngine_callbackDuringStop(t *testing.T) {
 	default:
 		t.Fatal("the callback of a task that ended during the drain was not sent")
 	}
+}
+
+// The allowlist compares parsed, normalised URLs: every trick that passed
+// the old text prefix is refused, and spellings of an allowed URL pass,
+// posted to one normalised URL.
+func TestCheckCallback_tricks(t *testing.T) {
+	e := &Engine{}
+	var err error
+	e.opts.CallbackAllow = []string{"http://127.0.0.1:9999", "http://hooks.example/cb/", "https://Secure.Example/cb", "http://[::1]:8080/v6/"}
+	e.allow, err = parseAllow(e.opts.CallbackAllow, hclog.NewNullLogger())
+	require.NoError(t, err)
+	for raw, want := range map[string]string{
+		"http://127.0.0.1:9999/x":                "http://127.0.0.1:9999/x",
+		"http://127.0.0.1:9999":                  "http://127.0.0.1:9999/",
+		"HTTP://127.0.0.1:09999/a/./b/../c":      "http://127.0.0.1:9999/a/c",
+		"http://hooks.example/cb/done":           "http://hooks.example/cb/done",
+		"http://HOOKS.Example.:80/cb/done?x=1":   "http://hooks.example/cb/done?x=1",
+		"http://hooks.example/%63b/%7e%41%3f":    "http://hooks.example/cb/~A%3F",
+		"http://hooks.example/cb/x/%2e%2e/y":     "http://hooks.example/cb/y",
+		"http://hooks.example/cb/@evil":          "http://hooks.example/cb/@evil",
+		"https://secure.example:443/cb":          "https://secure.example/cb",
+		"https://secure.example/cb/":             "https://secure.example/cb/",
+		"https://secure.example/cb/deeper/still": "https://secure.example/cb/deeper/still",
+		"http://[0:0::1]:8080/v6/x":              "http://[::1]:8080/v6/x",
+		"http://[::1]:8080/v6/x/..":              "http://[::1]:8080/v6/",
+	} {
+		got, err := e.checkCallback(raw)
+		if assert.NoError(t, err, raw) {
+			assert.Equal(t, want, got, raw)
+		}
+	}
+	for _, raw := range []string{
+		"http://127.0.0.1:9999@127.0.0.1:9998/x",     // userinfo
+		"http://user:pw@127.0.0.1:9999/x",            // userinfo
+		"http://127.0.0.1:9999%40127.0.0.1:9998/x",   // encoded @ in the host
+		"http://127.0.0.1:99990/x",                   // longer port
+		"http://127.0.0.1:9998/x",                    // other port
+		"http://127.0.0.1/x",                         // default port is 80
+		"https://127.0.0.1:9999/x",                   // other scheme
+		"http://127.0.0.1.evil.example:9999/x",       // host prefix
+		"http://127.0.0.1:9999\\@127.0.0.1:9998/x",   // backslash
+		"http://hooks.example\\@127.0.0.1:9998/cb/x", // backslash
+		"http://hooks.example/cb\\..\\x",             // backslash path
+		"http://hooks.example/cb/../x",               // dot segment out
+		"http://hooks.example/cb/%2e%2e/x",           // encoded dots
+		"http://hooks.example/cb/%2E%2e",             // encoded dots, last
+		"http://hooks.example/cb/.%2e/x",             // half-encoded dots
+		"http://hooks.example/cb%2f..%2fx",           // encoded slash
+		"http://hooks.example/cb/%2F",                // encoded slash
+		"http://hooks.example/cb/a%5cb",              // encoded backslash
+		"http://hooks.example/cb",                    // "/cb/" needs more
+		"http://hooks.example/cbx",                   // prefix of a segment
+		"http://hooks.example:8080/cb/x",             // other port
+		"http://hooks.example/cb/x#frag",             // fragment
+		"https://secure.example/cbx",                 // prefix of a segment
+		"https://secure.example:8443/cb",             // other port
+		"http://secure.example/cb",                   // other scheme
+		"http://[::1]:8081/v6/x",                     // other port
+		"http://[::2]:8080/v6/x",                     // other host
+		"http://[::ffff:127.0.0.1]:9999/x",           // a mapped address is another host
+		"http://[fe80::1%25eth0]:8080/v6/x",          // zone
+		"http://127.0.0.1:9999/%zz",                  // broken escape
+		"ftp://127.0.0.1:9999/x",                     // scheme
+		"http:127.0.0.1:9999/x",                      // opaque
+		"//127.0.0.1:9999/x",                         // no scheme
+		"/x",                                         // relative
+	} {
+		_, err := e.checkCallback(raw)
+		if assert.ErrorIs(t, err, ErrCallbackRefused, raw) {
+			assert.Contains(t, err.Error(), "callbackUrl", raw)
+		}
+	}
+}
+
+// Entries of async.callbackAllow are URLs without user information, query
+// or fragment; one with no path warns that it allows a whole origin.
+func TestParseAllow(t *testing.T) {
+	for _, bad := range []string{"ftp://x/", "http://u@x/", "http://x/?a=1", "http://x/#a", "/cb/", "http://x\\y/", "http://x/%2f/"} {
+		_, err := parseAllow([]string{"http://ok/", bad}, hclog.NewNullLogger())
+		if assert.Error(t, err, bad) {
+			assert.Contains(t, err.Error(), "async.callbackAllow[1]", bad)
+			assert.NoError(t, CheckCallbackAllow("http://ok/"))
+			assert.Error(t, CheckCallbackAllow(bad), bad)
+		}
+	}
+	var log strings.Builder
+	logger := hclog.New(&hclog.LoggerOptions{Output: &log})
+	_, err := parseAllow([]string{"http://127.0.0.1:9999/", "http://127.0.0.1:9998/cb"}, logger)
+	require.NoError(t, err)
+	assert.Empty(t, log.String())
+	_, err = parseAllow([]string{"http://127.0.0.1:9999"}, logger)
+	require.NoError(t, err)
+	assert.Contains(t, log.String(), "allows every URL of its scheme, host and port")
 }

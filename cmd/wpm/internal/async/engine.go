@@ -77,7 +77,10 @@ type Options struct {
 	// redeliveries); 0 means 1s.
 	PollInterval time.Duration
 	// CallbackAllow lists the URL prefixes callbacks may go to; empty
-	// refuses every callbackUrl (async.callbackAllow).
+	// refuses every callbackUrl (async.callbackAllow). A callback URL must
+	// have an entry's scheme, host and port and a path under the entry's,
+	// compared by segments once both are normalised; see
+	// [CheckCallbackAllow].
 	CallbackAllow []string
 	// CallbackSecret, when set, signs each callback's body with
 	// HMAC-SHA256 in the X-Wpm-Signature header (async.callbackSecret).
@@ -168,7 +171,8 @@ type Engine struct {
 	running  map[string]context.CancelCauseFunc // by task id
 	stopped  bool
 
-	members *members // the cluster's hosts (cluster.go)
+	members *members      // the cluster's hosts (cluster.go)
+	allow   []callbackURL // async.callbackAllow, parsed
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -176,13 +180,17 @@ type Engine struct {
 // pool of mgr and one for one-shots. The caller must call Stop.
 func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error) {
 	opts = opts.withDefaults()
+	allow, err := parseAllow(opts.CallbackAllow, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	srv, nc, err := connect(opts)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
-		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient()}
+		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())

@@ -84,13 +84,15 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 
 // newJob checks req and makes its job.
 func (e *Engine) newJob(req Request) (job, error) {
+	var callback string
 	if req.CallbackURL != "" {
-		if err := e.checkCallback(req.CallbackURL); err != nil {
+		var err error
+		if callback, err = e.checkCallback(req.CallbackURL); err != nil {
 			return job{}, err
 		}
 	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL}
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback}
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
