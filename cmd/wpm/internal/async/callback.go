@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // SignatureHeader carries the HMAC-SHA256 of a callback's body, keyed
@@ -299,43 +301,219 @@ func sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// notify posts t, which has ended, to its callback URL in the background,
-// retrying with back-off; a callback still undelivered at the end of the
-// engine's grace period is dropped (the record stays readable).
-func (e *Engine) notify(t Task) {
+// Pending callbacks are durable (at least once): a task that asked for one
+// says in its record that it will come, so a kill of wpm must not lose it.
+// When such a task ends, its final record is stored in the work-queue
+// stream WPM_CALLBACKS (subject wpm.callbacks.<id>, message id = task id,
+// so a second store is dropped) before the task's own message is
+// acknowledged: a kill between the record's end and the store hands the
+// task's message out again, and the runner, finding the task ended, stores
+// the callback then. A delivery loop on every host takes the stored
+// callbacks off a durable consumer and posts them; each attempt is one
+// delivery of the message, so the attempt count (NumDelivered) and the
+// back-off (a delayed nak) live in NATS and survive restarts, and no
+// goroutine waits out a back-off. A message is acknowledged, and so gone,
+// only after a 2xx or after callbackAttempts attempts. A stream (not a
+// field on the record plus a scan at start) because the consumer already
+// gives what a scan would have to rebuild: redelivery after a kill,
+// one host per callback in a cluster, delays, and no scan of every record.
+
+// Names of the callbacks' stream and consumer.
+const (
+	callbackStream   = "WPM_CALLBACKS"
+	callbackPrefix   = "wpm.callbacks."
+	callbackConsumer = "callbacks"
+	// callbackConcurrency caps the callbacks one host posts at once.
+	callbackConcurrency = 8
+)
+
+// callbackSubject is the subject of task id's callback.
+func callbackSubject(id string) string { return callbackPrefix + id }
+
+// setUpCallbacks makes (or updates) the callbacks' stream and consumer.
+func (e *Engine) setUpCallbacks(ctx context.Context) error {
+	var err error
+	e.cbStream, err = ensureStream(ctx, e.js, e.workQueue(callbackStream, callbackPrefix))
+	if err != nil {
+		return fmt.Errorf("make the callback stream %s: %w", callbackStream, err)
+	}
+	e.cbCons, err = ensureConsumer(ctx, e.js, callbackStream, jetstream.ConsumerConfig{
+		Durable:       callbackConsumer,
+		FilterSubject: callbackPrefix + ">",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.opts.AckWait,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("make the consumer of %s: %w", callbackStream, err)
+	}
+	return nil
+}
+
+// storeCallback stores the callback of t, when t has ended and asked for
+// one, for the delivery loop; storing it again is harmless.
+func (e *Engine) storeCallback(ctx context.Context, t Task) error {
 	if t.CallbackURL == "" || !t.State.Ended() {
-		return
+		return nil
 	}
 	body, err := json.Marshal(t)
 	if err != nil {
-		return
+		return err
+	}
+	if _, err := e.js.Publish(ctx, callbackSubject(t.ID), body, jetstream.WithMsgID(t.ID)); err != nil {
+		return fmt.Errorf("store the callback of task %s: %w", t.ID, err)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cbClosed {
-		e.logger.Warn("callback dropped: wpm is stopping", "task", t.ID)
-		return
+	e.cbPending[t.ID] = struct{}{}
+	e.mu.Unlock()
+	select {
+	case e.cbWake <- struct{}{}:
+	default:
 	}
-	e.callbacks.Go(func() { e.deliver(t.ID, t.CallbackURL, body) })
+	return nil
 }
 
-// deliver makes the attempts of one callback.
-func (e *Engine) deliver(id, target string, body []byte) {
-	wait := e.opts.CallbackBackoff
-	for attempt := 1; attempt <= callbackAttempts; attempt++ {
-		err := e.post(target, body)
-		if err == nil {
-			return
-		}
-		e.logger.Warn("callback failed", "task", id, "attempt", attempt, "error", err)
+// ackEnded acknowledges the message of a task that has ended, t being its
+// record as stored, once the task's callback, if it asked for one, is
+// stored; when it can not be, the message is handed back, to be seen again
+// (ended) and its callback stored then.
+func (e *Engine) ackEnded(ctx context.Context, msg jetstream.Msg, t Task) {
+	if err := e.storeCallback(ctx, t); err != nil {
+		e.logger.Warn("can not store a task's callback now; trying again", "task", t.ID, "error", err)
+		_ = msg.NakWithDelay(e.opts.PollInterval)
+		return
+	}
+	_ = msg.Ack()
+}
+
+// ackRead is ackEnded for a task ended by another (a cancel): it reads
+// the record first.
+func (e *Engine) ackRead(ctx context.Context, msg jetstream.Msg, id string) {
+	t, _, err := e.get(ctx, id)
+	switch {
+	case errors.Is(err, ErrUnknownTask):
+		_ = msg.Ack() // no record: nothing to call back with
+	case err != nil:
+		e.logger.Warn("can not read an ended task's record now; trying again", "task", id, "error", err)
+		_ = msg.NakWithDelay(e.opts.PollInterval)
+	default:
+		e.ackEnded(ctx, msg, t)
+	}
+}
+
+// deliverLoop posts the stored callbacks, a few at once, until cbCtx ends.
+func (e *Engine) deliverLoop() {
+	slots := make(chan struct{}, callbackConcurrency)
+	for {
 		select {
+		case slots <- struct{}{}:
 		case <-e.cbCtx.Done():
 			return
-		case <-time.After(wait):
 		}
-		wait *= 2
+		msg, err := fetchOne(e.cbCons)
+		if err != nil || msg == nil {
+			<-slots
+			if err != nil {
+				e.logger.Debug("fetch failed", "stream", callbackStream, "error", err)
+			}
+			idle(e.cbCtx, e.cbWake, e.opts.PollInterval)
+			continue
+		}
+		e.callbacks.Go(func() {
+			defer func() { <-slots }()
+			e.deliver(msg)
+		})
 	}
-	e.logger.Error("callback given up", "task", id, "attempts", callbackAttempts)
+}
+
+// deliver makes one attempt of one stored callback: on a 2xx, or on the
+// last attempt, the message is acknowledged; otherwise it comes back after
+// the back-off. An attempt cut short by Stop leaves it for the next start.
+func (e *Engine) deliver(msg jetstream.Msg) {
+	var t Task
+	if err := json.Unmarshal(msg.Data(), &t); err != nil || t.ID == "" {
+		e.logger.Error("dropping a stored callback that is no task record", "subject", msg.Subject(), "error", err)
+		e.ackCallback(msg, "")
+		return
+	}
+	target, err := e.checkCallback(t.CallbackURL)
+	if err != nil {
+		e.logger.Error("callback dropped: async.callbackAllow no longer allows its URL", "task", t.ID, "error", err)
+		e.ackCallback(msg, t.ID)
+		return
+	}
+	attempt := 1
+	if md, err := msg.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	stopBeat := e.heartbeat(msg)
+	err = e.post(target, msg.Data())
+	stopBeat()
+	switch {
+	case err == nil:
+		e.ackCallback(msg, t.ID)
+	case e.cbCtx.Err() != nil:
+		e.logger.Warn("callback interrupted: wpm is stopping; it is sent after the next start", "task", t.ID)
+	case attempt >= callbackAttempts:
+		e.logger.Error("callback given up", "task", t.ID, "attempts", attempt, "error", err)
+		e.ackCallback(msg, t.ID)
+	default:
+		e.logger.Warn("callback failed; trying again", "task", t.ID, "attempt", attempt, "error", err)
+		_ = msg.NakWithDelay(e.opts.CallbackBackoff << (attempt - 1))
+	}
+}
+
+// ackCallback acknowledges a stored callback, which removes it, and stops
+// counting it as pending here.
+func (e *Engine) ackCallback(msg jetstream.Msg, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), callbackTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		e.logger.Warn("can not acknowledge a callback; it may be sent again", "task", id, "error", err)
+	}
+	e.mu.Lock()
+	delete(e.cbPending, id)
+	e.mu.Unlock()
+}
+
+// callbacksSent reports whether every callback this engine stored has
+// left the stream (sent or given up, here or by another host).
+func (e *Engine) callbacksSent(ctx context.Context) bool {
+	e.mu.Lock()
+	ids := slices.Collect(maps.Keys(e.cbPending))
+	e.mu.Unlock()
+	left := 0
+	for _, id := range ids {
+		_, err := e.cbStream.GetLastMsgForSubject(ctx, callbackSubject(id))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			e.mu.Lock()
+			delete(e.cbPending, id)
+			e.mu.Unlock()
+			continue
+		}
+		left++
+	}
+	return left == 0
+}
+
+// stopCallbacks lets the callbacks this engine stored be sent until ctx
+// ends, then stops the delivery loop and waits for it; the callbacks not
+// sent by then stay stored and are sent after the next start.
+func (e *Engine) stopCallbacks(ctx context.Context) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !e.callbacksSent(ctx) {
+		select {
+		case <-ctx.Done():
+			e.logger.Warn("callbacks still unsent at the end of the grace period stay stored; they are sent after the next start")
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	e.stopCbs()
+	e.callbacks.Wait()
+	e.client.CloseIdleConnections()
 }
 
 // post sends one attempt; any answer but 2xx is a failure.

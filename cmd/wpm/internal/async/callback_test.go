@@ -20,7 +20,7 @@ import (
 // and answers 500 to the first fail of them.
 type callbackSink struct {
 	*httptest.Server
-	fail  int32
+	fail  atomic.Int32
 	calls atomic.Int32
 	got   chan callbackCall
 }
@@ -32,10 +32,11 @@ type callbackCall struct {
 
 func newCallbackSink(t *testing.T, fail int32) *callbackSink {
 	t.Helper()
-	s := &callbackSink{fail: fail, got: make(chan callbackCall, 8)}
+	s := &callbackSink{got: make(chan callbackCall, 8)}
+	s.fail.Store(fail)
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if s.calls.Add(1) <= s.fail {
+		if s.calls.Add(1) <= s.fail.Load() {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
@@ -74,6 +75,49 @@ func TestEngine_callback(t *testing.T) {
 		_, err = e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{}`), CallbackURL: bad})
 		assert.ErrorIs(t, err, ErrCallbackRefused, bad)
 	}
+}
+
+// Issue 23: a pending callback is stored, not held in memory: a task
+// ends, its callback fails, wpm stops at once (no grace), and the next
+// engine on the same store sends it, signed, the task's final record.
+func TestEngine_callbackSurvivesRestart(t *testing.T) {
+	sink := newCallbackSink(t, 1000)
+	opts := testOptions(t.TempDir())
+	opts.CallbackAllow = []string{sink.URL + "/hooks/"}
+	opts.CallbackSecret = "s3cret"
+	opts.CallbackBackoff = time.Second
+	mgr := newManager(t, testPools())
+	e := startEngine(t, mgr, opts)
+	task, err := e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{"fault": "echo"}`), CallbackURL: sink.URL + "/hooks/done"})
+	require.NoError(t, err)
+	rec := waitFor(t, e, task.ID, ended)
+	require.Eventually(t, func() bool { return sink.calls.Load() >= 1 }, 15*time.Second, 10*time.Millisecond, "no first attempt")
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.Stop(now) // no grace: the callback is still pending
+	select {
+	case <-sink.got:
+		t.Fatal("the callback was sent before the restart")
+	default:
+	}
+
+	sink.fail.Store(0)
+	opts.CallbackBackoff = 20 * time.Millisecond
+	e = startEngine(t, mgr, opts)
+	var call callbackCall
+	select {
+	case call = <-sink.got:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the callback stored before the stop was never sent")
+	}
+	want, err := json.Marshal(rec)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(want), string(call.body), "the callback is the task's final record")
+	assert.Equal(t, sign("s3cret", call.body), call.signature)
+	require.Eventually(t, func() bool {
+		info, err := e.cbStream.Info(context.Background())
+		return err == nil && info.State.Msgs == 0
+	}, 5*time.Second, 10*time.Millisecond, "the sent callback never left the stream")
 }
 
 // Without async.callbackAllow every callback URL is refused.

@@ -157,12 +157,18 @@ type Engine struct {
 	stopWork  context.CancelCauseFunc
 	runners   sync.WaitGroup
 	tasks     sync.WaitGroup
-	callbacks sync.WaitGroup
 	client    *http.Client
-	// cbCtx ends pending callbacks: at the end of the grace period.
-	cbCtx    context.Context
-	stopCbs  context.CancelFunc
-	cbClosed bool // no callback is started any more; guarded by mu
+	// The stored callbacks (callback.go): their stream and consumer, the
+	// delivery loop and its posts, cbCtx ending them (at the end of the
+	// grace period), cbWake waking the loop, and cbPending the tasks whose
+	// callback this engine stored and did not see sent (guarded by mu).
+	cbStream  jetstream.Stream
+	cbCons    jetstream.Consumer
+	callbacks sync.WaitGroup
+	cbCtx     context.Context
+	stopCbs   context.CancelFunc
+	cbWake    chan struct{}
+	cbPending map[string]struct{}
 
 	mu       sync.Mutex
 	wake     map[string]chan struct{}
@@ -190,7 +196,8 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 	}
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
-		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow}
+		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow,
+		cbWake: make(chan struct{}, 1), cbPending: map[string]struct{}{}}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
@@ -198,6 +205,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		e.abort()
 		return nil, err
 	}
+	e.callbacks.Go(e.deliverLoop)
 	if err := e.startCluster(ctx); err != nil {
 		e.abort()
 		return nil, err
@@ -219,6 +227,7 @@ func (e *Engine) abort() {
 	e.runners.Wait()
 	e.stopWork(context.Canceled)
 	e.stopCbs()
+	e.callbacks.Wait()
 	e.close()
 }
 
@@ -251,14 +260,7 @@ func (e *Engine) setUp(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	e.js = js
-	e.stream, err = ensureStream(ctx, js, jetstream.StreamConfig{
-		Name:       streamName,
-		Subjects:   []string{subjectPrefix + ">"},
-		Retention:  jetstream.WorkQueuePolicy,
-		Storage:    jetstream.FileStorage,
-		Duplicates: e.opts.DedupWindow,
-		Replicas:   e.opts.Replicas,
-	})
+	e.stream, err = ensureStream(ctx, js, e.workQueue(streamName, subjectPrefix))
 	if err != nil {
 		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
@@ -271,7 +273,20 @@ func (e *Engine) setUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("make the task bucket %s: %w", bucketName, err)
 	}
-	return nil
+	return e.setUpCallbacks(ctx)
+}
+
+// workQueue is the config of a work-queue stream on the subjects under
+// prefix, its messages deduplicated by id within async.dedupWindow.
+func (e *Engine) workQueue(name, prefix string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{prefix + ">"},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: e.opts.DedupWindow,
+		Replicas:   e.opts.Replicas,
+	}
 }
 
 // subject is the subject of pool's tasks; "" is one-shots.
@@ -365,24 +380,6 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopCallbacks(ctx)
 	e.close()
 	return err
-}
-
-// stopCallbacks lets pending callbacks finish until ctx ends, then
-// cancels the rest and waits for them.
-func (e *Engine) stopCallbacks(ctx context.Context) {
-	e.mu.Lock()
-	e.cbClosed = true
-	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() { e.callbacks.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		e.logger.Warn("callbacks still undelivered at the end of the grace period were dropped")
-	}
-	e.stopCbs()
-	<-done
-	e.client.CloseIdleConnections()
 }
 
 // close closes the connection and stops the embedded server.

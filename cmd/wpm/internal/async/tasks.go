@@ -310,7 +310,10 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
 		e.stopLocal(id)
 		_ = e.nc.Publish(cancelSubject, []byte(id)) // the host running it stops it
 		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
-		e.notify(t)
+		if err := e.storeCallback(ctx, t); err != nil {
+			// The task's message, when it is next seen, stores it.
+			e.logger.Warn("can not store a cancelled task's callback now", "task", id, "error", err)
+		}
 		return t, nil
 	}
 	return Task{}, fmt.Errorf("task %s changed too often while being cancelled; retry", id)
