@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,4 +112,37 @@ func TestServe_callbackAllowBypass(t *testing.T) {
 	assert.Equal(t, "/cb/ok", other.next(t, 15*time.Second).path, "the POST goes to the normalised URL")
 	assert.Len(t, other.received(), 1, "only the allowed callback reached the second listener")
 	assert.Empty(t, allowed.received())
+}
+
+// Issue 23: a pending callback survives a SIGKILL. The receiver answers
+// 500 to the first attempt, wpm is killed, and after a restart on the same
+// store the callback arrives, signed, with the task's final record.
+func TestServe_callbackSurvivesSIGKILL(t *testing.T) {
+	recv := newReceiver(t, true)
+	config := fmt.Sprintf("async: {ackWait: 2s, callbackAllow: [%q], callbackSecret: s3cret}\npools:\n  - {name: M, plugin: misbehave, workers: 1}\n", recv.URL+"/hooks/")
+	env := "WPM_NATS_STOREDIR=" + t.TempDir()
+	s := startServeConfig(t, config, env)
+	status, body := postJSON(t, s.url+"/v1/pools/M/tasks?async=true&callbackUrl="+url.QueryEscape(recv.URL+"/hooks/done"), `{"fault": "echo"}`)
+	require.Equal(t, http.StatusAccepted, status, body)
+	id := body["id"].(string)
+	require.Eventually(t, func() bool { return len(recv.received()) > 0 }, 15*time.Second, 5*time.Millisecond, "no first attempt")
+	require.NoError(t, s.cmd.Process.Kill())
+	s.done <- <-s.done // wait for the exit; leave it for the cleanup
+
+	recv.setDown(false)
+	s = startServeConfig(t, config, env)
+	call := recv.next(t, 20*time.Second)
+	resp, err := http.Get(s.url + "/v1/tasks/" + id)
+	require.NoError(t, err)
+	record, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.JSONEq(t, string(record), string(call.body), "the callback is the task's final record")
+	assert.Contains(t, string(call.body), `"state":"succeeded"`)
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write(call.body)
+	assert.Equal(t, "sha256="+hex.EncodeToString(mac.Sum(nil)), call.signature)
+	attempts := recv.received()
+	assert.Equal(t, http.StatusInternalServerError, attempts[0].status)
+	t.Logf("%d attempts: the first before the kill, answered 500; the callback arrived after the restart", len(attempts))
 }
