@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -416,6 +415,8 @@ func (e *Engine) deliverLoop() {
 			if err != nil {
 				e.logger.Debug("fetch failed", "stream", callbackStream, "error", err)
 			}
+			// Callbacks stored here may have been sent by another host.
+			e.forgetSent(e.cbCtx, callbackConcurrency)
 			idle(e.cbCtx, e.cbWake, e.opts.PollInterval)
 			continue
 		}
@@ -476,24 +477,31 @@ func (e *Engine) ackCallback(msg jetstream.Msg, id string) {
 	e.mu.Unlock()
 }
 
-// callbacksSent reports whether every callback this engine stored has
-// left the stream (sent or given up, here or by another host).
-func (e *Engine) callbacksSent(ctx context.Context) bool {
+// forgetSent forgets the callbacks this engine stored that have left the
+// stream (sent or given up, here or by another host), looking up at most
+// limit of them (all when limit < 0), and returns how many it still
+// counts as pending.
+func (e *Engine) forgetSent(ctx context.Context, limit int) int {
 	e.mu.Lock()
-	ids := slices.Collect(maps.Keys(e.cbPending))
+	ids := make([]string, 0, len(e.cbPending))
+	for id := range e.cbPending {
+		if len(ids) == limit {
+			break
+		}
+		ids = append(ids, id)
+	}
 	e.mu.Unlock()
-	left := 0
 	for _, id := range ids {
 		_, err := e.cbStream.GetLastMsgForSubject(ctx, callbackSubject(id))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			e.mu.Lock()
 			delete(e.cbPending, id)
 			e.mu.Unlock()
-			continue
 		}
-		left++
 	}
-	return left == 0
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.cbPending)
 }
 
 // stopCallbacks lets the callbacks this engine stored be sent until ctx
@@ -502,7 +510,7 @@ func (e *Engine) callbacksSent(ctx context.Context) bool {
 func (e *Engine) stopCallbacks(ctx context.Context) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for !e.callbacksSent(ctx) {
+	for e.forgetSent(ctx, -1) > 0 {
 		select {
 		case <-ctx.Done():
 			e.logger.Warn("callbacks still unsent at the end of the grace period stay stored; they are sent after the next start")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -118,6 +119,43 @@ func TestEngine_callbackSurvivesRestart(t *testing.T) {
 		info, err := e.cbStream.Info(context.Background())
 		return err == nil && info.State.Msgs == 0
 	}, 5*time.Second, 10*time.Millisecond, "the sent callback never left the stream")
+	e.mu.Lock()
+	e.cbPending["sent-elsewhere"] = struct{}{}
+	e.mu.Unlock()
+	assert.Zero(t, e.forgetSent(context.Background(), -1), "a callback another host sent is no longer pending")
+}
+
+// A task cancelled while queued calls back once, canceled: Cancel stores
+// the callback, and the runner that later takes the task's message and
+// finds it ended stores it again, which the stream drops.
+func TestEngine_callbackOfCancelledTask(t *testing.T) {
+	sink := newCallbackSink(t, 0)
+	opts := testOptions(t.TempDir())
+	opts.CallbackAllow = []string{sink.URL}
+	e := startEngine(t, newManager(t, testPools()), opts)
+	busy := submit(t, e, "M", `{"fault": "sleep", "ms": 500}`)
+	waitFor(t, e, busy.ID, inState(StateRunning))
+	task, err := e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{"fault": "echo"}`), CallbackURL: sink.URL + "/x"})
+	require.NoError(t, err)
+	_, err = e.Cancel(context.Background(), task.ID)
+	require.NoError(t, err)
+	select {
+	case call := <-sink.got:
+		var rec Task
+		require.NoError(t, json.Unmarshal(call.body, &rec))
+		assert.Equal(t, task.ID, rec.ID)
+		assert.Equal(t, StateCanceled, rec.State)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no callback for the cancelled task")
+	}
+	waitFor(t, e, busy.ID, ended)
+	for _, s := range []jetstream.Stream{e.stream, e.cbStream} { // the runner took the cancelled task's message
+		require.Eventually(t, func() bool {
+			info, err := s.Info(context.Background())
+			return err == nil && info.State.Msgs == 0
+		}, 5*time.Second, 10*time.Millisecond)
+	}
+	assert.Equal(t, int32(1), sink.calls.Load(), "one callback")
 }
 
 // Without async.callbackAllow every callback URL is refused.
