@@ -170,11 +170,11 @@ func normaliseSegment(s string) (string, error) {
 			continue
 		}
 		if i+2 >= len(s) {
-			return "", errors.New("has a broken percent-escape in its path")
+			return "", errBrokenEscape
 		}
 		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
 		if err != nil {
-			return "", errors.New("has a broken percent-escape in its path")
+			return "", errBrokenEscape
 		}
 		switch c := byte(v); {
 		case c == '/' || c == '\\':
@@ -188,6 +188,10 @@ func normaliseSegment(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// errBrokenEscape is normaliseSegment's error for a "%" not followed by
+// two hexadecimal digits.
+var errBrokenEscape = errors.New("has a broken percent-escape in its path; write % as %25 and escapes as %XX")
 
 // unreserved reports whether c is unreserved in URLs (RFC 3986 §2.3).
 func unreserved(c byte) bool {

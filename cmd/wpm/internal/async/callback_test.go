@@ -221,6 +221,10 @@ func TestCheckCallback_tricks(t *testing.T) {
 	for _, raw := range []string{
 		"http://127.0.0.1:9999@127.0.0.1:9998/x",     // userinfo
 		"http://user:pw@127.0.0.1:9999/x",            // userinfo
+		"http://127.0.0.1:9999;@127.0.0.1:9998/x",    // userinfo
+		"http://127.0.0.1:9999 @127.0.0.1:9998/x",    // space
+		"http://2130706433:9999/x",                   // 127.0.0.1 as a number
+		"http://\uff45xample:9999/x",                 // a fullwidth letter
 		"http://127.0.0.1:9999%40127.0.0.1:9998/x",   // encoded @ in the host
 		"http://127.0.0.1:99990/x",                   // longer port
 		"http://127.0.0.1:9998/x",                    // other port
