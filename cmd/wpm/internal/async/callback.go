@@ -405,6 +405,7 @@ func (e *Engine) ackRead(ctx context.Context, msg jetstream.Msg, id string) {
 }
 
 // deliverLoop posts the stored callbacks, a few at once, until cbCtx ends.
+// It runs only on hosts with an async.callbackAllow: others can send none.
 func (e *Engine) deliverLoop() {
 	slots := make(chan struct{}, callbackConcurrency)
 	for {
@@ -441,19 +442,19 @@ func (e *Engine) deliver(msg jetstream.Msg) {
 		e.ackCallback(msg, "")
 		return
 	}
-	target, err := e.checkCallback(t.CallbackURL)
-	if err != nil {
-		e.logger.Error("callback dropped: async.callbackAllow no longer allows its URL", "task", t.ID, "error", err)
-		e.ackCallback(msg, t.ID)
-		return
-	}
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	stopBeat := e.heartbeat(msg)
-	err = e.post(target, msg.Data())
-	stopBeat()
+	// Checked again: the allowlist may have changed since the submit, or
+	// differ on this host; a refusal counts as a failed attempt, so that
+	// another host may send it.
+	target, err := e.checkCallback(t.CallbackURL)
+	if err == nil {
+		stopBeat := e.heartbeat(msg)
+		err = e.post(target, msg.Data())
+		stopBeat()
+	}
 	switch {
 	case err == nil:
 		e.ackCallback(msg, t.ID)
@@ -512,7 +513,7 @@ func (e *Engine) forgetSent(ctx context.Context, limit int) int {
 // ends, then stops the delivery loop and waits for it; the callbacks not
 // sent by then stay stored and are sent after the next start.
 func (e *Engine) stopCallbacks(ctx context.Context) {
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for e.forgetSent(ctx, -1) > 0 {
 		select {

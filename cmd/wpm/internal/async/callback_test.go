@@ -47,6 +47,16 @@ func newCallbackSink(t *testing.T, fail int32) *callbackSink {
 	return s
 }
 
+// requireEmpty waits up to 10 s for the work-queue stream s to hold no
+// message: all were acknowledged.
+func requireEmpty(t *testing.T, s jetstream.Stream) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		info, err := s.Info(context.Background())
+		return err == nil && info.State.Msgs == 0
+	}, 10*time.Second, 10*time.Millisecond, "stream %s still holds messages", s.CachedInfo().Config.Name)
+}
+
 // A task's final record is posted to its callback URL, signed, after a
 // failed first attempt; a URL outside callbackAllow is refused at submit.
 func TestEngine_callback(t *testing.T) {
@@ -115,10 +125,7 @@ func TestEngine_callbackSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, string(want), string(call.body), "the callback is the task's final record")
 	assert.Equal(t, sign("s3cret", call.body), call.signature)
-	require.Eventually(t, func() bool {
-		info, err := e.cbStream.Info(context.Background())
-		return err == nil && info.State.Msgs == 0
-	}, 5*time.Second, 10*time.Millisecond, "the sent callback never left the stream")
+	requireEmpty(t, e.cbStream)
 	e.mu.Lock()
 	e.cbPending["sent-elsewhere"] = struct{}{}
 	e.mu.Unlock()
@@ -149,13 +156,27 @@ func TestEngine_callbackOfCancelledTask(t *testing.T) {
 		t.Fatal("no callback for the cancelled task")
 	}
 	waitFor(t, e, busy.ID, ended)
-	for _, s := range []jetstream.Stream{e.stream, e.cbStream} { // the runner took the cancelled task's message
-		require.Eventually(t, func() bool {
-			info, err := s.Info(context.Background())
-			return err == nil && info.State.Msgs == 0
-		}, 5*time.Second, 10*time.Millisecond)
-	}
+	requireEmpty(t, e.stream) // the runner took the cancelled task's message
+	requireEmpty(t, e.cbStream)
 	assert.Equal(t, int32(1), sink.calls.Load(), "one callback")
+}
+
+// A stored callback this host's allowlist refuses (changed since the
+// submit) is never posted: each refusal counts as an attempt, and after the
+// last it leaves the stream.
+func TestEngine_callbackRefusedAtDelivery(t *testing.T) {
+	sink := newCallbackSink(t, 0)
+	opts := testOptions(t.TempDir())
+	opts.CallbackAllow = []string{sink.URL + "/hooks/"}
+	opts.CallbackBackoff = 10 * time.Millisecond
+	e := startEngine(t, newManager(t, testPools()), opts)
+	ctx := context.Background()
+	require.NoError(t, e.storeCallback(ctx, Task{ID: "refused", State: StateSucceeded, CallbackURL: sink.URL + "/elsewhere"}))
+	requireEmpty(t, e.cbStream)
+	cons, err := e.cbCons.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(callbackAttempts), cons.Delivered.Consumer, "one delivery per attempt")
+	assert.Zero(t, sink.calls.Load())
 }
 
 // Without async.callbackAllow every callback URL is refused.

@@ -205,7 +205,9 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		e.abort()
 		return nil, err
 	}
-	e.callbacks.Go(e.deliverLoop)
+	if len(allow) > 0 {
+		e.callbacks.Go(e.deliverLoop)
+	}
 	if err := e.startCluster(ctx); err != nil {
 		e.abort()
 		return nil, err
@@ -358,8 +360,9 @@ func (e *Engine) signal(subj string) {
 
 // Stop stops taking tasks off the queue, lets running tasks finish until
 // ctx ends, then cancels the rest (they run again at the next start),
-// and closes the connection and the embedded server. Tasks still queued
-// stay queued. Call it before the manager's Shutdown.
+// lets the callbacks this engine stored be sent until ctx ends (those
+// unsent stay stored and are sent after the next start), and closes the
+// connection and the embedded server. Tasks still queued stay queued. Call it before the manager's Shutdown.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopped = true
