@@ -311,15 +311,15 @@ func sign(secret string, body []byte) string {
 // so a second store is dropped) before the task's own message is
 // acknowledged: a kill between the record's end and the store hands the
 // task's message out again, and the runner, finding the task ended, stores
-// the callback then. A delivery loop on every host takes the stored
-// callbacks off a durable consumer and posts them; each attempt is one
-// delivery of the message, so the attempt count (NumDelivered) and the
-// back-off (a delayed nak) live in NATS and survive restarts, and no
+// the callback then. A delivery loop on every host with an allowlist takes
+// the stored callbacks off a durable consumer and posts them; each attempt
+// is one delivery of the message, so the attempt count (NumDelivered) and
+// the back-off (a delayed nak) live in NATS and survive restarts, and no
 // goroutine waits out a back-off. A message is acknowledged, and so gone,
 // only after a 2xx or after callbackAttempts attempts. A stream (not a
 // field on the record plus a scan at start) because the consumer already
-// gives what a scan would have to rebuild: redelivery after a kill,
-// one host per callback in a cluster, delays, and no scan of every record.
+// gives what a scan would have to rebuild: redelivery after a kill, one
+// host per callback in a cluster, delays, and no scan of every record.
 
 // Names of the callbacks' stream and consumer.
 const (
