@@ -20,9 +20,11 @@
 // pool's own queue stays short. Delivery is at least once: a task running
 // when wpm dies runs again after a restart (its attempts show it).
 //
-// An ended task with a callback URL (under [Options.CallbackAllow]) is
-// posted there, signed with HMAC-SHA256 when [Options.CallbackSecret] is
-// set; [Engine.Collector] exports Prometheus metrics.
+// An ended task with a callback URL (under [Options.CallbackAllow],
+// compared as parsed URLs) is posted there, signed with HMAC-SHA256 when
+// [Options.CallbackSecret] is set; pending callbacks are stored in NATS
+// and sent at least once, after a restart too. [Engine.Collector] exports
+// Prometheus metrics.
 //
 // By default the NATS server is embedded in the process with no listening
 // port; [Options.URL] uses an external one instead.

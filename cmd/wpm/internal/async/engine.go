@@ -84,7 +84,10 @@ type Options struct {
 	// redeliveries); 0 means 1s.
 	PollInterval time.Duration
 	// CallbackAllow lists the URL prefixes callbacks may go to; empty
-	// refuses every callbackUrl (async.callbackAllow).
+	// refuses every callbackUrl (async.callbackAllow). A callback URL must
+	// have an entry's scheme, host and port and a path under the entry's,
+	// compared by segments once both are normalised; see
+	// [CheckCallbackAllow].
 	CallbackAllow []string
 	// CallbackSecret, when set, signs each callback's body with
 	// HMAC-SHA256 in the X-Wpm-Signature header (async.callbackSecret).
@@ -165,12 +168,18 @@ type Engine struct {
 	stopWork  context.CancelCauseFunc
 	runners   sync.WaitGroup
 	tasks     sync.WaitGroup
-	callbacks sync.WaitGroup
 	client    *http.Client
-	// cbCtx ends pending callbacks: at the end of the grace period.
-	cbCtx    context.Context
-	stopCbs  context.CancelFunc
-	cbClosed bool // no callback is started any more; guarded by mu
+	// The stored callbacks (callback.go): their stream and consumer, the
+	// delivery loop and its posts, cbCtx ending them (at the end of the
+	// grace period), cbWake waking the loop, and cbPending the tasks whose
+	// callback this engine stored and did not see sent (guarded by mu).
+	cbStream  jetstream.Stream
+	cbCons    jetstream.Consumer
+	callbacks sync.WaitGroup
+	cbCtx     context.Context
+	stopCbs   context.CancelFunc
+	cbWake    chan struct{}
+	cbPending map[string]struct{}
 
 	mu       sync.Mutex
 	wake     map[string]chan struct{}
@@ -181,6 +190,7 @@ type Engine struct {
 
 	members *members      // the cluster's hosts (cluster.go)
 	repairs chan struct{} // asks repairLoop to run (repair.go)
+	allow   []callbackURL // async.callbackAllow, parsed
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -188,20 +198,27 @@ type Engine struct {
 // pool of mgr and one for one-shots. The caller must call Stop.
 func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error) {
 	opts = opts.withDefaults()
+	allow, err := parseAllow(opts.CallbackAllow, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	srv, nc, err := connect(opts)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
-		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(),
-		repairs: make(chan struct{}, 1)}
+		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow,
+		cbWake: make(chan struct{}, 1), cbPending: map[string]struct{}{}, repairs: make(chan struct{}, 1)}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
 	if err := e.setUpRetrying(ctx); err != nil {
 		e.abort()
 		return nil, err
+	}
+	if len(allow) > 0 {
+		e.callbacks.Go(e.deliverLoop)
 	}
 	if err := e.startCluster(ctx); err != nil {
 		e.abort()
@@ -229,6 +246,7 @@ func (e *Engine) abort() {
 	e.runners.Wait()
 	e.stopWork(context.Canceled)
 	e.stopCbs()
+	e.callbacks.Wait()
 	e.close()
 }
 
@@ -261,7 +279,7 @@ func (e *Engine) setUp(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	e.js = js
-	e.stream, err = ensureStream(ctx, js, e.streamConfig())
+	e.stream, err = ensureStream(ctx, js, e.workQueue(streamName, subjectPrefix))
 	if err != nil {
 		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
@@ -273,14 +291,15 @@ func (e *Engine) setUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("make the results store %s: %w", resultsBucket, err)
 	}
-	return nil
+	return e.setUpCallbacks(ctx)
 }
 
-// streamConfig is the task stream's.
-func (e *Engine) streamConfig() jetstream.StreamConfig {
+// workQueue is the config of a work-queue stream on the subjects under
+// prefix, its messages deduplicated by id within async.dedupWindow.
+func (e *Engine) workQueue(name, prefix string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:       streamName,
-		Subjects:   []string{subjectPrefix + ">"},
+		Name:       name,
+		Subjects:   []string{prefix + ">"},
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,
 		Duplicates: e.opts.DedupWindow,
@@ -374,8 +393,9 @@ func (e *Engine) signal(subj string) {
 
 // Stop stops taking tasks off the queue, lets running tasks finish until
 // ctx ends, then cancels the rest (they run again at the next start),
-// and closes the connection and the embedded server. Tasks still queued
-// stay queued. Call it before the manager's Shutdown.
+// lets the callbacks this engine stored be sent until ctx ends (those
+// unsent stay stored and are sent after the next start), and closes the
+// connection and the embedded server. Tasks still queued stay queued. Call it before the manager's Shutdown.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopped = true
@@ -396,24 +416,6 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopCallbacks(ctx)
 	e.close()
 	return err
-}
-
-// stopCallbacks lets pending callbacks finish until ctx ends, then
-// cancels the rest and waits for them.
-func (e *Engine) stopCallbacks(ctx context.Context) {
-	e.mu.Lock()
-	e.cbClosed = true
-	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() { e.callbacks.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		e.logger.Warn("callbacks still undelivered at the end of the grace period were dropped")
-	}
-	e.stopCbs()
-	<-done
-	e.client.CloseIdleConnections()
 }
 
 // close closes the connection and stops the embedded server.

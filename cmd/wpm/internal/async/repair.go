@@ -52,14 +52,20 @@ func (e *Engine) repairLoop() {
 	}
 }
 
-// repair makes (or updates) the task stream, both buckets and the
-// consumers of this host's runners.
+// repair makes (or updates) the task and callback streams, both buckets,
+// the results store and the consumers of this host's runners and callbacks.
 func (e *Engine) repair(ctx context.Context) error {
 	if e.nc.Status() != nats.CONNECTED {
 		return errors.New("NATS is not connected")
 	}
-	if _, err := ensureStream(ctx, e.js, e.streamConfig()); err != nil {
+	if _, err := ensureStream(ctx, e.js, e.workQueue(streamName, subjectPrefix)); err != nil {
 		return fmt.Errorf("task stream: %w", err)
+	}
+	if _, err := ensureStream(ctx, e.js, e.workQueue(callbackStream, callbackPrefix)); err != nil {
+		return fmt.Errorf("callback stream: %w", err)
+	}
+	if _, err := ensureConsumer(ctx, e.js, callbackStream, e.callbackConsumerConfig()); err != nil {
+		return fmt.Errorf("callback consumer: %w", err)
 	}
 	if _, err := ensureKV(ctx, e.js, e.tasksBucketConfig()); err != nil {
 		return fmt.Errorf("task bucket: %w", err)

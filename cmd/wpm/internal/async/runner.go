@@ -46,9 +46,13 @@ func (r *runner) loop() {
 			}
 			continue
 		}
-		msg := r.fetch()
-		if msg == nil {
+		msg, err := fetchOne(r.cons)
+		if err != nil || msg == nil {
 			p.release()
+			if err != nil {
+				r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
+				r.e.needRepair() // the consumer may be gone with a restart of the server
+			}
 			r.idle(ctx)
 			continue
 		}
@@ -56,32 +60,33 @@ func (r *runner) loop() {
 	}
 }
 
-// fetch takes one message off the consumer, or returns nil.
-func (r *runner) fetch() jetstream.Msg {
-	batch, err := r.cons.FetchNoWait(1)
+// fetchOne takes one message off cons, or returns nil when there is none;
+// an error says the fetch failed (the consumer may be gone, say).
+func fetchOne(cons jetstream.Consumer) (jetstream.Msg, error) {
+	batch, err := cons.FetchNoWait(1)
 	if err != nil {
-		r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
-		r.e.needRepair()
-		return nil
+		return nil, err
 	}
 	var msg jetstream.Msg
 	for m := range batch.Messages() {
 		msg = m
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-		r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
-		r.e.needRepair() // the consumer may be gone with a restart of the server
+		return msg, err
 	}
-	return msg
+	return msg, nil
 }
 
 // idle waits for a submit, the poll interval, or the engine's stop.
-func (r *runner) idle(ctx context.Context) {
-	t := time.NewTimer(r.e.opts.PollInterval)
+func (r *runner) idle(ctx context.Context) { idle(ctx, r.wake, r.e.opts.PollInterval) }
+
+// idle waits for wake, for d, or for ctx to end.
+func idle(ctx context.Context, wake <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-r.wake:
+	case <-wake:
 	case <-t.C:
 	}
 }
@@ -158,9 +163,14 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 		_ = msg.NakWithDelay(e.opts.PollInterval)
 		return
 	}
-	if !ok || errors.Is(context.Cause(taskCtx), errCanceled) {
+	if !ok {
 		p.release()
-		_ = msg.Ack() // ended or cancelled already: nothing to run
+		e.ackEnded(ctx, msg, t) // ended already: nothing to run
+		return
+	}
+	if errors.Is(context.Cause(taskCtx), errCanceled) {
+		p.release()
+		e.ackRead(ctx, msg, j.ID) // cancelled meanwhile
 		return
 	}
 	stopBeat := e.heartbeat(msg)
@@ -241,7 +251,7 @@ func (e *Engine) heartbeat(msg jetstream.Msg) func() {
 func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, rev uint64, res host.Result, err error, cause error) {
 	switch {
 	case errors.Is(cause, errCanceled):
-		_ = msg.Ack() // Cancel recorded the end
+		e.ackRead(ctx, msg, j.ID) // Cancel recorded the end
 		return
 	case e.work.Err() != nil && err != nil:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
@@ -269,7 +279,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 			e.counters.retries.WithLabelValues(j.Pool).Inc()
 			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))
 		case errors.Is(serr, errEndedMeanwhile):
-			_ = msg.Ack()
+			e.ackRead(ctx, msg, j.ID)
 		default:
 			_ = msg.NakWithDelay(e.backoff(j.Pool, t.Attempts))
 		}
@@ -310,10 +320,9 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		e.dropStale(j)
 	case serr == nil:
 		e.counters.ended.WithLabelValues(j.Pool, string(t.State)).Inc()
-		e.notify(t)
-		_ = msg.Ack()
+		e.ackEnded(ctx, msg, t)
 	case errors.Is(serr, errEndedMeanwhile):
-		_ = msg.Ack()
+		e.ackRead(ctx, msg, j.ID)
 	default:
 		// The end could not be recorded: the task runs again rather than
 		// stay "running" for ever (at least once).

@@ -93,13 +93,15 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 
 // newJob checks req and makes its job.
 func (e *Engine) newJob(req Request) (job, error) {
+	var callback string
 	if req.CallbackURL != "" {
-		if err := e.checkCallback(req.CallbackURL); err != nil {
+		var err error
+		if callback, err = e.checkCallback(req.CallbackURL); err != nil {
 			return job{}, err
 		}
 	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: req.CallbackURL, Forwarded: req.forwarded}
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded}
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
@@ -359,7 +361,10 @@ func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
 		e.stopLocal(id)
 		_ = e.nc.Publish(cancelSubject, []byte(id)) // the host running it stops it
 		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
-		e.notify(t)
+		if err := e.storeCallback(ctx, t); err != nil {
+			// The task's message, when it is next seen, stores it.
+			e.logger.Warn("can not store a cancelled task's callback now", "task", id, "error", err)
+		}
 		return t, nil
 	}
 	return Task{}, fmt.Errorf("task %s changed too often while being cancelled; retry", id)

@@ -145,8 +145,9 @@ type Async struct {
 	// AckWait is how long a task that was running when wpm died waits
 	// before it runs again.
 	AckWait time.Duration `koanf:"ackWait"`
-	// CallbackAllow lists the URL prefixes a task's callbackUrl may start
-	// with; empty refuses callbacks. From the environment: comma-separated.
+	// CallbackAllow lists the URL prefixes a task's callbackUrl must be
+	// under (see async.CheckCallbackAllow); empty refuses callbacks. From
+	// the environment: comma-separated.
 	CallbackAllow []string `koanf:"callbackAllow"`
 	// CallbackSecret, when set, signs callbacks with HMAC-SHA256.
 	CallbackSecret string `koanf:"callbackSecret"`

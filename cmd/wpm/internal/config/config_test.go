@@ -666,9 +666,19 @@ func TestLoad_callbackAllow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"http://127.0.0.1:1880/wpm/", "https://hooks.example/"}, c.Async.CallbackAllow)
 
-	_, err = Load(Options{File: mustWriteFile(t, "wpm.yaml", "async: {callbackAllow: [\"ftp://x/\"]}\n")})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "async.callbackAllow[0]")
+	for bad, says := range map[string]string{
+		"ftp://x/":                 "absolute http or https URL",
+		"http://127.0.0.1:9999@h/": "user information",
+		"http://h/?token=1":        "query",
+		"http://h/cb%2f..%2fx/":    "slash",
+		"http://h/#done":           "fragment",
+	} {
+		_, err = Load(Options{File: mustWriteFile(t, "wpm.yaml", fmt.Sprintf("async: {callbackAllow: [\"http://ok/\", %q]}\n", bad))})
+		if assert.Error(t, err, bad) {
+			assert.Contains(t, err.Error(), "async.callbackAllow[1]", bad)
+			assert.Contains(t, err.Error(), says, bad)
+		}
+	}
 }
 
 func TestLoad_roleAndNATSConnection(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/big"
 	"net"
-	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
 )
 
@@ -200,9 +200,9 @@ func (a Async) check(p *checks) {
 	p.positiveSize("async.maxResultBytes", a.MaxResultBytes)
 	p.positiveDuration("async.dedupWindow", a.DedupWindow)
 	p.positiveDuration("async.ackWait", a.AckWait)
-	for i, prefix := range a.CallbackAllow {
-		if u, err := url.Parse(prefix); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			p.add(fmt.Sprintf("async.callbackAllow[%d]", i), "%q is not an http or https URL prefix like http://127.0.0.1:1880/wpm/", prefix)
+	for i, entry := range a.CallbackAllow {
+		if err := async.CheckCallbackAllow(entry); err != nil {
+			p.add(fmt.Sprintf("async.callbackAllow[%d]", i), "%s; write an http or https URL prefix like http://127.0.0.1:1880/wpm/", err)
 		}
 	}
 }
