@@ -459,3 +459,29 @@ func TestCluster_natsServerLost(t *testing.T) {
 		return status == http.StatusOK
 	}, 30*time.Second, 200*time.Millisecond, "no sync task after the server loss (last %d)", status)
 }
+
+// A forwarded sync task answers as a local one: a 2 MiB result, over the
+// NATS server's 1 MB max_payload and async.maxResultBytes, is 200 with the
+// same bytes through the api host as on the host that runs the pool.
+func TestCluster_forwardedLargeResult(t *testing.T) {
+	url := startNATS(t)
+	a := clusterHost(t, url, "a", "all", hostAConfig)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	waitCluster(t, c, "a", "c")
+	const body = `{"fault": "big", "mb": 2}`
+	status, ran, local, err := postTask(a.url+"/v1/pools/S/tasks", body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	assert.Empty(t, ran)
+	status, ran, forwarded, err := postTask(c.url+"/v1/pools/S/tasks", body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status, "%.300v", forwarded)
+	assert.Equal(t, "a", ran)
+	assert.Equal(t, local["result"].(map[string]any)["data"], forwarded["result"].(map[string]any)["data"])
+	assert.Len(t, forwarded["result"].(map[string]any)["data"], 2<<20)
+
+	status, _, seed, err := postTask(c.url+"/example/pool", `{"poolName": "S", "workerTask": `+body+`}`)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status, "%.300v", seed)
+	assert.Len(t, seed["data"].(map[string]any)["data"], 2<<20)
+}
