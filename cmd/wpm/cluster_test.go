@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -484,4 +486,35 @@ func TestCluster_forwardedLargeResult(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status, "%.300v", seed)
 	assert.Len(t, seed["data"].(map[string]any)["data"], 2<<20)
+}
+
+// Any host streams any task's events: an async task submitted through the
+// api host, run on a, streams from c to its task.finished.
+func TestCluster_taskEventsFromAnyHost(t *testing.T) {
+	url := startNATS(t)
+	a := clusterHost(t, url, "a", "all", hostAConfig)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	waitCluster(t, c, "a", "c")
+	waitCluster(t, a, "a", "c")
+	id := submitAsync(t, c, 1, `{"fault": "sleep", "ms": 800}`)[0]
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/v1/tasks/"+id+"/events", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var types []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if typ, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+			types = append(types, typ)
+		}
+	}
+	require.NoError(t, ctx.Err(), "the stream ended by itself; got %v", types)
+	assert.Contains(t, types, "task.started")
+	require.NotEmpty(t, types)
+	assert.Equal(t, "task.finished", types[len(types)-1], "%v", types)
 }

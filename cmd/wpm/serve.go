@@ -94,7 +94,7 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		_ = mgr.Shutdown(context.Background())
 		return fmt.Errorf("metrics: %w", err)
 	}
-	tasks, err := startTasks(cfg, mgr, logger)
+	tasks, err := startTasks(cfg, mgr, bus.Publish, logger)
 	if err != nil {
 		_ = mgr.Shutdown(context.Background())
 		return err
@@ -226,8 +226,9 @@ func hostName(cfg config.Config) string {
 const tasksStartBound = 30 * time.Second
 
 // startTasks starts the asynchronous-task engine over mgr: an embedded
-// NATS server on nats.storeDir, or the server at nats.url.
-func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*async.Engine, error) {
+// NATS server on nats.storeDir, or the server at nats.url. events receives
+// the events of tasks other hosts run.
+func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), logger hclog.Logger) (*async.Engine, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), tasksStartBound)
 	defer cancel()
 	tasks, err := async.Start(ctx, mgr, async.Options{
@@ -257,6 +258,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, logger hclog.Logger) (*asy
 		Role:               cfg.Role,
 		Version:            version,
 		APIOnly:            cfg.Role == config.RoleAPI,
+		Events:             events,
 		Logger:             logger.Named("async"),
 	})
 	if err != nil {

@@ -111,6 +111,9 @@ func (e *Engine) startCluster(ctx context.Context) error {
 	if _, err := e.nc.Subscribe(cancelSubject, func(m *nats.Msg) { e.stopLocal(string(m.Data)) }); err != nil {
 		return fmt.Errorf("subscribe to cancels: %w", err)
 	}
+	if err := e.receiveEvents(); err != nil {
+		return fmt.Errorf("subscribe to task events: %w", err)
+	}
 	e.announce(ctx, 0)
 	e.runners.Go(e.heartbeatLoop)
 	return nil

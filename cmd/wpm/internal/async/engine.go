@@ -95,6 +95,9 @@ type Options struct {
 	// CallbackBackoff is the wait before a callback's second attempt,
 	// doubled after each; 0 means 1s.
 	CallbackBackoff time.Duration
+	// Events, when set, receives the events of tasks that other hosts run
+	// (events.go); like host.WithEvents' sink it must never block.
+	Events func(host.Event)
 	// Logger receives the engine's log; nil discards it.
 	Logger hclog.Logger
 }

@@ -40,9 +40,10 @@ func (e *Engine) watchProgress(ctx context.Context, t Task, rev uint64) (context
 	return host.WithTaskEvents(ctx, w.event), w
 }
 
-// event is the task's host.WithTaskEvents function: it keeps the latest
-// progress and never blocks.
+// event is the task's host.WithTaskEvents function: it shares the event
+// with the other hosts, keeps the latest progress, and never blocks.
 func (w *progressWriter) event(ev host.Event) {
+	w.e.shareEvent(ev)
 	if ev.Type != host.EventTaskProgress || math.IsNaN(ev.Fraction) {
 		return // host drops NaN already; a record must always encode
 	}
