@@ -66,7 +66,8 @@ type Options struct {
 	// KeepAlive is how often an idle event stream sends a comment
 	// (default DefaultKeepAlive).
 	KeepAlive time.Duration
-	// UI, when not nil, serves GET /ui and what the page loads.
+	// UI, when not nil, serves GET /ui/ (the page; /ui redirects there) and
+	// what the page loads.
 	UI http.Handler
 	// OneShotMemoryLimitMB is the configured oneShot.memoryLimitMB: when
 	// more than 0, the most memory a caller may ask a one-shot for.
