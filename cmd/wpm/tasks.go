@@ -28,7 +28,7 @@ const tasksUsage = `Subcommands:
 
 wait prints the record it has when --timeout passes, and exits 3.
 
-` + exitStatuses
+` + tasksExitStatuses
 
 // tasksClient talks to a running wpm's /v1/tasks API.
 type tasksClient struct {
