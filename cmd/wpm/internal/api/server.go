@@ -430,7 +430,7 @@ func (s *Server) decode(c echo.Context, v any) error {
 			return badRequest(fmt.Sprintf("the body must be a JSON object, got %s", typeErr.Value))
 		}
 		var syntaxErr *json.SyntaxError
-		if errors.As(err, &syntaxErr) && syntaxErr.Offset > 0 && json.Valid(body[:syntaxErr.Offset-1]) {
+		if errors.As(err, &syntaxErr) && syntaxErr.Offset > 0 && json.Valid(body[:min(syntaxErr.Offset-1, int64(len(body)))]) {
 			return badRequest("the body holds more than one JSON value")
 		}
 		return badRequest("the body is not a valid JSON object: " + err.Error())
