@@ -149,8 +149,25 @@ func TestCLI_tasks(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "unknown_task")
 
-	code, _, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
+	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
 	require.Equal(t, 0, code, errOut)
+	var failed struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &failed), out)
+	code, out, errOut = runCLI(t, "", "tasks", "wait", failed.ID, "--url", s.url)
+	assert.Equal(t, 1, code, "a failed task: %s", errOut)
+	assert.Contains(t, out, `"failed"`)
+
+	// --timeout passing first is exit status 3, with the record so far.
+	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "sleep", "ms": 5000}`)
+	require.Equal(t, 0, code, errOut)
+	var slow struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &slow), out)
+	code, out, errOut = runCLI(t, "", "tasks", "wait", slow.ID, "--url", s.url, "--timeout", "300ms")
+	assert.Equal(t, 3, code, errOut)
+	assert.Contains(t, out, slow.ID)
+	assert.Contains(t, errOut, "--timeout")
+	code, _, errOut = runCLI(t, "", "tasks", "wait", slow.ID, "--url", s.url, "--timeout", "1ns")
+	assert.Equal(t, 3, code, errOut)
 	code, _, _ = runCLI(t, "", "tasks", "frobnicate", "--url", s.url)
 	assert.Equal(t, 2, code)
 }

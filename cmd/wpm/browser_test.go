@@ -107,7 +107,7 @@ func workersShown(pool string) string {
 func TestBrowser_poolsAndWorkers(t *testing.T) {
 	srv := startServe(t)
 	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/")))
 	waitJS[bool](t, ctx, "both shipped pools with two workers each",
 		`(`+workersShown("CPU")+`).length === 2 && (`+workersShown("MEM")+`).length === 2`)
 	waitJS[bool](t, ctx, "the page following /v1/events", `document.querySelector('#conn').textContent === 'live'`)
@@ -130,7 +130,7 @@ func runFromForm(t *testing.T, input string, async bool) context.Context {
 	srv := startServe(t)
 	ctx := newBrowser(t)
 	steps := []chromedp.Action[chromedp.Void]{
-		chromedp.Navigate(srv.url + "/ui"),
+		chromedp.Navigate(srv.url + "/ui/"),
 		chromedp.WaitVisible(`[data-pool="CPU"] tr[data-pid]`),
 		chromedp.SetValue("#run-target", "pool:CPU"),
 		chromedp.SetValue("#run-input", input),
@@ -182,7 +182,7 @@ func TestBrowser_asyncTask(t *testing.T) {
 func TestBrowser_workerKilled(t *testing.T) {
 	srv := startServe(t)
 	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/")))
 	pids := waitJS[[]int](t, ctx, "the CPU pool's workers", `(()=>{const p=`+workersShown("CPU")+`; return p.length === 2 ? p : null})()`)
 	victim := pids[0]
 	// The worker is a child of the wpm serve this test started.
@@ -201,7 +201,7 @@ func TestBrowser_auth(t *testing.T) {
 	const token = "browser-test-token"
 	srv := startServe(t, "WPM_HTTP_AUTHTOKEN="+token)
 	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui"), chromedp.WaitVisible("#token")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/"), chromedp.WaitVisible("#token")))
 	shown, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-pool], #tasks tr[data-task]').length + (document.querySelector('#main').hidden ? 0 : 100)`))
 	require.NoError(t, err)
 	assert.Zero(t, shown, "nothing shows before the token is entered")

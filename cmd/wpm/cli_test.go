@@ -90,6 +90,13 @@ func TestCLI_run_errors(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "exactly one plugin")
 
+	// Output that is not JSON is task_failed, as the server says.
+	code, out, errOut := runCLI(t, "", "run", "misbehave", "--task", `{"fault": "badjson"}`)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "task_failed")
+	assert.Contains(t, errOut, "not valid JSON")
+
 	code, _, errOut = runCLI(t, "", "run", "misbehave", "--task", `{"fault": "exit", "lines": ["bye now"]}`)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "worker_crashed")

@@ -18,6 +18,27 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// Exit statuses, the same for every command.
+const (
+	// exitOK: done; for wpm tasks wait, the task succeeded.
+	exitOK = 0
+	// exitFailed: the task failed or was canceled, or the command failed.
+	exitFailed = 1
+	// exitUsage: wrong flags, arguments or config.
+	exitUsage = 2
+	// exitTimedOut: wpm tasks wait's --timeout passed before the task ended.
+	exitTimedOut = 3
+)
+
+// Exit statuses as the commands' help states them.
+const (
+	tasksExitStatuses = `Exit status: 0 done (wait: the task succeeded); 1 the task failed or was
+canceled, or an error; 2 wrong flags, arguments or config; 3 wait's
+--timeout passed before the task ended.`
+	runExitStatuses = `Exit status: 0 the task succeeded; 1 it failed (output that is not JSON
+is task_failed too) or could not run; 2 wrong flags, arguments or config.`
+)
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -42,7 +63,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "wpm serve [flags]", "serve the HTTP API over the configured pools", runServe},
-		{"run", "wpm run <plugin> --task JSON|@FILE|- [flags]", "run one task in a one-shot process and print its answer", runOnce},
+		{"run", "wpm run <plugin> --task JSON|@FILE|- [flags]\n\n" + runExitStatuses, "run one task in a one-shot process and print its answer", runOnce},
 		{"plugins", "wpm plugins [flags]", "list the plugins in the plugins directory", runPlugins},
 		{"status", "wpm status [--url URL] [--token T] [flags]", "show a running wpm's pools and workers", runStatus},
 		{"tasks", "wpm tasks submit|get|wait|cancel|list [ID] [flags]\n\n" + tasksUsage, "submit, read, await, cancel and list a running wpm's asynchronous tasks", runTasks},

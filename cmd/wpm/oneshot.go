@@ -62,11 +62,12 @@ func runOnce(args []string, e env) int {
 	}
 	var out bytes.Buffer
 	if json.Indent(&out, res.Output, "", "  ") != nil {
-		out.Reset()
-		out.Write(res.Output)
+		// What the server answers as 500 task_failed.
+		fmt.Fprintf(e.stderr, "wpm run: %s: the plugin answered with output that is not valid JSON (a plugin must return a JSON value); it began: %.200q\n", host.CodeTaskFailed, res.Output)
+		return exitFailed
 	}
 	fmt.Fprintln(e.stdout, out.String())
-	return 0
+	return exitOK
 }
 
 // readTask returns the task input named by --task: inline JSON, @FILE, or -

@@ -26,7 +26,9 @@ const tasksUsage = `Subcommands:
   cancel ID                                         cancel a queued or running task
   list [--state S] [--pool P] [--limit N]           list recent tasks, newest first
 
-wait exits 0 when the task succeeded and 1 when it failed or was canceled.`
+wait prints the record it has when --timeout passes, and exits 3.
+
+` + tasksExitStatuses
 
 // tasksClient talks to a running wpm's /v1/tasks API.
 type tasksClient struct {
@@ -37,7 +39,7 @@ func runTasks(args []string, e env) int {
 	fs := pflag.NewFlagSet("tasks", pflag.ContinueOnError)
 	urlFlag := fs.String("url", "", "base URL of a running wpm (default: http://<http.addr> from the config, else "+defaultStatusURL+")")
 	token := fs.String("token", "", "bearer token, when wpm serve has http.authToken (default: $"+tokenEnv+", else http.authToken from the config)")
-	timeout := fs.Duration("timeout", time.Hour, "how long wait waits for the end; other requests get 30s")
+	timeout := fs.Duration("timeout", time.Hour, "how long wait waits for the end (then exit status 3); other requests get 30s")
 	pool := fs.String("pool", "", "submit: the pool to run on; list: only this pool's tasks")
 	plugin := fs.String("plugin", "", "submit: run as a one-shot of this plugin instead of on a pool")
 	task := fs.String("task", "", "submit: the task's JSON input; @FILE reads it from a file, - from standard input")
@@ -104,33 +106,52 @@ func (tc tasksClient) submit(e env, pool, plugin, spec, key, callback string) in
 }
 
 func (tc tasksClient) one(e env, sub, id string, timeout time.Duration) int {
-	path := "/v1/tasks/" + url.PathEscape(id)
-	if sub != "wait" {
-		ctx, cancel := context.WithTimeout(context.Background(), requestBound)
-		defer cancel()
-		method := http.MethodGet
-		if sub == "cancel" {
-			method = http.MethodDelete
-		}
-		body, err := tc.do(ctx, method, path, nil, nil)
-		return tc.print(e, sub, body, err)
+	if sub == "wait" {
+		return tc.wait(e, id, timeout)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), requestBound)
 	defer cancel()
+	method := http.MethodGet
+	if sub == "cancel" {
+		method = http.MethodDelete
+	}
+	body, err := tc.do(ctx, method, "/v1/tasks/"+url.PathEscape(id), nil, nil)
+	return tc.print(e, sub, body, err)
+}
+
+// maxPoll is the longest wait one GET /v1/tasks/{id}?wait= asks for.
+const maxPoll = 60 * time.Second
+
+// wait long-polls task id's record until it ended or timeout passed, and
+// prints the last record: exit status 0 when the task succeeded, 1 when it
+// failed or was canceled (or a request failed), 3 when timeout passed
+// first. Each request asks the server to wait no longer than what is left
+// of timeout, so the answer comes before the request's own bound.
+func (tc tasksClient) wait(e env, id string, timeout time.Duration) int {
+	path := "/v1/tasks/" + url.PathEscape(id)
+	deadline := time.Now().Add(timeout)
 	for {
-		body, err := tc.do(ctx, http.MethodGet, path+"?wait=60s", nil, nil)
+		left := min(max(time.Until(deadline), 0), maxPoll)
+		ctx, cancel := context.WithTimeout(context.Background(), left+requestBound)
+		body, err := tc.do(ctx, http.MethodGet, path+"?wait="+url.QueryEscape(left.String()), nil, nil)
+		cancel()
 		if err != nil {
-			return tc.print(e, sub, nil, err)
+			return tc.print(e, "wait", nil, err)
 		}
 		var t async.Task
 		if err := json.Unmarshal(body, &t); err != nil {
-			return tc.print(e, sub, nil, fmt.Errorf("the answer is not a task record: %w", err))
+			return tc.print(e, "wait", nil, fmt.Errorf("the answer is not a task record: %w", err))
 		}
-		if t.State.Ended() || ctx.Err() != nil {
-			if st := tc.print(e, sub, body, nil); st != 0 || t.State == async.StateSucceeded {
-				return st
-			}
-			return 1
+		switch {
+		case t.State == async.StateSucceeded:
+			return tc.print(e, "wait", body, nil)
+		case t.State.Ended():
+			tc.print(e, "wait", body, nil)
+			return exitFailed
+		case !time.Now().Before(deadline):
+			tc.print(e, "wait", body, nil)
+			fmt.Fprintf(e.stderr, "wpm tasks wait: task %s is still %s after --timeout %s (exit status %d); wait again, or cancel it with wpm tasks cancel %s\n", id, t.State, timeout, exitTimedOut, id)
+			return exitTimedOut
 		}
 	}
 }

@@ -18,6 +18,7 @@ const (
 	// The dashboard's page and files hold no data: the page asks for the
 	// token and sends it with its API requests.
 	routeUI     = "/ui"
+	routeUIPage = "/ui/"
 	routeUIFile = "/ui/:file"
 )
 
@@ -60,7 +61,7 @@ func (s *Server) checkToken(c echo.Context) error {
 // probes' is 401 and says nothing about the API.
 func (s *Server) needsToken(route string) bool {
 	switch route {
-	case routeHealthz, routeReadyz, routeUI, routeUIFile:
+	case routeHealthz, routeReadyz, routeUI, routeUIPage, routeUIFile:
 		return false
 	case routeMetrics:
 		return s.opts.MetricsAuth

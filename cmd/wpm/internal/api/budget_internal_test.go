@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -28,4 +30,17 @@ func TestBodyBudget(t *testing.T) {
 		t.Fatal("drained after holding only a little")
 	default:
 	}
+}
+
+// The seed endpoints' fields are read where they lie in the body: the
+// decoder hands over slices of it, which within recognises.
+func TestRawField_notCopied(t *testing.T) {
+	body := []byte(`{"poolName": "CPU", "workerTask": {"pad": "xxxx"}}`)
+	var fields map[string]rawField
+	require.NoError(t, json.Unmarshal(body, &fields))
+	assert.True(t, within(body, fields["workerTask"]))
+	assert.True(t, within(body, fields["poolName"]))
+	assert.False(t, within(body, bytes.Clone(fields["workerTask"])))
+	assert.False(t, within(body, nil))
+	assert.False(t, within(body[:10], fields["workerTask"]), "beyond the body's length")
 }

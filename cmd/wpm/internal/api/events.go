@@ -257,6 +257,7 @@ func (s *Server) eventRoutes(apiRoute []echo.MiddlewareFunc) {
 	}
 	if s.opts.UI != nil {
 		s.echo.GET(routeUI, echo.WrapHandler(s.opts.UI))
+		s.echo.GET(routeUIPage, echo.WrapHandler(s.opts.UI))
 		s.echo.GET(routeUIFile, echo.WrapHandler(s.opts.UI))
 	}
 }

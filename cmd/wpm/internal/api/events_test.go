@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
 )
 
@@ -136,6 +137,16 @@ func (s *server) postAsync(path, body string) <-chan int {
 	return done
 }
 
+// runWhileStreaming runs body on pool CPU and returns es's events up to a
+// task.finished, checking that the task's answer was 200.
+func (s *server) runWhileStreaming(t *testing.T, es *eventStream, body string) []sseEvent {
+	t.Helper()
+	answered := s.postAsync("/v1/pools/CPU/tasks", body)
+	evs := es.until(t, func(e sseEvent) bool { return e.Type == "task.finished" })
+	require.Equal(t, http.StatusOK, <-answered)
+	return evs
+}
+
 // requireTaskLifecycle checks that evs, one task's events, are queued,
 // started, progress rising, finished with code.
 func requireTaskLifecycle(t *testing.T, evs []sseEvent, code string) {
@@ -162,9 +173,7 @@ func TestEvents_taskLifecycleAndResume(t *testing.T) {
 	s := newServer(t)
 	all, _ := s.openStream(t, "GET", "/v1/events", "", "", nil)
 	require.NotNil(t, all)
-	answered := s.postAsync("/v1/pools/CPU/tasks", `{"duration": 400}`)
-	evs := all.until(t, func(e sseEvent) bool { return e.Type == "task.finished" })
-	require.Equal(t, http.StatusOK, <-answered)
+	evs := s.runWhileStreaming(t, all, `{"duration": 400}`)
 	var mine []sseEvent
 	for _, e := range evs {
 		if e.Data["task"] != nil {
@@ -329,4 +338,42 @@ func TestEvents_asyncTaskStreamsByItsID(t *testing.T) {
 	// An id no task has is still a 404.
 	_, a := s.openStream(t, "GET", "/v1/tasks/0123456789abcdef/events", "", "", nil)
 	assert.Equal(t, http.StatusNotFound, a.Status)
+}
+
+// Resuming with a Last-Event-ID this process never gave is a stream.gap,
+// then the live events: one from before a restart (it sent nothing at
+// all) and 2^64-1 (it replayed everything). A task's stream opened
+// without Last-Event-ID has no gap, however many events went before.
+func TestEvents_resumeGaps(t *testing.T) {
+	var old string
+	t.Run("before the restart", func(t *testing.T) { // its server stops at its end
+		before := newServer(t)
+		all, _ := before.openStream(t, "GET", "/v1/events", "", "", nil)
+		require.NotNil(t, all)
+		evs := before.runWhileStreaming(t, all, `{"duration": 1}`)
+		old = evs[len(evs)-1].ID
+	})
+	require.NotEmpty(t, old)
+
+	s := newServer(t) // the process after a restart
+	for _, lastID := range []string{old, "18446744073709551615"} {
+		es, _ := s.openStream(t, "GET", "/v1/events", "", "", map[string]string{"Last-Event-ID": lastID})
+		require.NotNil(t, es)
+		first, ok := es.next(t)
+		require.True(t, ok)
+		assert.Equal(t, "stream.gap", first.Type, "Last-Event-ID %s", lastID)
+		got := s.runWhileStreaming(t, es, `{"duration": 1}`)
+		if lastID != old {
+			assert.Equal(t, "task.queued", got[0].Type, "after the gap the live events, no replay: %v", types(got))
+		}
+	}
+
+	for i := range events.DefaultSize + 10 {
+		s.bus.Publish(host.Event{Type: host.EventTaskProgress, TaskID: "other", Fraction: float64(i) / 1e4, Time: time.Now()})
+	}
+	id := s.submitAsync(t, "/v1/pools/CPU/tasks?async=true", `{"duration": 1}`)
+	one, a := s.openStream(t, "GET", "/v1/tasks/"+id+"/events", "", "", nil)
+	require.NotNil(t, one, "status %d: %s", a.Status, a.Raw)
+	got := one.until(t, func(e sseEvent) bool { return e.Type == "task.finished" })
+	assert.NotContains(t, types(got), "stream.gap")
 }

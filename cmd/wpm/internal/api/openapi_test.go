@@ -442,7 +442,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("POST", "/example/oneShot", `{"workerScript": "cpuload", "workerTask": {"duration": 1}}`)
 	req("POST", "/v1/pools/CPU/tasks", `{"duration": 1}`)
 	req("POST", "/v1/plugins/cpuload/run?timeout=5s&memoryLimitMB=64", `{"duration": 1}`)
-	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/v1/cluster", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml", "/ui", "/ui/app.js"} {
+	for _, p := range []string{"/v1/pools", "/v1/pools/CPU", "/v1/plugins", "/v1/cluster", "/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/openapi.yaml", "/ui", "/ui/", "/ui/app.js"} {
 		req("GET", p, "")
 	}
 	// Asynchronous: 202 from every submit, then the task routes.
@@ -494,7 +494,7 @@ func TestOpenAPI_responses(t *testing.T) {
 		path = pathOf(strings.ReplaceAll(path, "{id}", queued.ID))
 		a := s.doRaw(t, method, path, strings.NewReader(`{}`), "")
 		if path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/ui") {
-			assert.Equal(t, http.StatusOK, a.Status, op)
+			assert.Less(t, a.Status, 400, op)
 		} else {
 			assert.Equal(t, http.StatusUnauthorized, a.Status, op)
 		}
@@ -510,7 +510,7 @@ func TestOpenAPI_responses(t *testing.T) {
 		got := s.seen.statuses(op)
 		var ok, failed bool
 		for st := range got {
-			ok = ok || st < 300
+			ok = ok || st < 400 // a redirect is the success of GET /ui
 			failed = failed || st >= 400
 		}
 		assert.True(t, ok, "%s: no success seen (%v)", op, got)

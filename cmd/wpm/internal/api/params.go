@@ -67,18 +67,21 @@ func clipName(msg, name string) string {
 // routeRun is the route of one-shot runs.
 const routeRun = "/v1/plugins/:plugin/run"
 
+// routeExampleOneShot is the route of the seed's one-shot runs.
+const routeExampleOneShot = "/example/oneShot"
+
 // routePoolTasks is the route of pool tasks.
 const routePoolTasks = "/v1/pools/:pool/tasks"
 
 // queryParams are the query parameters each route takes; a route not
 // listed takes none.
 var queryParams = map[string][]string{
-	routeRun:           {"memoryLimitMB", "timeout", "async", "callbackUrl"},
-	routePoolTasks:     {"async", "callbackUrl"},
-	"/example/pool":    {"async", "callbackUrl"},
-	"/example/oneShot": {"async", "callbackUrl"},
-	routeTasks:         {"state", "pool", "limit"},
-	routeTask:          {"wait"},
+	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl"},
+	routePoolTasks:      {"async", "callbackUrl"},
+	"/example/pool":     {"async", "callbackUrl"},
+	routeExampleOneShot: {"async", "callbackUrl"},
+	routeTasks:          {"state", "pool", "limit"},
+	routeTask:           {"wait"},
 }
 
 // checkQuery refuses a query parameter the route does not take, or one

@@ -66,7 +66,8 @@ type Options struct {
 	// KeepAlive is how often an idle event stream sends a comment
 	// (default DefaultKeepAlive).
 	KeepAlive time.Duration
-	// UI, when not nil, serves GET /ui and what the page loads.
+	// UI, when not nil, serves GET /ui/ (the page; /ui redirects there) and
+	// what the page loads.
 	UI http.Handler
 	// OneShotMemoryLimitMB is the configured oneShot.memoryLimitMB: when
 	// more than 0, the most memory a caller may ask a one-shot for.
@@ -144,7 +145,7 @@ func New(mgr *host.Manager, opts Options) *Server {
 	apiRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery}
 	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.reserveBody}
 	e.POST("/example/pool", s.examplePool, taskRoute...)
-	e.POST("/example/oneShot", s.exampleOneShot, taskRoute...)
+	e.POST(routeExampleOneShot, s.exampleOneShot, taskRoute...)
 	e.POST(routePoolTasks, s.submit, taskRoute...)
 	e.POST(routeRun, s.runOnce, taskRoute...)
 	e.GET("/v1/pools", s.listPools, apiRoute...)
@@ -363,7 +364,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	if r.ContentLength > s.opts.BodyLimitBytes {
 		return nil, &http.MaxBytesError{Limit: s.opts.BodyLimitBytes}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.opts.BodyLimitBytes))
+	body, err := readAll(http.MaxBytesReader(c.Response(), r.Body, s.opts.BodyLimitBytes), r.ContentLength)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -375,8 +376,21 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		}
 		return nil, badRequest("could not read the request body: " + err.Error())
 	}
-	bodyRead(c, len(body))
+	bodyRead(c, cap(body))
 	return body, nil
+}
+
+// readAll reads rd to its end. A body of known size is read into one
+// buffer of exactly that size: io.ReadAll grows its buffer as it goes,
+// which holds up to a quarter more than the body and leaves about four
+// times the body as garbage, for every body.
+func readAll(rd io.Reader, size int64) ([]byte, error) {
+	if size <= 0 {
+		return io.ReadAll(rd)
+	}
+	body := make([]byte, size)
+	n, err := io.ReadFull(rd, body)
+	return body[:n], err
 }
 
 // taskInput reads a /v1 body: the task's input, which must be JSON.
@@ -407,17 +421,19 @@ func (s *Server) decode(c echo.Context, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("the body is empty; send a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var fields map[string]json.RawMessage
-	if err := dec.Decode(&fields); err != nil {
+	// json.Unmarshal, not a Decoder, which would copy the whole body into
+	// its buffer; the fields are read as they lie in the body.
+	var fields map[string]rawField
+	if err := json.Unmarshal(body, &fields); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			return badRequest(fmt.Sprintf("the body must be a JSON object, got %s", typeErr.Value))
 		}
+		var syntaxErr *json.SyntaxError
+		if errors.As(err, &syntaxErr) && syntaxErr.Offset > 0 && json.Valid(body[:min(syntaxErr.Offset-1, int64(len(body)))]) {
+			return badRequest("the body holds more than one JSON value")
+		}
 		return badRequest("the body is not a valid JSON object: " + err.Error())
-	}
-	if dec.More() {
-		return badRequest("the body holds more than one JSON value")
 	}
 	known := jsonFields(v)
 	for name := range fields {
@@ -432,9 +448,12 @@ func (s *Server) decode(c echo.Context, v any) error {
 		if !ok {
 			continue
 		}
+		if !within(body, raw) {
+			raw = bytes.Clone(raw) // the decoder handed out its own buffer
+		}
 		target := rv.Field(i).Addr().Interface()
 		if r, ok := target.(*json.RawMessage); ok {
-			*r = raw
+			*r = json.RawMessage(raw)
 			continue
 		}
 		if err := json.Unmarshal(raw, target); err != nil {
@@ -446,6 +465,25 @@ func (s *Server) decode(c echo.Context, v any) error {
 		}
 	}
 	return nil
+}
+
+// rawField is a field's JSON as the decoder hands it over: unlike
+// json.RawMessage, not copied, so a big field (a seed request's
+// workerTask) is not held twice. decode keeps it only when it lies in the
+// body, which is not changed while its task runs.
+type rawField []byte
+
+// UnmarshalJSON keeps b.
+func (f *rawField) UnmarshalJSON(b []byte) error {
+	*f = b
+	return nil
+}
+
+// within reports whether part is a slice of body's own bytes: a slice
+// body[i:j] has cap(body)-i capacity, so its first byte is body[i].
+func within(body, part []byte) bool {
+	i := cap(body) - cap(part)
+	return len(part) > 0 && i >= 0 && i < len(body) && &body[i] == &part[0]
 }
 
 // fieldNames caches jsonFields by type.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -156,11 +157,32 @@ func (s *Server) getTask(c echo.Context) error {
 			return badRequest(fmt.Sprintf("query parameter wait must be a Go duration from 0 to %s, like 30s, got %q", maxWait, clip(v)))
 		}
 	}
-	t, err := e.Wait(c.Request().Context(), id, wait)
+	t, err := waitTask(c.Request().Context(), e, id, wait)
 	if err != nil {
 		return taskError(id, err)
 	}
 	return c.JSON(http.StatusOK, t)
+}
+
+// waitTask reads task id's record, then, when it has not ended, waits up
+// to wait for its end. The wait bounds only the waiting: a wait too short
+// for a read (1ns, 200µs) still answers with the record, or the task is
+// unknown, rather than failing with the wait's expired deadline.
+func waitTask(ctx context.Context, e *async.Engine, id string, wait time.Duration) (async.Task, error) {
+	deadline := time.Now().Add(wait)
+	t, err := e.Get(ctx, id)
+	if err != nil || wait <= 0 || t.State.Ended() {
+		return t, err
+	}
+	left := time.Until(deadline)
+	if left <= 0 {
+		return t, nil
+	}
+	next, err := e.Wait(ctx, id, left)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return t, nil // the wait ran out during a read: the record read first stands
+	}
+	return next, err
 }
 
 func (s *Server) listTasks(c echo.Context) error {

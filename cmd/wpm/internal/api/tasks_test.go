@@ -172,3 +172,22 @@ func TestAPI_clusterIsThisHost(t *testing.T) {
 	assert.Equal(t, []string{"CPU", "M", "MEM"}, pools)
 	requireError(t, s.do(t, "GET", "/v1/cluster?x=1", nil), http.StatusBadRequest, "bad_request")
 }
+
+// A wait too short for even one read of the record still answers with the
+// record, or 404 for an unknown task: the wait bounds the waiting, not the
+// read (it was 500 internal).
+func TestAPI_async_tinyWait(t *testing.T) {
+	s := newServer(t)
+	running := s.submitAsync(t, "/v1/pools/M/tasks?async=true", `{"fault": "sleep", "ms": 3000}`)
+	ended := s.submitAsync(t, "/v1/pools/CPU/tasks?async=true", `{"duration": 1}`)
+	a := s.do(t, http.MethodGet, "/v1/tasks/"+ended+"?wait=15s", nil)
+	require.Equal(t, "succeeded", a.Body["state"], a.Raw)
+	for _, wait := range []string{"1ns", "1µs", "10us", "50µs", "200µs", "1ms"} {
+		requireError(t, s.do(t, http.MethodGet, "/v1/tasks/0123456789abcdef?wait="+wait, nil), http.StatusNotFound, "unknown_task")
+		for _, id := range []string{running, ended} {
+			a := s.do(t, http.MethodGet, "/v1/tasks/"+id+"?wait="+wait, nil)
+			require.Equal(t, http.StatusOK, a.Status, "wait=%s: %s", wait, a.Raw)
+			assert.Equal(t, id, a.Body["id"])
+		}
+	}
+}

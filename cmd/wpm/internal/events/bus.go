@@ -9,7 +9,8 @@ import (
 	"github.com/wpmdev/wpm/host"
 )
 
-// Record is one event on the bus, numbered in publication order from 1.
+// Record is one event on the bus, numbered in publication order from the
+// bus's first id (see [New]).
 type Record struct {
 	ID         uint64         `json:"id"`
 	Type       host.EventType `json:"type"`
@@ -63,6 +64,7 @@ func RecordOf(e host.Event) Record {
 type Bus struct {
 	mu     sync.Mutex
 	ring   []Record // ring[(i) % len] for ids first..last
+	first  uint64   // the id of the bus's first record
 	next   uint64   // the id of the next record
 	buffer int
 	subs   map[*Sub]struct{}
@@ -77,16 +79,38 @@ const (
 	DefaultBuffer = 512
 )
 
+// Option changes how [New] makes a bus.
+type Option func(*Bus)
+
+// WithFirstID numbers the bus's events from id (at least 1) instead of
+// from the clock.
+func WithFirstID(id uint64) Option {
+	return func(b *Bus) { b.first = max(id, 1) }
+}
+
 // New returns a bus that keeps the last size events and lets a subscriber
 // fall buffer events behind (defaults when ≤ 0).
-func New(size, buffer int) *Bus {
+//
+// Its events are numbered from the wall clock in microseconds when it was
+// made, so that a process started later numbers its events above every id
+// an earlier one gave (unless it published more than a million events a
+// second): a Last-Event-ID from before a restart is older than anything
+// kept, and resuming with it is a gap, not a replay of unrelated events.
+// The ids stay below 2^53 (until the year 2255), so JavaScript reads them
+// exactly.
+func New(size, buffer int, opts ...Option) *Bus {
 	if size <= 0 {
 		size = DefaultSize
 	}
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	return &Bus{ring: make([]Record, size), next: 1, buffer: buffer, subs: make(map[*Sub]struct{})}
+	b := &Bus{ring: make([]Record, size), first: uint64(max(time.Now().UnixMicro(), 1)), buffer: buffer, subs: make(map[*Sub]struct{})}
+	for _, o := range opts {
+		o(b)
+	}
+	b.next = b.first
+	return b
 }
 
 // Publish numbers e, keeps it, and hands it to every subscriber; one whose
@@ -134,7 +158,9 @@ func (b *Bus) Send(r Record) {
 type Sub struct {
 	// Backlog holds the kept events after the one asked for, oldest first.
 	Backlog []Record
-	// Gap is true when events after the one asked for were no longer kept.
+	// Gap is true when events after the one asked for were no longer kept,
+	// or the one asked for is not one this bus gave (a later id, or one
+	// from before a restart).
 	Gap bool
 	// C delivers newer events; it is closed when the subscriber was
 	// dropped, cancelled or the bus closed.
@@ -146,8 +172,8 @@ type Sub struct {
 }
 
 // Subscribe returns a subscription to the events after id after (0: only
-// new ones, unless all is set) that pass filter (nil: all). The caller
-// must call Cancel.
+// new ones, unless all is set, and never a gap) that pass filter (nil:
+// all). The caller must call Cancel.
 func (b *Bus) Subscribe(after uint64, all bool, filter func(Record) bool) *Sub {
 	c := make(chan Record, b.buffer)
 	s := &Sub{C: c, c: c, filter: filter, bus: b}
@@ -164,15 +190,21 @@ func (b *Bus) Subscribe(after uint64, all bool, filter func(Record) bool) *Sub {
 	return s
 }
 
-// since returns the kept records after id after that pass filter, and
-// whether some after it are no longer kept. b.mu must be held.
+// since returns the kept records after id after (0: all kept) that pass
+// filter, and whether some after it are no longer kept or after is not an
+// id this bus gave: one at or above the next id (another run's, or one
+// whose successor overflows) is a gap with nothing replayed. b.mu must be
+// held.
 func (b *Bus) since(after uint64, filter func(Record) bool) ([]Record, bool) {
 	size := uint64(len(b.ring))
-	first := uint64(1)
-	if b.next > size {
+	first := b.first
+	if b.next-b.first > size {
 		first = b.next - size
 	}
-	gap := after+1 < first
+	if after >= b.next {
+		return nil, true
+	}
+	gap := after > 0 && after+1 < first
 	var out []Record
 	for id := max(after+1, first); id < b.next; id++ {
 		r := b.ring[id%size]

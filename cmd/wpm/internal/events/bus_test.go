@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func mustReceive(t *testing.T, s *events.Sub, n int) []events.Record {
 }
 
 func TestBus_Publish_ordering(t *testing.T) {
-	b := events.New(16, 64)
+	b := events.New(16, 64, events.WithFirstID(1))
 	s := b.Subscribe(0, false, nil)
 	defer s.Cancel()
 	for i := range 10 {
@@ -51,7 +52,7 @@ func TestBus_Publish_ordering(t *testing.T) {
 }
 
 func TestBus_Publish_slowConsumerDropped(t *testing.T) {
-	b := events.New(16, 2)
+	b := events.New(16, 2, events.WithFirstID(1))
 	slow := b.Subscribe(0, false, nil)
 	fast := b.Subscribe(0, false, nil)
 	defer fast.Cancel()
@@ -71,7 +72,7 @@ func TestBus_Publish_slowConsumerDropped(t *testing.T) {
 }
 
 func TestBus_Subscribe_resume(t *testing.T) {
-	b := events.New(4, 8)
+	b := events.New(4, 8, events.WithFirstID(1))
 	for i := range 6 {
 		b.Publish(progress("t", float64(i)/10))
 	}
@@ -115,4 +116,54 @@ func TestBus_Close_endsSubscriptions(t *testing.T) {
 	late := b.Subscribe(0, false, nil)
 	_, ok = <-late.C
 	assert.False(t, ok)
+}
+
+// A fresh subscription to all kept events, without a Last-Event-ID, is
+// not told of a gap however many events went before (task streams began
+// with stream.gap once the ring had wrapped).
+func TestBus_Subscribe_allWithoutGap(t *testing.T) {
+	b := events.New(4, 8)
+	for i := range 10 {
+		b.Publish(progress("t", float64(i)/10))
+	}
+	s := b.Subscribe(0, true, nil)
+	defer s.Cancel()
+	assert.False(t, s.Gap)
+	assert.Len(t, s.Backlog, 4)
+}
+
+// A Last-Event-ID after the bus's last id (from another run, or 2^64-1,
+// whose next id overflowed to 0) is a gap with nothing replayed; the live
+// events follow.
+func TestBus_Subscribe_idNotGiven(t *testing.T) {
+	b := events.New(16, 8, events.WithFirstID(1))
+	for i := range 3 {
+		b.Publish(progress("t", float64(i)/10))
+	}
+	for _, after := range []uint64{4, 1000, math.MaxUint64 - 1, math.MaxUint64} {
+		s := b.Subscribe(after, false, nil)
+		assert.True(t, s.Gap, "after %d", after)
+		assert.Empty(t, s.Backlog, "after %d", after)
+		b.Publish(progress("t", 1))
+		assert.Equal(t, "t", mustReceive(t, s, 1)[0].TaskID)
+		s.Cancel()
+	}
+}
+
+// A bus made later (a restarted process) numbers its events above the
+// ids an earlier one gave: resuming there from an earlier id is a gap,
+// and the new run's kept events follow.
+func TestBus_Subscribe_afterRestart(t *testing.T) {
+	before := events.New(16, 8)
+	before.Publish(progress("t", 0))
+	last := before.Find(nil)[0].ID
+	// Ids start from the clock in microseconds: let it pass the last one.
+	require.Eventually(t, func() bool { return uint64(time.Now().UnixMicro()) > last }, time.Second, time.Microsecond)
+	after := events.New(16, 8)
+	after.Publish(progress("t", 0.5))
+	s := after.Subscribe(last, false, nil)
+	defer s.Cancel()
+	assert.True(t, s.Gap)
+	require.Len(t, s.Backlog, 1)
+	assert.Greater(t, s.Backlog[0].ID, last)
 }

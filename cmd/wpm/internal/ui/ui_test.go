@@ -26,7 +26,7 @@ func get(t *testing.T, path string) (*http.Response, string) {
 }
 
 func TestHandler(t *testing.T) {
-	resp, body := get(t, "/ui")
+	resp, body := get(t, "/ui/")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
 	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'self'", "nothing loads from outside")
