@@ -61,6 +61,8 @@ func (s *Server) forward(c echo.Context, req async.Request, seed bool) error {
 	switch {
 	case errors.Is(err, async.ErrUnavailable):
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
+	case errors.Is(err, async.ErrStorageFull):
+		return &Error{Code: codeStorageFull, Message: err.Error()}
 	case errors.Is(err, async.ErrTooLarge):
 		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
 	case err != nil && t.ID == "":

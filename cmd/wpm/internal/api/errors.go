@@ -42,6 +42,7 @@ var statusOf = map[string]int{
 	codeUnknownTask:        http.StatusNotFound,
 	codeTaskEnded:          http.StatusConflict,
 	codeKeyReused:          http.StatusUnprocessableEntity,
+	codeStorageFull:        http.StatusServiceUnavailable,
 	codeAsyncUnavailable:   http.StatusServiceUnavailable,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,

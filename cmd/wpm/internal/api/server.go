@@ -578,7 +578,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		body.Error.Message = clipName(body.Error.Message, name)
 	}
 	switch code {
-	case host.CodeQueueFull, codeOverloaded:
+	case host.CodeQueueFull, codeOverloaded, codeStorageFull:
 		c.Response().Header().Set("Retry-After", "1")
 	case codeAsyncUnavailable:
 		if s.opts.Tasks != nil { // NATS out of reach for now, not turned off

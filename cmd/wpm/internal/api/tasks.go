@@ -21,6 +21,7 @@ const (
 	codeUnknownTask      = async.CodeUnknownTask
 	codeTaskEnded        = async.CodeTaskEnded
 	codeKeyReused        = async.CodeIdempotencyKeyReused
+	codeStorageFull      = async.CodeStorageFull
 	codeAsyncUnavailable = "async_unavailable"
 )
 
@@ -115,6 +116,8 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
 	case errors.Is(err, async.ErrUnavailable):
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
+	case errors.Is(err, async.ErrStorageFull):
+		return &Error{Code: codeStorageFull, Message: err.Error()}
 	case errors.Is(err, async.ErrCallbackRefused):
 		return badRequest(err.Error())
 	case errors.Is(err, async.ErrKeyReused):
@@ -140,6 +143,8 @@ func taskError(id string, err error) error {
 		return &Error{Code: codeTaskEnded, Message: err.Error(), TaskID: id}
 	case errors.Is(err, async.ErrUnavailable):
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
+	case errors.Is(err, async.ErrStorageFull):
+		return &Error{Code: codeStorageFull, Message: err.Error()}
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -193,7 +194,11 @@ type Engine struct {
 
 	members *members      // the cluster's hosts (cluster.go)
 	repairs chan struct{} // asks repairLoop to run (repair.go)
-	allow   []callbackURL // async.callbackAllow, parsed
+	// storeFull is set while the store takes no writes; storageWake
+	// wakes storageLoop (storage.go).
+	storeFull   atomic.Bool
+	storageWake chan struct{}
+	allow       []callbackURL // async.callbackAllow, parsed
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -212,7 +217,8 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 	e := &Engine{opts: opts, mgr: mgr, logger: opts.Logger, srv: srv, nc: nc,
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
 		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow,
-		cbWake: make(chan struct{}, 1), cbPending: map[string]struct{}{}, repairs: make(chan struct{}, 1)}
+		cbWake: make(chan struct{}, 1), cbPending: map[string]struct{}{}, repairs: make(chan struct{}, 1),
+		storageWake: make(chan struct{}, 1)}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
@@ -232,6 +238,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		e.needRepair()
 	})
 	e.runners.Go(e.repairLoop)
+	e.runners.Go(e.storageLoop)
 	if !opts.APIOnly {
 		for _, pool := range append(mgr.PoolNames(), "") {
 			if err := e.ensureRunner(ctx, pool); err != nil {

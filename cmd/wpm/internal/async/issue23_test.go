@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -185,4 +186,50 @@ func TestStart_listenNeedsCredentials(t *testing.T) {
 	_, err = Start(ctx, mgr, open)
 	require.ErrorIs(t, err, ErrInsecureListen)
 	assert.Contains(t, err.Error(), "nats.listenAuth")
+}
+
+// A full disk under the store: submits answer ErrStorageFull (503
+// storage_full) at once instead of NATS's text, and once there is room
+// again the engine recovers by itself: new submits are taken, and the
+// tasks accepted before the disk filled and while it was full run.
+func TestEngine_diskFullRecovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs for the store: run it as root (CI does)")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dir).CombinedOutput()
+	require.NoError(t, err, "mount a tmpfs: %s", out)
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	opts := testOptions(dir)
+	opts.MaxInputBytes = 100_000
+	e := startEngine(t, newManager(t, testPools()), opts)
+	first := submit(t, e, "M", `{"fault": "sleep", "ms": 10}`)
+	waitFor(t, e, first.ID, ended)
+
+	filler := filepath.Join(dir, "filler")
+	out, _ = exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M", "count=100").CombinedOutput()
+	require.Contains(t, string(out), "No space left", "the disk is full")
+	var fullErr error
+	for range 3 { // the first writes may still fit in what NATS holds
+		_, fullErr = e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{"fault": "echo", "lines": ["` + strings.Repeat("x", 50_000) + `"]}`)})
+		if fullErr != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, fullErr, ErrStorageFull)
+	assert.Contains(t, fullErr.Error(), "nats.storeDir")
+	start := time.Now()
+	_, err = e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{}`)})
+	require.ErrorIs(t, err, ErrStorageFull)
+	assert.Less(t, time.Since(start), time.Second, "refused at once while full")
+	_, err = e.List(context.Background(), Filter{})
+	require.NoError(t, err, "reads go on")
+
+	require.NoError(t, os.Remove(filler))
+	var task Task
+	require.Eventually(t, func() bool {
+		task, err = e.Submit(context.Background(), Request{Pool: "M", Input: []byte(`{"fault": "echo"}`)})
+		return err == nil
+	}, 30*time.Second, 250*time.Millisecond, "submits are taken again once the disk has room")
+	assert.Equal(t, StateSucceeded, waitFor(t, e, task.ID, ended).State)
 }

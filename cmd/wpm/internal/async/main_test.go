@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -68,7 +69,7 @@ func newManager(t testing.TB, pools []host.PoolConfig) *host.Manager {
 
 // testOptions are fast settings for tests, with a store in dir.
 func testOptions(dir string) Options {
-	return Options{StoreDir: dir, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxResultBytes: 1000}
+	return Options{StoreDir: dir, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxResultBytes: 1000, Logger: testLogger()}
 }
 
 // startEngine starts an engine over mgr and stops it at the end, before
@@ -146,3 +147,12 @@ func inState(s State) func(Task) bool { return func(t Task) bool { return t.Stat
 
 // ended is a waitFor condition.
 func ended(t Task) bool { return t.State.Ended() }
+
+// testLogger is a debug logger on stderr when WPMTEST_LOG is set, else
+// nil (no log).
+func testLogger() hclog.Logger {
+	if os.Getenv("WPMTEST_LOG") == "" {
+		return nil
+	}
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Debug})
+}

@@ -367,7 +367,10 @@ const (
 func (e *Engine) save(ctx context.Context, t Task, rev uint64) error {
 	var err error
 	for range saveRetries {
-		err = e.update(ctx, t, rev)
+		if e.full() {
+			return e.errFull(nil) // the message comes back once the store has room
+		}
+		err = e.storageError(e.update(ctx, t, rev))
 		if err == nil {
 			return nil
 		}

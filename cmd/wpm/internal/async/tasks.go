@@ -52,6 +52,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (Task, error) {
 
 // submit is Submit before NATS errors are translated.
 func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
+	if e.full() {
+		return Task{}, e.errFull(nil)
+	}
 	j, err := e.newJob(req)
 	if err != nil {
 		return Task{}, err
@@ -439,9 +442,13 @@ func clipKey(key string) string {
 }
 
 // unavailable marks err as ErrUnavailable when it comes of NATS being out
-// of reach, so that callers answer 503 and retry, not 500.
+// of reach, or as ErrStorageFull when the store has no room, so that
+// callers answer 503 and retry, not 500.
 func (e *Engine) unavailable(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnknownTask) {
+		return err
+	}
+	if err = e.storageError(err); errors.Is(err, ErrStorageFull) {
 		return err
 	}
 	switch {
