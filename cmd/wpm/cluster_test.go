@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -517,4 +518,27 @@ func TestCluster_taskEventsFromAnyHost(t *testing.T) {
 	assert.Contains(t, types, "task.started")
 	require.NotEmpty(t, types)
 	assert.Equal(t, "task.finished", types[len(types)-1], "%v", types)
+}
+
+// A second host under a live host's nats.name is refused at start, naming
+// the key; the first host goes on.
+func TestCluster_sameNameRefused(t *testing.T) {
+	url := startNATS(t)
+	a := clusterHost(t, url, "a", "all", hostAConfig)
+	waitCluster(t, a, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "wpm"), "serve", "--config", configFile(t, hostBConfig),
+		"--addr", freeAddr(t), "--plugins-dir", filepath.Join(binDir, "plugins"))
+	cmd.Env = append(append(os.Environ(), "WPM_NATS_STOREDIR="+t.TempDir()), clusterEnv(url, "a", "worker")...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Contains(t, string(out), "nats.name")
+	assert.Contains(t, string(out), "is live")
+	waitCluster(t, a, "a")
+	status, _, body, err := postTask(a.url+"/v1/pools/S/tasks", `{"fault": "echo"}`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status, "%v", body)
 }

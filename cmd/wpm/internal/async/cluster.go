@@ -101,6 +101,9 @@ func (e *Engine) startCluster(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("make the hosts bucket %s: %w", hostsBucket, err)
 	}
+	if err := e.checkNameFree(ctx, kv); err != nil {
+		return err
+	}
 	e.members = &members{kv: kv, self: HostInfo{
 		Name: e.opts.Name, Address: e.opts.Address, Role: e.opts.Role, Version: e.opts.Version,
 		StartedAt: time.Now().UTC(),
@@ -117,6 +120,34 @@ func (e *Engine) startCluster(ctx context.Context) error {
 	e.announce(ctx, 0)
 	e.runners.Go(e.heartbeatLoop)
 	return nil
+}
+
+// ErrNameTaken means another live host announces itself under this
+// host's nats.name: two hosts of one name hide each other's pools.
+var ErrNameTaken = errors.New("nats.name is taken by a live host")
+
+// checkNameFree fails with ErrNameTaken when a live host heartbeats under
+// this host's name: an entry that is still renewed a heartbeat later. An
+// entry left by this host's own previous life, stopped without removing
+// it, is not renewed, and does not count.
+func (e *Engine) checkNameFree(ctx context.Context, kv jetstream.KeyValue) error {
+	key := hostKey(e.opts.Name)
+	first, err := kv.Get(ctx, key)
+	if err != nil {
+		return nil // no entry (or none readable): nothing to tell
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(heartbeatInterval * 3 / 2):
+	}
+	again, err := kv.Get(ctx, key)
+	if err != nil || again.Revision() == first.Revision() {
+		return nil
+	}
+	var other HostInfo
+	_ = json.Unmarshal(again.Value(), &other)
+	return fmt.Errorf("%w: host %q (address %s, started %s) is live; give each host its own nats.name, or leave it empty for the machine's name and HTTP port", ErrNameTaken, e.opts.Name, other.Address, other.StartedAt.Format(time.RFC3339))
 }
 
 // heartbeatLoop announces this host every heartbeatInterval until the

@@ -83,7 +83,9 @@ func externalOptions(o Options) []nats.Option {
 		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			o.Logger.Warn("NATS connection lost; reconnecting", "error", err)
+			if err != nil { // nil: closed on purpose
+				o.Logger.Warn("NATS connection lost; reconnecting", "error", err)
+			}
 		}),
 	}
 	if o.Credentials != "" {
