@@ -137,7 +137,7 @@ func startTasks(t *testing.T, mgr *host.Manager) *async.Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	e, err := async.Start(ctx, mgr, async.Options{StoreDir: t.TempDir(), AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	e, err := async.Start(ctx, mgr, async.Options{StoreDir: t.TempDir(), AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxInputBytes: bodyLimit})
 	require.NoError(t, err)
 	return e
 }

@@ -191,3 +191,17 @@ func TestAPI_async_tinyWait(t *testing.T) {
 		}
 	}
 }
+
+// An async body of <, > and & under http.bodyLimit is taken, and its
+// result comes back as it was: it is measured as sent, not escaped six
+// times larger.
+func TestAPI_async_bodyOfAngleBrackets(t *testing.T) {
+	s := newServer(t)
+	body := `{"fault": "rawecho", "lines": ["` + strings.Repeat("<&>", (bodyLimit-100)/3) + `"]}`
+	id := s.submitAsync(t, "/v1/pools/M/tasks?async=true", body)
+	a := s.do(t, http.MethodGet, "/v1/tasks/"+id+"?wait=15s", nil)
+	require.Equal(t, "succeeded", a.Body["state"], a.Raw[:min(len(a.Raw), 300)])
+	got, err := json.Marshal(a.Body["result"])
+	require.NoError(t, err)
+	assert.JSONEq(t, body, string(got))
+}
