@@ -490,7 +490,8 @@ func TestCluster_forwardedLargeResult(t *testing.T) {
 }
 
 // Any host streams any task's events: an async task submitted through the
-// api host, run on a, streams from c to its task.finished.
+// api host, run on a, streams from c to its task.finished; on a host that
+// joined after the task ended, the stream is the record's task.finished.
 func TestCluster_taskEventsFromAnyHost(t *testing.T) {
 	url := startNATS(t)
 	a := clusterHost(t, url, "a", "all", hostAConfig)
@@ -498,10 +499,22 @@ func TestCluster_taskEventsFromAnyHost(t *testing.T) {
 	waitCluster(t, c, "a", "c")
 	waitCluster(t, a, "a", "c")
 	id := submitAsync(t, c, 1, `{"fault": "sleep", "ms": 800}`)[0]
+	types := taskEventTypes(t, c, id)
+	assert.Contains(t, types, "task.started")
+	require.NotEmpty(t, types)
+	assert.Equal(t, "task.finished", types[len(types)-1], "%v", types)
 
+	d := clusterHost(t, url, "d", "api", "pools: []")
+	assert.Equal(t, []string{"task.finished"}, taskEventTypes(t, d, id))
+}
+
+// taskEventTypes reads GET /v1/tasks/{id}/events on s to its end (at most
+// 20 s) and returns the events' types.
+func taskEventTypes(t *testing.T, s *wpmServer, id string) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/v1/tasks/"+id+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/v1/tasks/"+id+"/events", nil)
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -515,9 +528,7 @@ func TestCluster_taskEventsFromAnyHost(t *testing.T) {
 		}
 	}
 	require.NoError(t, ctx.Err(), "the stream ended by itself; got %v", types)
-	assert.Contains(t, types, "task.started")
-	require.NotEmpty(t, types)
-	assert.Equal(t, "task.finished", types[len(types)-1], "%v", types)
+	return types
 }
 
 // A second host under a live host's nats.name is refused at start, naming

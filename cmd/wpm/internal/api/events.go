@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
 )
@@ -96,7 +98,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 	}
 	sub := s.opts.Events.Subscribe(after, false, nil)
 	defer sub.Cancel()
-	s.follow(c, startSSE(c), sub, nil)
+	s.follow(c, startSSE(c), sub, nil, nil)
 	return nil
 }
 
@@ -111,28 +113,84 @@ func (s *Server) streamTaskEvents(c echo.Context) error {
 	mine := func(r events.Record) bool { return r.TaskID == id }
 	sub := s.opts.Events.Subscribe(after, true, mine)
 	defer sub.Cancel()
-	if len(sub.Backlog) == 0 && after == 0 && !s.asyncTaskPending(c, id) {
+	rec, isAsync := s.asyncTask(c, id)
+	switch {
+	case len(sub.Backlog) > 0 || after > 0:
+	case !isAsync:
 		return &Error{Code: codeUnknownTask, Message: fmt.Sprintf("no task %q among the events wpm keeps; task ids come from answers and from GET /v1/events (an ended asynchronous task's record is at GET /v1/tasks/%s)", clip(id), clip(id))}
+	case rec.State.Ended():
+		// Ended before this host saw any of its events: the record says
+		// how.
+		startSSE(c).record(finishedRecord(rec))
+		return nil
+	}
+	var ended <-chan events.Record
+	if isAsync {
+		ended = s.recordEnd(c, id)
 	}
 	finished := func(r events.Record) bool { return r.Type == host.EventTaskFinished }
-	s.follow(c, startSSE(c), sub, finished)
+	s.follow(c, startSSE(c), sub, finished, ended)
 	return nil
 }
 
-// asyncTaskPending reports whether id is an asynchronous task that has not
-// ended: its events are still to come, even if none has yet.
-func (s *Server) asyncTaskPending(c echo.Context, id string) bool {
+// asyncTask returns the record of id, if it is an asynchronous task.
+func (s *Server) asyncTask(c echo.Context, id string) (async.Task, bool) {
 	if s.opts.Tasks == nil {
-		return false
+		return async.Task{}, false
 	}
 	t, err := s.opts.Tasks.Get(c.Request().Context(), id)
-	return err == nil && !t.State.Ended()
+	return t, err == nil
 }
+
+// recordEnd waits, for as long as the request lasts, for the record of
+// asynchronous task id to end, and sends its task.finished: the stream
+// follows the record when the task's own events do not reach this host.
+func (s *Server) recordEnd(c echo.Context, id string) <-chan events.Record {
+	out := make(chan events.Record, 1)
+	ctx := c.Request().Context()
+	go func() {
+		for ctx.Err() == nil {
+			t, err := s.opts.Tasks.Wait(ctx, id, maxWait)
+			if err != nil && !errors.Is(err, async.ErrUnavailable) {
+				return
+			}
+			if err == nil && t.State.Ended() {
+				out <- finishedRecord(t)
+				return
+			}
+			if err != nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// finishedRecord is the task.finished event of an ended task's record.
+func finishedRecord(t async.Task) events.Record {
+	r := events.Record{Type: host.EventTaskFinished, TaskID: t.ID, Pool: t.Pool, Plugin: t.Plugin, PID: t.WorkerPID, Code: "ok"}
+	if t.FinishedAt != nil {
+		r.Time = *t.FinishedAt
+		r.DurationMs = float64(t.FinishedAt.Sub(t.CreatedAt).Microseconds()) / 1000
+	}
+	if t.Error != nil {
+		r.Code, r.Error = t.Error.Code, t.Error.Message
+	}
+	return r
+}
+
+// recordGrace is how long the task.finished event has, after the record
+// says the task ended, to arrive before the record's is sent instead.
+const recordGrace = time.Second
 
 // follow writes sub's backlog, then its new events, until the client
 // leaves, the bus ends the subscription, or last says an event was the
-// last one.
-func (s *Server) follow(c echo.Context, out *sse, sub *events.Sub, last func(events.Record) bool) {
+// last one. A record on ended (the task's record says it ended) is sent
+// and ends the stream when no last event came within recordGrace.
+func (s *Server) follow(c echo.Context, out *sse, sub *events.Sub, last func(events.Record) bool, ended <-chan events.Record) {
 	if sub.Gap {
 		out.event(0, eventGap, []byte(`{"type":"stream.gap","message":"some events after Last-Event-ID are no longer kept"}`))
 	}
@@ -145,6 +203,10 @@ func (s *Server) follow(c echo.Context, out *sse, sub *events.Sub, last func(eve
 	tick := time.NewTicker(s.opts.KeepAlive)
 	defer tick.Stop()
 	ctx := c.Request().Context()
+	var (
+		fallback *events.Record
+		grace    <-chan time.Time
+	)
 	for out.err == nil {
 		select {
 		case <-ctx.Done():
@@ -162,6 +224,12 @@ func (s *Server) follow(c echo.Context, out *sse, sub *events.Sub, last func(eve
 			}
 		case <-tick.C:
 			out.keepAlive()
+		case r := <-ended:
+			ended, fallback = nil, &r
+			grace = time.After(recordGrace)
+		case <-grace:
+			out.record(*fallback)
+			return
 		}
 	}
 }
