@@ -18,12 +18,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/ui"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // loadConfig registers the config flags on fs, parses args and loads the
@@ -228,10 +228,10 @@ const tasksStartBound = 30 * time.Second
 // startTasks starts the asynchronous-task engine over mgr: an embedded
 // NATS server on nats.storeDir, or the server at nats.url. events receives
 // the events of tasks other hosts run.
-func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), logger hclog.Logger) (*async.Engine, error) {
+func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), logger hclog.Logger) (*queue.Engine, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), tasksStartBound)
 	defer cancel()
-	tasks, err := async.Start(ctx, mgr, async.Options{
+	tasks, err := queue.Start(ctx, mgr, queue.Options{
 		StoreDir:           cfg.NATS.StoreDir,
 		Listen:             cfg.NATS.Listen,
 		ListenToken:        cfg.NATS.ListenAuth.Token,

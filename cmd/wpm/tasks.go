@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // tasksUsage lists wpm tasks' subcommands.
@@ -138,12 +138,12 @@ func (tc tasksClient) wait(e env, id string, timeout time.Duration) int {
 		if err != nil {
 			return tc.print(e, "wait", nil, err)
 		}
-		var t async.Task
+		var t queue.Task
 		if err := json.Unmarshal(body, &t); err != nil {
 			return tc.print(e, "wait", nil, fmt.Errorf("the answer is not a task record: %w", err))
 		}
 		switch {
-		case t.State == async.StateSucceeded:
+		case t.State == queue.StateSucceeded:
 			return tc.print(e, "wait", body, nil)
 		case t.State.Ended():
 			tc.print(e, "wait", body, nil)
@@ -170,7 +170,7 @@ func (tc tasksClient) list(e env, state, pool string, limit int) int {
 	if err != nil {
 		return tc.print(e, "list", nil, err)
 	}
-	var list struct{ Tasks []async.Task }
+	var list struct{ Tasks []queue.Task }
 	if err := json.Unmarshal(body, &list); err != nil {
 		return tc.print(e, "list", nil, fmt.Errorf("the answer is not a task list: %w", err))
 	}

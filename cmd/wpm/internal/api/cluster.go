@@ -6,8 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // routeCluster lists the cluster's live hosts.
@@ -18,7 +18,7 @@ const headerHost = "X-Wpm-Host"
 
 // ClusterView is GET /v1/cluster's answer.
 type ClusterView struct {
-	Hosts []async.HostInfo `json:"hosts"`
+	Hosts []queue.HostInfo `json:"hosts"`
 }
 
 func (s *Server) cluster(c echo.Context) error {
@@ -46,7 +46,7 @@ func (s *Server) forwardsPool(pool string) bool {
 // forward runs a synchronous task on whichever host takes it off the
 // queue and answers as if it ran here (in the seed's shape when seed is
 // set), naming the host in X-Wpm-Host.
-func (s *Server) forward(c echo.Context, req async.Request, seed bool) error {
+func (s *Server) forward(c echo.Context, req queue.Request, seed bool) error {
 	e, err := s.tasks()
 	if err != nil {
 		return err
@@ -59,20 +59,20 @@ func (s *Server) forward(c echo.Context, req async.Request, seed bool) error {
 		c.Response().Header().Set(headerHost, t.Host)
 	}
 	switch {
-	case errors.Is(err, async.ErrUnavailable):
+	case errors.Is(err, queue.ErrUnavailable):
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
-	case errors.Is(err, async.ErrStorageFull):
+	case errors.Is(err, queue.ErrStorageFull):
 		return &Error{Code: codeStorageFull, Message: err.Error()}
-	case errors.Is(err, async.ErrTooLarge):
+	case errors.Is(err, queue.ErrTooLarge):
 		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
 	case err != nil && t.ID == "":
 		return err // refused before it was queued: unknown pool, …
 	case err != nil:
 		return &Error{Code: host.Code(err), Message: err.Error(), TaskID: t.ID}
-	case t.State != async.StateSucceeded:
+	case t.State != queue.StateSucceeded:
 		te := t.Error
 		if te == nil {
-			te = &async.TaskError{Code: host.CodeInternal, Message: "the task ended " + string(t.State) + " without an error"}
+			te = &queue.TaskError{Code: host.CodeInternal, Message: "the task ended " + string(t.State) + " without an error"}
 		}
 		return &Error{Code: te.Code, Message: te.Message, TaskID: t.ID}
 	}

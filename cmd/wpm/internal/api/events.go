@@ -12,9 +12,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // DefaultKeepAlive is how often an idle event stream sends a comment, so
@@ -134,9 +134,9 @@ func (s *Server) streamTaskEvents(c echo.Context) error {
 }
 
 // asyncTask returns the record of id, if it is an asynchronous task.
-func (s *Server) asyncTask(c echo.Context, id string) (async.Task, bool) {
+func (s *Server) asyncTask(c echo.Context, id string) (queue.Task, bool) {
 	if s.opts.Tasks == nil {
-		return async.Task{}, false
+		return queue.Task{}, false
 	}
 	t, err := s.opts.Tasks.Get(c.Request().Context(), id)
 	return t, err == nil
@@ -151,7 +151,7 @@ func (s *Server) recordEnd(c echo.Context, id string) <-chan events.Record {
 	go func() {
 		for ctx.Err() == nil {
 			t, err := s.opts.Tasks.Wait(ctx, id, maxWait)
-			if err != nil && !errors.Is(err, async.ErrUnavailable) {
+			if err != nil && !errors.Is(err, queue.ErrUnavailable) {
 				return
 			}
 			if err == nil && t.State.Ended() {
@@ -170,7 +170,7 @@ func (s *Server) recordEnd(c echo.Context, id string) <-chan events.Record {
 }
 
 // finishedRecord is the task.finished event of an ended task's record.
-func finishedRecord(t async.Task) events.Record {
+func finishedRecord(t queue.Task) events.Record {
 	r := events.Record{Type: host.EventTaskFinished, TaskID: t.ID, Pool: t.Pool, Plugin: t.Plugin, PID: t.WorkerPID, Code: "ok"}
 	if t.FinishedAt != nil {
 		r.Time = *t.FinishedAt

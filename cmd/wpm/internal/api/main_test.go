@@ -18,12 +18,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/ui"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/testkit"
+	"github.com/wpmdev/wpm/queue"
 )
 
 var pluginDir string
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	*httptest.Server
 	mgr     *host.Manager
-	tasks   *async.Engine
+	tasks   *queue.Engine
 	api     *api.Server
 	metrics *metrics.Metrics
 	bus     *events.Bus
@@ -133,11 +133,11 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 
 // startTasks starts an asynchronous-task engine over mgr on an embedded
 // NATS server with its store in a temporary directory; newServer stops it.
-func startTasks(t *testing.T, mgr *host.Manager) *async.Engine {
+func startTasks(t *testing.T, mgr *host.Manager) *queue.Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	e, err := async.Start(ctx, mgr, async.Options{StoreDir: t.TempDir(), AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxInputBytes: bodyLimit})
+	e, err := queue.Start(ctx, mgr, queue.Options{StoreDir: t.TempDir(), AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxInputBytes: bodyLimit})
 	require.NoError(t, err)
 	return e
 }

@@ -6,8 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // PoolList is the body of GET /v1/pools.
@@ -15,7 +15,7 @@ type PoolList struct {
 	Pools []PoolView `json:"pools"`
 	// Cluster sums each pool over the cluster's live hosts, this one
 	// included, by pool name: pools that only other hosts run are here too.
-	Cluster map[string]async.ClusterPool `json:"cluster,omitempty"`
+	Cluster map[string]queue.ClusterPool `json:"cluster,omitempty"`
 }
 
 // PoolView is a pool as GET /v1/pools and /v1/pools/{pool} show it: its

@@ -20,10 +20,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/randid"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // Options configures a [Server].
@@ -75,7 +75,7 @@ type Options struct {
 	// Tasks runs asynchronous tasks (?async=true, /v1/tasks); nil answers
 	// those with 503 async_unavailable. It also forwards synchronous tasks
 	// of pools other hosts run (docs/SCALING.md) and serves /v1/cluster.
-	Tasks *async.Engine
+	Tasks *queue.Engine
 	// NoWorkers is set on a host of role api: every task goes through
 	// Tasks to a host that runs it.
 	NoWorkers bool

@@ -12,16 +12,16 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // Codes of asynchronous tasks.
 const (
-	codeUnknownTask      = async.CodeUnknownTask
-	codeTaskEnded        = async.CodeTaskEnded
-	codeKeyReused        = async.CodeIdempotencyKeyReused
-	codeStorageFull      = async.CodeStorageFull
+	codeUnknownTask      = queue.CodeUnknownTask
+	codeTaskEnded        = queue.CodeTaskEnded
+	codeKeyReused        = queue.CodeIdempotencyKeyReused
+	codeStorageFull      = queue.CodeStorageFull
 	codeAsyncUnavailable = "async_unavailable"
 )
 
@@ -41,12 +41,12 @@ const maxIdempotencyKey = 256
 type accepted struct {
 	OK    bool        `json:"ok"`
 	ID    string      `json:"id"`
-	State async.State `json:"state"`
+	State queue.State `json:"state"`
 }
 
 // taskList is the body of GET /v1/tasks.
 type taskList struct {
-	Tasks []async.Task `json:"tasks"`
+	Tasks []queue.Task `json:"tasks"`
 }
 
 // asyncWanted reports whether the request asks to run its task
@@ -82,7 +82,7 @@ func asyncAsked(c echo.Context) (bool, error) {
 }
 
 // tasks returns the engine, or the error that asynchronous tasks are off.
-func (s *Server) tasks() (*async.Engine, error) {
+func (s *Server) tasks() (*queue.Engine, error) {
 	if s.opts.Tasks == nil {
 		return nil, &Error{Code: codeAsyncUnavailable, Message: "asynchronous tasks are not enabled on this server; run the task synchronously (leave out async=true and Prefer: respond-async)"}
 	}
@@ -91,7 +91,7 @@ func (s *Server) tasks() (*async.Engine, error) {
 
 // orAsync returns err, the error of asyncWanted, or else submits req
 // asynchronously.
-func (s *Server) orAsync(c echo.Context, err error, req async.Request) error {
+func (s *Server) orAsync(c echo.Context, err error, req queue.Request) error {
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Server) orAsync(c echo.Context, err error, req async.Request) error {
 
 // submitAsync stores the task durably and answers 202 with its id and a
 // Location to poll.
-func (s *Server) submitAsync(c echo.Context, req async.Request) error {
+func (s *Server) submitAsync(c echo.Context, req queue.Request) error {
 	e, err := s.tasks()
 	if err != nil {
 		return err
@@ -112,15 +112,15 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 	req.CallbackURL = c.QueryParam("callbackUrl")
 	t, err := e.Submit(c.Request().Context(), req)
 	switch {
-	case errors.Is(err, async.ErrTooLarge):
+	case errors.Is(err, queue.ErrTooLarge):
 		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
-	case errors.Is(err, async.ErrUnavailable):
+	case errors.Is(err, queue.ErrUnavailable):
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
-	case errors.Is(err, async.ErrStorageFull):
+	case errors.Is(err, queue.ErrStorageFull):
 		return &Error{Code: codeStorageFull, Message: err.Error()}
-	case errors.Is(err, async.ErrCallbackRefused):
+	case errors.Is(err, queue.ErrCallbackRefused):
 		return badRequest(err.Error())
-	case errors.Is(err, async.ErrKeyReused):
+	case errors.Is(err, queue.ErrKeyReused):
 		return &Error{Code: codeKeyReused, Message: err.Error()}
 	}
 	if err != nil {
@@ -137,13 +137,13 @@ func (s *Server) submitAsync(c echo.Context, req async.Request) error {
 // taskError turns the engine's errors into the API's.
 func taskError(id string, err error) error {
 	switch {
-	case errors.Is(err, async.ErrUnknownTask):
+	case errors.Is(err, queue.ErrUnknownTask):
 		return &Error{Code: codeUnknownTask, Message: clipName(err.Error(), id)}
-	case errors.Is(err, async.ErrTaskEnded):
+	case errors.Is(err, queue.ErrTaskEnded):
 		return &Error{Code: codeTaskEnded, Message: err.Error(), TaskID: id}
-	case errors.Is(err, async.ErrUnavailable):
+	case errors.Is(err, queue.ErrUnavailable):
 		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
-	case errors.Is(err, async.ErrStorageFull):
+	case errors.Is(err, queue.ErrStorageFull):
 		return &Error{Code: codeStorageFull, Message: err.Error()}
 	}
 	return err
@@ -173,7 +173,7 @@ func (s *Server) getTask(c echo.Context) error {
 // to wait for its end. The wait bounds only the waiting: a wait too short
 // for a read (1ns, 200µs) still answers with the record, or the task is
 // unknown, rather than failing with the wait's expired deadline.
-func waitTask(ctx context.Context, e *async.Engine, id string, wait time.Duration) (async.Task, error) {
+func waitTask(ctx context.Context, e *queue.Engine, id string, wait time.Duration) (queue.Task, error) {
 	deadline := time.Now().Add(wait)
 	t, err := e.Get(ctx, id)
 	if err != nil || wait <= 0 || t.State.Ended() {
@@ -195,8 +195,8 @@ func (s *Server) listTasks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := async.Filter{State: async.State(c.QueryParam("state")), Pool: c.QueryParam("pool"), Limit: 100}
-	if f.State != "" && !slices.Contains(async.States, f.State) {
+	f := queue.Filter{State: queue.State(c.QueryParam("state")), Pool: c.QueryParam("pool"), Limit: 100}
+	if f.State != "" && !slices.Contains(queue.States, f.State) {
 		return badRequest(fmt.Sprintf("query parameter state must be one of queued, running, succeeded, failed, canceled, got %q", clip(string(f.State))))
 	}
 	if v := c.QueryParam("limit"); v != "" {
@@ -228,11 +228,11 @@ func (s *Server) cancelTask(c echo.Context) error {
 }
 
 // poolRequest is an asynchronous task on pool.
-func poolRequest(pool string, input []byte) async.Request {
-	return async.Request{Pool: pool, Input: input}
+func poolRequest(pool string, input []byte) queue.Request {
+	return queue.Request{Pool: pool, Input: input}
 }
 
 // oneShotRequest is an asynchronous one-shot of plugin.
-func oneShotRequest(plugin string, input []byte, opts host.RunOptions) async.Request {
-	return async.Request{Plugin: plugin, Input: input, Run: opts}
+func oneShotRequest(plugin string, input []byte, opts host.RunOptions) queue.Request {
+	return queue.Request{Plugin: plugin, Input: input, Run: opts}
 }

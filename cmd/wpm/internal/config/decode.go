@@ -15,8 +15,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/v2"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/async"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 var (
@@ -201,7 +201,7 @@ func (a Async) check(p *checks) {
 	p.positiveDuration("async.dedupWindow", a.DedupWindow)
 	p.positiveDuration("async.ackWait", a.AckWait)
 	for i, entry := range a.CallbackAllow {
-		if err := async.CheckCallbackAllow(entry); err != nil {
+		if err := queue.CheckCallbackAllow(entry); err != nil {
 			p.add(fmt.Sprintf("async.callbackAllow[%d]", i), "%s; write an http or https URL prefix like http://127.0.0.1:1880/wpm/", err)
 		}
 	}

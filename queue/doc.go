@@ -1,4 +1,4 @@
-// Package async runs wpm's asynchronous tasks on NATS JetStream: a task
+// Package queue runs wpm's asynchronous tasks on NATS JetStream: a task
 // submitted with ?async=true is stored durably, answered 202 at once, run
 // later on a pool worker (or as a one-shot) when the pool has room, and
 // its record (state, attempts, result or error) read, awaited, listed or
@@ -28,4 +28,4 @@
 //
 // By default the NATS server is embedded in the process with no listening
 // port; [Options.URL] uses an external one instead.
-package async
+package queue

@@ -1,4 +1,4 @@
-package async
+package queue
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		if err := testkit.BuildPlugins(pluginDir); err != nil {
 			return err
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "flaky"), "./cmd/wpm/internal/async/testdata/flaky")
+		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "flaky"), "./queue/testdata/flaky")
 		cmd.Dir = testkit.ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		var stderr bytes.Buffer
