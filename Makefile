@@ -8,7 +8,7 @@ CONFIG   ?= config/default.yaml
 PLUGINS  := $(wildcard plugins/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint clean bench soak chaos cluster
+.PHONY: help build run deps test lint clean bench soak chaos cluster
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,7 +21,10 @@ build: ## build bin/wpm and every plugin into bin/plugins/
 run: build ## build everything and serve the shipped config on 127.0.0.1:3000
 	./bin/wpm serve --config $(CONFIG)
 
-test: ## vet and run every test with the race detector
+deps: ## install what the tests need from Debian when it is missing (as root; otherwise say what)
+	@scripts/test-deps.sh
+
+test: deps ## install what the tests need, vet, and run every test with the race detector
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
