@@ -465,7 +465,8 @@ func TestCluster_natsServerLost(t *testing.T) {
 
 // A forwarded sync task answers as a local one: a 2 MiB result, over the
 // NATS server's 1 MB max_payload and async.maxResultBytes, is 200 with the
-// same bytes through the api host as on the host that runs the pool.
+// same bytes through the api host as on the host that runs the pool, and a
+// crash's detail comes along.
 func TestCluster_forwardedLargeResult(t *testing.T) {
 	url := startNATS(t)
 	a := clusterHost(t, url, "a", "all", hostAConfig)
@@ -482,6 +483,14 @@ func TestCluster_forwardedLargeResult(t *testing.T) {
 	assert.Equal(t, "a", ran)
 	assert.Equal(t, local["result"].(map[string]any)["data"], forwarded["result"].(map[string]any)["data"])
 	assert.Len(t, forwarded["result"].(map[string]any)["data"], 2<<20)
+
+	// A worker that dies on the other host: its last words reach the
+	// caller, as they do locally.
+	status, _, crashed, err := postTask(c.url+"/v1/pools/S/tasks", `{"fault": "crash", "lines": ["last words before the crash"]}`)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusBadGateway, status, "%v", crashed)
+	assert.Equal(t, "worker_crashed", crashed["error"].(map[string]any)["code"])
+	assert.Contains(t, crashed["error"].(map[string]any)["detail"], "last words before the crash")
 
 	status, _, seed, err := postTask(c.url+"/example/pool", `{"poolName": "S", "workerTask": `+body+`}`)
 	require.NoError(t, err)

@@ -74,7 +74,7 @@ func (s *Server) forward(c echo.Context, req queue.Request, seed bool) error {
 		if te == nil {
 			te = &queue.TaskError{Code: host.CodeInternal, Message: "the task ended " + string(t.State) + " without an error"}
 		}
-		return &Error{Code: te.Code, Message: te.Message, TaskID: t.ID}
+		return &Error{Code: te.Code, Message: te.Message, TaskID: t.ID, Detail: te.Detail}
 	}
 	res := host.Result{TaskID: t.ID, Pool: t.Pool, Plugin: t.Plugin, WorkerPID: t.WorkerPID, Output: t.Result}
 	if t.FinishedAt != nil {

@@ -53,6 +53,8 @@ type Error struct {
 	Code    string
 	Message string
 	TaskID  string
+	// Detail holds a dead worker's last stderr lines, when it ran elsewhere.
+	Detail string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -82,7 +84,7 @@ func describe(err error) (code string, body errorBody) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &apiErr):
-		return apiErr.Code, errorBody{ID: apiErr.TaskID, Error: errorDetail{Code: apiErr.Code, Message: apiErr.Message}}
+		return apiErr.Code, errorBody{ID: apiErr.TaskID, Error: errorDetail{Code: apiErr.Code, Message: apiErr.Message, Detail: apiErr.Detail}}
 	case errors.As(err, &tooLarge):
 		code = codeBodyTooLarge
 		body.Error.Message = "the request body is larger than the server's limit (http.bodyLimit); send a smaller task"
