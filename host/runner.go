@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -335,7 +336,9 @@ func logJSONLine(l hclog.Logger, line string) bool {
 		return false
 	}
 	var entry map[string]any
-	if json.Unmarshal([]byte(line), &entry) != nil {
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber() // 8000000 stays 8000000, not 8e+06
+	if dec.Decode(&entry) != nil {
 		return false
 	}
 	msg, ok := entry["@message"].(string)
@@ -344,11 +347,10 @@ func logJSONLine(l hclog.Logger, line string) bool {
 	}
 	level, _ := entry["@level"].(string)
 	args := make([]any, 0, 2*len(entry))
-	for k, v := range entry {
-		if strings.HasPrefix(k, "@") {
-			continue
+	for _, k := range slices.Sorted(maps.Keys(entry)) {
+		if !strings.HasPrefix(k, "@") {
+			args = append(args, k, entry[k])
 		}
-		args = append(args, k, v)
 	}
 	lvl := hclog.LevelFromString(level)
 	if lvl == hclog.NoLevel {
