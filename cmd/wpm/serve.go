@@ -151,6 +151,9 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 	go func() { served <- httpSrv.Serve(srv.LimitListener(ln)) }()
 	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "role", cfg.Role, "host", tasks.Self(),
 		"pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
+	if cfg.Role != config.RoleWorker {
+		logger.Info("dashboard", "url", "http://"+ln.Addr().String()+"/ui/")
+	}
 
 wait:
 	for {
