@@ -20,8 +20,10 @@ import (
 var (
 	// serverURL is its base URL.
 	serverURL string
-	// callbacks receives the bodies POSTed to its callbackUrl receiver.
-	callbacks = make(chan []byte, 16)
+	// callbackBase is the URL of a receiver of callbacks the server may
+	// call, and callbacks receives the bodies POSTed to it.
+	callbackBase string
+	callbacks    = make(chan []byte, 16)
 )
 
 // token is the server's http.authToken.
@@ -54,6 +56,7 @@ func TestMain(m *testing.M) {
 			body, _ := io.ReadAll(r.Body)
 			callbacks <- body
 		}))
+		callbackBase = receiver.URL
 		srv, err := testkit.StartServe(wpm, filepath.Join(bin, "plugins"), root, fmt.Sprintf(serverConfig, receiver.URL))
 		if err != nil {
 			receiver.Close()
