@@ -169,13 +169,21 @@ type PoolList struct {
 
 // Pool is a pool's settings and live state.
 type Pool struct {
-	Name              string `json:"name"`
-	Plugin            string `json:"plugin"`
-	Size              int    `json:"size"`
-	Concurrency       int    `json:"concurrency"`
-	MemoryLimitMB     int    `json:"memoryLimitMB"`
-	QueueLimit        int    `json:"queueLimit"`
-	TaskTimeout       string `json:"taskTimeout"`
+	// Name is the pool's name; Plugin the plugin its workers run.
+	Name   string `json:"name"`
+	Plugin string `json:"plugin"`
+	// Size is how many workers it keeps running; Concurrency how many
+	// tasks one worker runs at once.
+	Size        int `json:"size"`
+	Concurrency int `json:"concurrency"`
+	// MemoryLimitMB caps each worker's resident memory; 0 means none.
+	MemoryLimitMB int `json:"memoryLimitMB"`
+	// QueueLimit is how many tasks may wait for a worker.
+	QueueLimit int `json:"queueLimit"`
+	// TaskTimeout is a Go duration, like 5m0s; 0s means none.
+	TaskTimeout string `json:"taskTimeout"`
+	// MaxTasksPerWorker and MaxWorkerAge (a Go duration) recycle a worker;
+	// 0 and 0s mean never.
 	MaxTasksPerWorker int    `json:"maxTasksPerWorker"`
 	MaxWorkerAge      string `json:"maxWorkerAge"`
 	// QueueDepth is how many tasks wait for a worker.
@@ -198,23 +206,31 @@ type Pool struct {
 
 // Worker is one slot of a pool.
 type Worker struct {
+	// Slot is the worker's place in its pool, from 0.
 	Slot int `json:"slot"`
 	// PID is the process's pid; 0 while starting.
 	PID int `json:"pid"`
 	// State is starting, idle, busy or stopping.
-	State     string  `json:"state"`
-	Running   int     `json:"running"`
-	TasksDone int     `json:"tasksDone"`
-	RSSBytes  uint64  `json:"rssBytes"`
-	UptimeMs  float64 `json:"uptimeMs"`
-	Restarts  int     `json:"restarts"`
+	State string `json:"state"`
+	// Running is how many tasks are on it; TasksDone how many it did.
+	Running   int `json:"running"`
+	TasksDone int `json:"tasksDone"`
+	// RSSBytes is its resident memory; 0 unless ready.
+	RSSBytes uint64 `json:"rssBytes"`
+	// UptimeMs is how long it has run, in milliseconds.
+	UptimeMs float64 `json:"uptimeMs"`
+	// Restarts counts the workers this slot has replaced.
+	Restarts int `json:"restarts"`
 	// LastExit says why the slot's previous worker went.
 	LastExit string `json:"lastExit,omitempty"`
 }
 
 // ClusterPool is one pool summed over the cluster's live hosts.
 type ClusterPool struct {
-	Hosts    int `json:"hosts"`
+	// Hosts is how many live hosts run it.
+	Hosts int `json:"hosts"`
+	// Workers, Ready, Capacity, Running and Queued are the sums of
+	// [HostPool]'s.
 	Workers  int `json:"workers"`
 	Ready    int `json:"ready"`
 	Capacity int `json:"capacity"`
@@ -224,8 +240,10 @@ type ClusterPool struct {
 
 // Plugin is a plugin binary in the server's plugins directory.
 type Plugin struct {
-	Name      string    `json:"name"`
-	Path      string    `json:"path"`
+	// Name is the plugin's name; Path the binary's absolute path.
+	Name string `json:"name"`
+	Path string `json:"path"`
+	// SizeBytes, ModTime and SHA256 (hex) describe the binary.
 	SizeBytes int64     `json:"sizeBytes"`
 	ModTime   time.Time `json:"modTime"`
 	SHA256    string    `json:"sha256"`
@@ -235,9 +253,12 @@ type Plugin struct {
 
 // Host is a live host of the cluster.
 type Host struct {
-	Name      string    `json:"name"`
-	Address   string    `json:"address"`
-	Role      string    `json:"role"`
+	// Name identifies the host (nats.name); Address is its http.addr.
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Role is all, api or worker.
+	Role string `json:"role"`
+	// Version is its wpm's version; StartedAt when it started.
 	Version   string    `json:"version"`
 	StartedAt time.Time `json:"startedAt"`
 	// SeenAt is its last heartbeat.
@@ -252,14 +273,19 @@ type Host struct {
 
 // HostPool is one pool of a host.
 type HostPool struct {
-	Name          string `json:"name"`
-	Plugin        string `json:"plugin"`
-	Workers       int    `json:"workers"`
-	Ready         int    `json:"ready"`
-	Capacity      int    `json:"capacity"`
-	Running       int    `json:"running"`
-	Queued        int    `json:"queued"`
-	TaskTimeoutMs int64  `json:"taskTimeoutMs"`
+	// Name is the pool's name; Plugin the plugin its workers run.
+	Name   string `json:"name"`
+	Plugin string `json:"plugin"`
+	// Workers is its configured size, Ready the workers that take tasks,
+	// Capacity Ready times its concurrency.
+	Workers  int `json:"workers"`
+	Ready    int `json:"ready"`
+	Capacity int `json:"capacity"`
+	// Running and Queued are the tasks on its workers and waiting.
+	Running int `json:"running"`
+	Queued  int `json:"queued"`
+	// TaskTimeoutMs is its taskTimeout; 0 means none.
+	TaskTimeoutMs int64 `json:"taskTimeoutMs"`
 }
 
 // Readiness is the answer of GET /readyz.
