@@ -108,6 +108,8 @@ func TestClient_errors(t *testing.T) {
 	assert.Error(t, err, "no scheme")
 	_, err = c.Submit(ctx, client.SubmitRequest{Input: json.RawMessage(`{}`)})
 	assert.Error(t, err, "neither pool nor plugin")
+	_, err = c.Submit(ctx, client.SubmitRequest{Pool: "M", Input: json.RawMessage(`{}`), RunOptions: client.RunOptions{Timeout: time.Second}})
+	assert.Error(t, err, "one-shot options on a pool")
 }
 
 func errorAs[E error](err error) bool {

@@ -52,3 +52,31 @@ func Example() {
 	// async task succeeded
 	// 404 unknown_pool true
 }
+
+// Following an asynchronous task's events until it finished.
+func ExampleClient_TaskEvents() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.New(serverURL, client.WithToken(token))
+	if err != nil {
+		log.Fatal(err)
+	}
+	acc, err := c.Submit(ctx, client.SubmitRequest{Pool: "CPU", Input: json.RawMessage(`{"duration": 200}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var progressed bool
+	for e, err := range c.TaskEvents(ctx, acc.ID, client.EventsOptions{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch e.Type {
+		case client.EventTaskProgress:
+			progressed = true
+		case client.EventTaskFinished:
+			fmt.Println("finished:", e.Code, "with progress reports:", progressed)
+		}
+	}
+	// Output:
+	// finished: ok with progress reports: true
+}

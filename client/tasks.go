@@ -62,6 +62,8 @@ func (c *Client) Submit(ctx context.Context, s SubmitRequest) (*Accepted, error)
 	switch {
 	case (s.Pool == "") == (s.Plugin == ""):
 		return nil, errors.New("client: a SubmitRequest names exactly one of Pool and Plugin")
+	case s.Pool != "" && s.RunOptions != RunOptions{}:
+		return nil, errors.New("client: RunOptions apply to a one-shot (Plugin), not to a pool's task")
 	case s.Pool != "":
 		r.path, r.query = "/v1/pools/"+url.PathEscape(s.Pool)+"/tasks", url.Values{}
 	default:
