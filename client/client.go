@@ -98,7 +98,6 @@ func (r *request) url(base string) string {
 
 // answer is a 2xx answer, read whole.
 type answer struct {
-	status int
 	header http.Header
 	body   []byte
 }
@@ -176,7 +175,7 @@ func readAnswer(resp *http.Response, r *request) (*answer, error) {
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", r.method, resp.Request.URL, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return &answer{status: resp.StatusCode, header: resp.Header, body: body}, nil
+		return &answer{header: resp.Header, body: body}, nil
 	}
 	return nil, apiError(resp, body)
 }

@@ -40,8 +40,9 @@
 //     before running anything (a full queue answers at once; an overloaded
 //     server read the body and dropped it).
 //
-// Other requests (a synchronous task answered 503 async_unavailable, or a
-// submit without a key answered 503 storage_full) are returned at once.
+// Other answers are returned at once: an asynchronous submit without a key
+// answered 503 async_unavailable or storage_full (the task may have been
+// stored), a reload, a 503 shutting_down (it has no Retry-After).
 //
 // # Events
 //
