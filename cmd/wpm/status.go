@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
+	"github.com/wpmdev/wpm/client"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
 )
 
@@ -29,7 +28,7 @@ const tokenEnv = config.EnvPrefix + "HTTP_AUTHTOKEN"
 
 func runStatus(args []string, e env) int {
 	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
-	url := fs.String("url", "", "base URL of a running wpm (default: http://<http.addr> from the config, else "+defaultStatusURL+")")
+	urlFlag := fs.String("url", "", "base URL of a running wpm (default: http://<http.addr> from the config, else "+defaultStatusURL+")")
 	token := fs.String("token", "", "bearer token, when wpm serve has http.authToken (default: $"+tokenEnv+", else http.authToken from the config)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
 	config.RegisterFlags(fs)
@@ -40,45 +39,36 @@ func runStatus(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "wpm status: unexpected argument %q; use --url to name the server\n", fs.Arg(0))
 		return 2
 	}
-	base, tok, err := statusTarget(fs, *url, *token, e)
+	base, tok, err := statusTarget(fs, *urlFlag, *token, e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm status: %v\n", err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	list, err := fetchPools(ctx, base, tok)
+	c, err := newClient(base, tok)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm status: %v\n", err)
 		return 1
 	}
+	list, err := c.Pools(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wpm status: %v\n", explain(err))
+		return 1
+	}
 	printStatus(e.stdout, list)
-	if hosts, err := fetchCluster(ctx, base, tok); err == nil && len(hosts.Hosts) > 1 {
+	if hosts, err := c.Cluster(ctx); err == nil && len(hosts) > 1 {
 		printHosts(e.stdout, hosts)
 	}
 	return 0
 }
 
-// fetchCluster gets GET /v1/cluster.
-func fetchCluster(ctx context.Context, base, token string) (api.ClusterView, error) {
-	var v api.ClusterView
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cluster", nil)
-	if err != nil {
-		return v, err
-	}
-	body, err := doAPI(req, token)
-	if err != nil {
-		return v, err
-	}
-	return v, json.Unmarshal(body, &v)
-}
-
 // printHosts writes the cluster's hosts, when there are several.
-func printHosts(w io.Writer, v api.ClusterView) {
+func printHosts(w io.Writer, hosts []client.Host) {
 	fmt.Fprintln(w, "\ncluster")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  HOST	ROLE	ADDRESS	VERSION	POOLS (ready/workers, running)	SEEN")
-	for _, h := range v.Hosts {
+	for _, h := range hosts {
 		name := h.Name
 		if h.Self {
 			name += " (this)"
@@ -101,12 +91,12 @@ func printHosts(w io.Writer, v api.ClusterView) {
 // environment and the config flags, as wpm serve would read them). The
 // config is read only when something is missing, and a missing default
 // config file is no error.
-func statusTarget(fs *pflag.FlagSet, url, token string, e env) (base, tok string, err error) {
+func statusTarget(fs *pflag.FlagSet, u, token string, e env) (base, tok string, err error) {
 	if token == "" {
 		token = lookupEnv(e.environ, tokenEnv)
 	}
-	if url != "" && token != "" {
-		return normalizeURL(url), token, nil
+	if u != "" && token != "" {
+		return normalizeURL(u), token, nil
 	}
 	file, _ := fs.GetString("config")
 	if !fs.Changed("config") {
@@ -116,18 +106,18 @@ func statusTarget(fs *pflag.FlagSet, url, token string, e env) (base, tok string
 	}
 	cfg, err := config.Load(config.Options{File: file, Environ: e.environ, Flags: fs})
 	switch {
-	case err != nil && url == "":
+	case err != nil && u == "":
 		return "", "", fmt.Errorf("%w (or give --url)", err)
 	case err != nil: // the URL is known; the config only could have had a token
-		return normalizeURL(url), token, nil
+		return normalizeURL(u), token, nil
 	}
-	if url == "" {
-		url = addrURL(cfg.HTTP.Addr)
+	if u == "" {
+		u = addrURL(cfg.HTTP.Addr)
 	}
 	if token == "" {
 		token = cfg.HTTP.AuthToken
 	}
-	return normalizeURL(url), token, nil
+	return normalizeURL(u), token, nil
 }
 
 // lookupEnv returns name's value in environ ("NAME=value" strings).
@@ -165,61 +155,30 @@ func normalizeURL(u string) string {
 	return strings.TrimRight(u, "/")
 }
 
-// fetchPools gets GET /v1/pools. An error answer is returned as an error
-// with the API's code and message.
-func fetchPools(ctx context.Context, base, token string) (api.PoolList, error) {
-	var list api.PoolList
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/pools", nil)
+// newClient returns a client of the wpm at base, with token.
+func newClient(base, token string) (*client.Client, error) {
+	c, err := client.New(base, client.WithToken(token))
 	if err != nil {
-		return list, fmt.Errorf("bad --url %q: %w", base, err)
+		return nil, fmt.Errorf("bad --url %q: %w", base, err)
 	}
-	body, err := doAPI(req, token)
-	if err != nil {
-		return list, err
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		return list, fmt.Errorf("GET %s: the answer is not wpm's pool list: %w", req.URL, err)
-	}
-	return list, nil
+	return c, nil
 }
 
-// doAPI sends req to wpm's API with token and returns the body of a 2xx
-// answer. Any other answer is an error with the API's code and message.
-func doAPI(req *http.Request, token string) ([]byte, error) {
-	req.Header.Set("Accept", "application/json")
-	if req.Body != nil {
-		req.Header.Set("Content-Type", "application/json")
+// explain adds to a client's error what a person can do about it: start
+// wpm serve, or give the token.
+func explain(err error) error {
+	var ue *url.Error
+	switch {
+	case errors.Is(err, client.ErrUnauthorized):
+		return fmt.Errorf("%w (give --token or set %s)", err, tokenEnv)
+	case errors.As(err, &ue):
+		return fmt.Errorf("is wpm serve running there? %w", err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("is wpm serve running there? %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			hint := ""
-			if e.Error.Code == "unauthorized" {
-				hint = " (give --token or set " + tokenEnv + ")"
-			}
-			return nil, fmt.Errorf("%s %s: %d %s: %s%s", req.Method, req.URL, resp.StatusCode, e.Error.Code, e.Error.Message, hint)
-		}
-		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
-	}
-	return body, nil
+	return err
 }
 
 // printStatus writes one table of pools, then one of workers per pool.
-func printStatus(w io.Writer, list api.PoolList) {
+func printStatus(w io.Writer, list *client.PoolList) {
 	if len(list.Pools) == 0 {
 		fmt.Fprintln(w, "no pools")
 		return

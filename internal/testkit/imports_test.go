@@ -26,7 +26,8 @@ type goPackage struct {
 
 // The way imports point, from STYLE.md, checked over transitive imports:
 // shared depends on nothing of wpm's; plugins and test plugins depend only
-// on shared of wpm's; host never depends on cmd, echo, koanf or prometheus.
+// on shared of wpm's; host never depends on cmd, echo, koanf or prometheus;
+// client, the public Go client of the API, only on the standard library.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
 	assert.Greater(t, len(pkgs), 8, "go list found too few packages")
@@ -42,8 +43,11 @@ func TestImportViolations_transitive(t *testing.T) {
 		{ImportPath: module + "/internal/testplugins/misbehave", Deps: []string{module + "/shared"}},
 		{ImportPath: module + "/host", Deps: []string{module + "/shared", module + "/host/internal/x", "github.com/labstack/echo/v4"}},
 		{ImportPath: module + "/cmd/wpm", Deps: []string{module + "/host", "github.com/labstack/echo/v4"}},
+		{ImportPath: module + "/client", Deps: []string{"net/http", module + "/cmd/wpm/internal/api", "github.com/labstack/echo/v4"}},
 	}
 	assert.ElementsMatch(t, []string{
+		"client depends on " + module + "/cmd/wpm/internal/api; client uses the standard library only",
+		"client depends on github.com/labstack/echo/v4; client uses the standard library only",
 		"shared depends on " + module + "/internal/latency",
 		"plugins/cpuload depends on " + module + "/internal/latency; plugins depend only on shared",
 		"host depends on github.com/labstack/echo/v4",
@@ -91,6 +95,10 @@ func violation(rel, dep string) string {
 	case strings.HasPrefix(rel, "plugins/"), strings.HasPrefix(rel, "internal/testplugins/"):
 		if ours && dep != module+"/shared" {
 			return fmt.Sprintf("%s depends on %s; plugins depend only on shared", rel, dep)
+		}
+	case rel == "client":
+		if first, _, _ := strings.Cut(dep, "/"); strings.Contains(first, ".") {
+			return fmt.Sprintf("client depends on %s; client uses the standard library only", dep)
 		}
 	case rel == "host" || strings.HasPrefix(rel, "host/"):
 		for _, banned := range hostBanned {

@@ -149,17 +149,26 @@ func RequireNoChildren(tb testing.TB) {
 // runs the tests, and then fails the run if goroutines leaked or worker
 // processes were left behind. It returns the exit status for os.Exit.
 func RunMain(m *testing.M, setup func(root string) error) int {
+	return RunMainTeardown(m, func(root string) (func(), error) { return func() {}, setup(root) })
+}
+
+// RunMainTeardown is [RunMain] for packages whose tests share processes
+// that setup starts (a wpm serve, say): the teardown setup returns runs
+// after the tests, before the checks for leaks and leftover processes.
+func RunMainTeardown(m *testing.M, setup func(root string) (teardown func(), err error)) int {
 	root, err := os.MkdirTemp("", "wpm-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(root)
-	if err := setup(root); err != nil {
+	teardown, err := setup(root)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	code := m.Run()
+	teardown()
 	if code != 0 {
 		return code
 	}
