@@ -21,8 +21,10 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr testkit.SyncBuffer
 	if len(args) > 0 && args[0] != "version" && !strings.HasPrefix(args[0], "-") && args[0] != "nope" {
-		args = append(args, "--config", filepath.Join(testkit.ModuleRoot(), "config", "default.yaml"),
-			"--plugins-dir", filepath.Join(binDir, "plugins"))
+		args = append(args, "--config", filepath.Join(testkit.ModuleRoot(), "config", "default.yaml"))
+		if args[0] == "run" || args[0] == "plugins" || args[0] == "serve" {
+			args = append(args, "--plugins-dir", filepath.Join(binDir, "plugins"))
+		}
 	}
 	code := run(args, env{stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr})
 	return code, stdout.String(), stderr.String()
@@ -142,4 +144,46 @@ func TestCLI_badConfig(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr.String(), `http.adr`)
 	assert.Contains(t, stderr.String(), `pools[0].workers`)
+}
+
+// Help prints once, on standard output, and lists the command's own
+// flags; a bad flag is named on standard error.
+func TestCLI_helpOnceWithOwnFlags(t *testing.T) {
+	for _, c := range []string{"serve", "run", "plugins", "status", "tasks", "version"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{c, "--help"}, env{stdout: &stdout, stderr: &stderr})
+		assert.Equal(t, 0, code, c)
+		assert.Equal(t, 1, strings.Count(stdout.String(), "Usage: wpm "+c), "%s: %s", c, stdout.String())
+		assert.Empty(t, stderr.String(), c)
+	}
+	var stdout, stderr bytes.Buffer
+	run([]string{"status", "--help"}, env{stdout: &stdout, stderr: &stderr})
+	for _, other := range []string{"--plugins-dir", "--role", "--addr", "--log-level"} {
+		assert.NotContains(t, stdout.String(), other, "status has no %s", other)
+	}
+	stdout.Reset()
+	run([]string{"serve", "--help"}, env{stdout: &stdout, stderr: &stderr})
+	assert.Contains(t, stdout.String(), "--plugins-dir")
+	assert.Contains(t, stdout.String(), "--role")
+
+	stderr.Reset()
+	code := run([]string{"run", "--bogus"}, env{stdout: &stdout, stderr: &stderr})
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), "unknown flag: --bogus")
+}
+
+// wpm run and wpm plugins work from a folder without a config file, given
+// --plugins-dir; wpm plugins --full prints the whole SHA-256.
+func TestCLI_anyFolder(t *testing.T) {
+	t.Chdir(t.TempDir())
+	plugins := filepath.Join(binDir, "plugins")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "cpuload", "--plugins-dir", plugins, "--task", `{"duration": 1}`}, env{stdout: &stdout, stderr: &stderr})
+	require.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stdout.String(), "requestedMs")
+	stdout.Reset()
+	code = run([]string{"plugins", "--plugins-dir", plugins, "--full"}, env{stdout: &stdout, stderr: &stderr})
+	require.Equal(t, 0, code, stderr.String())
+	assert.Regexp(t, `cpuload\s+.*\s[0-9a-f]{64}\s`, stdout.String())
+	testkit.RequireNoChildren(t)
 }

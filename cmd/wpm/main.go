@@ -104,19 +104,36 @@ func usage(w io.Writer) {
 // parseFlags parses a subcommand's flags; it prints usage and returns
 // done=true with the exit status when the command should stop here.
 func parseFlags(fs *pflag.FlagSet, c command, args []string, e env) (status int, done bool) {
+	// pflag prints the usage itself on -h, to standard output here, and
+	// nothing on a bad flag: that error is printed below.
 	fs.SetOutput(e.stderr)
+	if asksHelp(args) {
+		fs.SetOutput(e.stdout)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s.\n\nFlags:\n%s", c.usage, c.summary, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.SetOutput(e.stdout)
-			fs.Usage()
 			return 0, true
 		}
+		fmt.Fprintf(e.stderr, "wpm %s: %v; wpm %s --help lists its flags\n", c.name, err, c.name)
 		return 2, true
 	}
 	return 0, false
+}
+
+// asksHelp reports whether args hold -h or --help before a "--".
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func lookup(name string) command {

@@ -21,7 +21,7 @@ func runOnce(args []string, e env) int {
 	task := fs.String("task", "", "the task's JSON input; @FILE reads it from a file, - from standard input")
 	memoryLimit := fs.Int("memory-limit-mb", 0, "memory limit of the process in MB (default: oneShot.memoryLimitMB)")
 	timeout := fs.Duration("timeout", 0, "timeout of the run, like 30s (default: oneShot.timeout)")
-	cfg, st, done := loadConfig(fs, lookup("run"), args, e)
+	cfg, st, done := loadConfig(fs, lookup("run"), args, e, "plugins-dir", "log-level", "log-format")
 	if done {
 		return st
 	}

@@ -14,7 +14,8 @@ import (
 
 func runPlugins(args []string, e env) int {
 	fs := pflag.NewFlagSet("plugins", pflag.ContinueOnError)
-	cfg, st, done := loadConfig(fs, lookup("plugins"), args, e)
+	full := fs.Bool("full", false, "print each plugin's whole SHA-256, as plugins.checksums takes it")
+	cfg, st, done := loadConfig(fs, lookup("plugins"), args, e, "plugins-dir")
 	if done {
 		return st
 	}
@@ -38,8 +39,12 @@ func runPlugins(args []string, e env) int {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSIZE\tMODIFIED\tSHA256\tPOOLS")
 	for _, p := range plugins {
+		sum := p.SHA256
+		if !*full {
+			sum = sum[:12]
+		}
 		fmt.Fprintf(tw, "%s\t%.1f MB\t%s\t%s\t%s\n", p.Name, float64(p.SizeBytes)/1e6,
-			p.ModTime.Format("2006-01-02 15:04:05"), p.SHA256[:12], strings.Join(used[p.Name], ","))
+			p.ModTime.Format("2006-01-02 15:04:05"), sum, strings.Join(used[p.Name], ","))
 	}
 	_ = tw.Flush()
 	return 0

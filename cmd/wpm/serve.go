@@ -26,14 +26,15 @@ import (
 	"github.com/wpmdev/wpm/queue"
 )
 
-// loadConfig registers the config flags on fs, parses args and loads the
-// layered configuration.
-func loadConfig(fs *pflag.FlagSet, c command, args []string, e env) (config.Config, int, bool) {
-	config.RegisterFlags(fs)
+// loadConfig registers the config flags on fs (those named in only, all
+// when none), parses args and loads the layered configuration. Only serve
+// needs a config file: for the others a missing default file is no file.
+func loadConfig(fs *pflag.FlagSet, c command, args []string, e env, only ...string) (config.Config, int, bool) {
+	config.RegisterFlags(fs, only...)
 	if st, done := parseFlags(fs, c, args, e); done {
 		return config.Config{}, st, true
 	}
-	file, _ := fs.GetString("config")
+	file := configPath(fs, c.name != "serve")
 	cfg, err := config.Load(config.Options{File: file, Environ: e.environ, Flags: fs})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm: %v\n", err)
@@ -74,6 +75,19 @@ func runServe(args []string, e env) int {
 		return 1
 	}
 	return 0
+}
+
+// configPath is the config file --config names; with optional, the
+// default file is none when it does not exist, so that a command works
+// from any folder.
+func configPath(fs *pflag.FlagSet, optional bool) string {
+	file, _ := fs.GetString("config")
+	if optional && !fs.Changed("config") {
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			return ""
+		}
+	}
+	return file
 }
 
 // serve runs the server until the first signal on signals, then shuts

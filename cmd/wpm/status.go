@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +30,7 @@ func runStatus(args []string, e env) int {
 	urlFlag := fs.String("url", "", "base URL of a running wpm (default: http://<http.addr> from the config, else "+defaultStatusURL+")")
 	token := fs.String("token", "", "bearer token, when wpm serve has http.authToken (default: $"+tokenEnv+", else http.authToken from the config)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
-	config.RegisterFlags(fs)
+	config.RegisterConfigFlag(fs)
 	if st, done := parseFlags(fs, lookup("status"), args, e); done {
 		return st
 	}
@@ -98,13 +97,7 @@ func statusTarget(fs *pflag.FlagSet, u, token string, e env) (base, tok string, 
 	if u != "" && token != "" {
 		return normalizeURL(u), token, nil
 	}
-	file, _ := fs.GetString("config")
-	if !fs.Changed("config") {
-		if _, statErr := os.Stat(file); errors.Is(statErr, os.ErrNotExist) {
-			file = ""
-		}
-	}
-	cfg, err := config.Load(config.Options{File: file, Environ: e.environ, Flags: fs})
+	cfg, err := config.Load(config.Options{File: configPath(fs, true), Environ: e.environ, Flags: fs})
 	switch {
 	case err != nil && u == "":
 		return "", "", fmt.Errorf("%w (or give --url)", err)

@@ -89,8 +89,9 @@ func TestStatus_tokenSources(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "cpuload")
 
-	// --addr overrides the file's address, as for wpm serve.
-	code, _, errOut = runStatusCmd(nil, "--config", file, "--addr", "127.0.0.1:1")
+	// WPM_HTTP_ADDR overrides the file's address, as for wpm serve (status
+	// has no --addr: that is serve's address to listen on).
+	code, _, errOut = runStatusCmd([]string{"WPM_HTTP_ADDR=127.0.0.1:1"}, "--config", file)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "127.0.0.1:1")
 }

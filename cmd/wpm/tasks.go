@@ -45,7 +45,7 @@ func runTasks(args []string, e env) int {
 	callback := fs.String("callback-url", "", "submit: URL (under async.callbackAllow) that receives the final record")
 	state := fs.String("state", "", "list: only tasks in this state (queued, running, succeeded, failed, canceled)")
 	limit := fs.Int("limit", 20, "list: at most this many tasks")
-	config.RegisterFlags(fs)
+	config.RegisterConfigFlag(fs)
 	if st, done := parseFlags(fs, lookup("tasks"), args, e); done {
 		return st
 	}

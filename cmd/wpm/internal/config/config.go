@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -261,13 +262,22 @@ var flagKeys = []struct{ flag, key, usage string }{
 }
 
 // RegisterFlags adds wpm's config flags to fs: --config (the file, default
-// DefaultFile) and --addr, --plugins-dir, --log-level and --log-format, which
-// override http.addr, plugins.dir, log.level and log.format when given.
-func RegisterFlags(fs *pflag.FlagSet) {
-	fs.String("config", DefaultFile, "config file, YAML (.yaml, .yml) or JSON (.json)")
+// DefaultFile) and those named in only (all when none: --addr, --role,
+// --plugins-dir, --log-level, --log-format), which override http.addr,
+// role, plugins.dir, log.level and log.format when given.
+func RegisterFlags(fs *pflag.FlagSet, only ...string) {
+	RegisterConfigFlag(fs)
 	for _, f := range flagKeys {
-		fs.String(f.flag, "", f.usage+" (overrides "+f.key+")")
+		if len(only) == 0 || slices.Contains(only, f.flag) {
+			fs.String(f.flag, "", f.usage+" (overrides "+f.key+")")
+		}
 	}
+}
+
+// RegisterConfigFlag adds --config alone to fs, for commands that read
+// the config file but override none of its keys.
+func RegisterConfigFlag(fs *pflag.FlagSet) {
+	fs.String("config", DefaultFile, "config file, YAML (.yaml, .yml) or JSON (.json)")
 }
 
 // flagKey returns the key flag sets, or "" when flag sets none.
