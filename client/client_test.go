@@ -249,7 +249,7 @@ func TestClient_async(t *testing.T) {
 	assert.ErrorIs(t, task.Err(), client.ErrTaskFailed)
 
 	// A one-shot, then a slow task: Wait returns it unended when its wait
-	// passes; cancelled, it ends canceled; cancelled again, task_ended.
+	// passes; canceled, it ends canceled; canceled again, task_ended.
 	once, err := c.Submit(ctx, client.SubmitRequest{Plugin: "misbehave", Input: json.RawMessage(`{}`), RunOptions: client.RunOptions{Timeout: 10 * time.Second}})
 	require.NoError(t, err)
 	slow, err := c.Submit(ctx, client.SubmitRequest{Pool: "M", Input: json.RawMessage(`{"fault":"sleep","ms":20000}`)})
@@ -325,7 +325,7 @@ func TestClient_events(t *testing.T) {
 	}
 	assert.True(t, finished)
 
-	// A cancelled context ends the iterator with its error.
+	// A canceled context ends the iterator with its error.
 	stop()
 	n := 0
 	for _, err := range events {

@@ -32,7 +32,7 @@
 // the wait fits both the configured bound and the context's deadline) when
 // repeating the request can not do the work twice:
 //
-//   - idempotent requests: GET, and DELETE (cancelling twice ends the same
+//   - idempotent requests: GET, and DELETE (canceling twice ends the same
 //     task once);
 //   - an asynchronous submit with an Idempotency-Key: the server answers a
 //     repeat with the first task;

@@ -11,7 +11,7 @@ import (
 
 // call runs one task on proc and sorts out how it ended. healthy reports
 // whether proc can take another task. When ctx ends first, proc is killed
-// (a net/rpc call can not be cancelled). doomed, if not nil, runs as soon
+// (a net/rpc call can not be canceled). doomed, if not nil, runs as soon
 // as proc is known to be lost, so its owner stops handing it tasks.
 func call(ctx context.Context, proc *process, input []byte, doomed func()) (out []byte, err error, healthy bool) {
 	proc.enter()

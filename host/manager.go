@@ -179,7 +179,7 @@ func (m *Manager) poolList() []*pool {
 // Submit runs input on a worker of the named pool and waits for the
 // answer. ctx bounds the wait; the pool's task timeout counts from now,
 // queue wait included. If ctx ends while the task runs, its worker is
-// killed and replaced: a net/rpc call can not be cancelled.
+// killed and replaced: a net/rpc call can not be canceled.
 //
 // Errors are [*TaskError]s once the task has an ID; match their cause with
 // the package's sentinels or [Code].

@@ -95,9 +95,9 @@ var errMoved = errors.New("taken back from a busy worker to run on a free one")
 
 // callSeq is call for a numbered task: it sends the task through pl and
 // sorts out how it ended. A task whose ctx ends before it started is
-// cancelled at the worker, which lives on; one that started has its worker
+// canceled at the worker, which lives on; one that started has its worker
 // killed, as call does. When moved is closed while the task waits at the
-// worker, it is cancelled there and fails with a *notStarted error.
+// worker, it is canceled there and fails with a *notStarted error.
 func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []byte, concurrency int, doomed func(), moved <-chan struct{}) ([]byte, time.Duration, error, bool) {
 	var timeout time.Duration
 	if deadline, ok := ctx.Deadline(); ok {
@@ -138,8 +138,8 @@ func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []by
 }
 
 // giveUp ends a task whose ctx ended: a task still waiting at the worker
-// is cancelled there, and the worker kept; otherwise the worker is killed
-// (a running net/rpc call can not be cancelled).
+// is canceled there, and the worker kept; otherwise the worker is killed
+// (a running net/rpc call can not be canceled).
 func giveUp(ctx context.Context, proc *process, pl *shared.Pipeline, seq uint64, doomed func()) (error, bool) {
 	cause := contextFailure(ctx)
 	if !pl.Started(seq) {

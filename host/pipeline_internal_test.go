@@ -33,7 +33,7 @@ func (f *fakePiped) runSeq(ctx context.Context, input []byte, _ int, doomed func
 	select {
 	case <-f.place:
 	case <-ctx.Done():
-		return nil, 0, contextFailure(ctx), true // cancelled while waiting
+		return nil, 0, contextFailure(ctx), true // canceled while waiting
 	case <-moved:
 		return nil, 0, &notStarted{err: errMoved}, true
 	case <-f.done:

@@ -40,7 +40,7 @@ type pool struct {
 	lastErr      error
 	lastErrT     time.Time
 
-	ctx     context.Context // the slots' parent; cancelled by halt
+	ctx     context.Context // the slots' parent; canceled by halt
 	halt    context.CancelCauseFunc
 	done    sync.WaitGroup // slot actors
 	started sync.WaitGroup // done once every first slot tried its first start
@@ -297,7 +297,7 @@ func (l *lease) run(ctx context.Context, input []byte) (out []byte, pid int, err
 		ran = time.Since(start)
 	}
 	again := isNotStarted(err)
-	// Only a task that ran to an answer counts: one cancelled or taken
+	// Only a task that ran to an answer counts: one canceled or taken
 	// back while it waited leaves a healthy worker but did not run.
 	counted := healthy && !again && ctx.Err() == nil
 	l.release(counted, ran, again && l.tries < maxRedispatch)

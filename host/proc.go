@@ -22,7 +22,7 @@ type proc interface {
 	LowerMemoryLimit(mb int) error
 	// Run runs one task. healthy reports whether the process can take
 	// another one. When ctx ends first, the process is stopped with the
-	// context's cause: a net/rpc call can not be cancelled.
+	// context's cause: a net/rpc call can not be canceled.
 	// doomed, if not nil, runs as soon as the process is known to be lost,
 	// so its owner stops handing it tasks.
 	Run(ctx context.Context, input []byte, doomed func()) (out []byte, err error, healthy bool)

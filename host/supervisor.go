@@ -10,7 +10,7 @@ import (
 // oklog/run: each actor runs until its context is interrupted or its work
 // is done, and wait returns only once all have stopped.
 type supervisor struct {
-	ctx       context.Context // every actor's parent; cancelled by stop
+	ctx       context.Context // every actor's parent; canceled by stop
 	interrupt context.CancelCauseFunc
 
 	mu      sync.Mutex

@@ -132,10 +132,10 @@ func TestEngine_callbackSurvivesRestart(t *testing.T) {
 	assert.Zero(t, e.forgetSent(context.Background(), -1), "a callback another host sent is no longer pending")
 }
 
-// A task cancelled while queued calls back once, canceled: Cancel stores
+// A task canceled while queued calls back once, canceled: Cancel stores
 // the callback, and the runner that later takes the task's message and
 // finds it ended stores it again, which the stream drops.
-func TestEngine_callbackOfCancelledTask(t *testing.T) {
+func TestEngine_callbackOfCanceledTask(t *testing.T) {
 	sink := newCallbackSink(t, 0)
 	opts := testOptions(t.TempDir())
 	opts.CallbackAllow = []string{sink.URL}
@@ -153,10 +153,10 @@ func TestEngine_callbackOfCancelledTask(t *testing.T) {
 		assert.Equal(t, task.ID, rec.ID)
 		assert.Equal(t, StateCanceled, rec.State)
 	case <-time.After(15 * time.Second):
-		t.Fatal("no callback for the cancelled task")
+		t.Fatal("no callback for the canceled task")
 	}
 	waitFor(t, e, busy.ID, ended)
-	requireEmpty(t, e.stream) // the runner took the cancelled task's message
+	requireEmpty(t, e.stream) // the runner took the canceled task's message
 	requireEmpty(t, e.cbStream)
 	assert.Equal(t, int32(1), sink.calls.Load(), "one callback")
 }

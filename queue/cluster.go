@@ -359,7 +359,7 @@ func (e *Engine) wakeAll(subj string) {
 	_ = e.nc.Publish(wakePrefix+subj, nil)
 }
 
-// stopLocal stops task id if it runs here, because it was cancelled.
+// stopLocal stops task id if it runs here, because it was canceled.
 func (e *Engine) stopLocal(id string) {
 	e.mu.Lock()
 	stop := e.running[id]

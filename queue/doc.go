@@ -2,7 +2,7 @@
 // submitted with ?async=true is stored durably, answered 202 at once, run
 // later on a pool worker (or as a one-shot) when the pool has room, and
 // its record (state, attempts, result or error) read, awaited, listed or
-// cancelled by its id.
+// canceled by its id.
 //
 // Layout in JetStream:
 //

@@ -129,7 +129,7 @@ func TestEngine_retriesRunOut(t *testing.T) {
 	assert.Equal(t, 1, got.Attempts, "pool M has no retries")
 }
 
-// Cancelling a queued task means it never runs; cancelling a running one
+// Canceling a queued task means it never runs; canceling a running one
 // kills its worker, which is replaced; an ended one is 409 material.
 func TestEngine_cancel(t *testing.T) {
 	e := newEngine(t)
@@ -159,7 +159,7 @@ func TestEngine_cancel(t *testing.T) {
 	q, err := e.Get(context.Background(), queued.ID)
 	require.NoError(t, err)
 	assert.Equal(t, StateCanceled, q.State)
-	assert.Equal(t, 0, q.Attempts, "a cancelled queued task never runs")
+	assert.Equal(t, 0, q.Attempts, "a canceled queued task never runs")
 	_, err = e.Cancel(context.Background(), next.ID)
 	assert.ErrorIs(t, err, ErrTaskEnded)
 }

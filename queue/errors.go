@@ -6,7 +6,7 @@ import "errors"
 const (
 	// CodeUnknownTask: no task has that id (or its record expired).
 	CodeUnknownTask = "unknown_task"
-	// CodeTaskEnded: the task ended already and can not be cancelled.
+	// CodeTaskEnded: the task ended already and can not be canceled.
 	CodeTaskEnded = "task_ended"
 	// CodeIdempotencyKeyReused: an idempotency key came back with another
 	// request than the one it was first used for.

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The counters follow a retried task and a cancelled one; the queue depth
+// The counters follow a retried task and a canceled one; the queue depth
 // and running gauges are there for every runner.
 func TestEngine_metrics(t *testing.T) {
 	e := newEngine(t)

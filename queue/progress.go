@@ -86,7 +86,7 @@ func (w *progressWriter) loop() {
 }
 
 // write records p; it reports false when the task's record is no longer
-// running (cancelled), writing nothing.
+// running (canceled), writing nothing.
 func (w *progressWriter) write(p *Progress) bool {
 	ctx := context.Background()
 	t := w.t

@@ -170,7 +170,7 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 	}
 	if errors.Is(context.Cause(taskCtx), errCanceled) {
 		p.release()
-		e.ackRead(ctx, msg, j.ID) // cancelled meanwhile
+		e.ackRead(ctx, msg, j.ID) // canceled meanwhile
 		return
 	}
 	stopBeat := e.heartbeat(msg)
@@ -182,7 +182,7 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 }
 
 // start marks the task running and counts the attempt. ok is false when
-// the task must not run: it ended, or was cancelled, already. An error
+// the task must not run: it ended, or was canceled, already. An error
 // means the record could not be read or written now.
 func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
 	var err error
@@ -350,7 +350,7 @@ func (e *Engine) dropStale(j job) {
 	e.logger.Warn("a task this host ran was started again by another host meanwhile (this host was cut off past async.ackWait); this attempt's end is dropped", "task", j.ID, "pool", j.Pool)
 }
 
-// errEndedMeanwhile is save's error when the task was cancelled (or
+// errEndedMeanwhile is save's error when the task was canceled (or
 // ended) while it ran: nothing is written.
 var errEndedMeanwhile = errors.New("the task ended meanwhile")
 
@@ -362,7 +362,7 @@ const (
 )
 
 // save writes t at revision rev. It fails with errEndedMeanwhile, writing
-// nothing, when the task was cancelled meanwhile, and with the write's
+// nothing, when the task was canceled meanwhile, and with the write's
 // error when NATS kept refusing it for about 10 s.
 func (e *Engine) save(ctx context.Context, t Task, rev uint64) error {
 	var err error

@@ -351,10 +351,10 @@ func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
 			return Task{}, err
 		}
 		if t.State.Ended() {
-			return t, fmt.Errorf("%w: task %s is %s already; only queued and running tasks can be cancelled", ErrTaskEnded, id, t.State)
+			return t, fmt.Errorf("%w: task %s is %s already; only queued and running tasks can be canceled", ErrTaskEnded, id, t.State)
 		}
 		t.State, t.FinishedAt = StateCanceled, now()
-		t.Error = &TaskError{Code: host.CodeCanceled, Message: "the task was cancelled by DELETE /v1/tasks/" + id}
+		t.Error = &TaskError{Code: host.CodeCanceled, Message: "the task was canceled by DELETE /v1/tasks/" + id}
 		if err := e.update(ctx, t, rev); err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue // changed meanwhile: look again
@@ -366,15 +366,15 @@ func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
 		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
 		if err := e.storeCallback(ctx, t); err != nil {
 			// The task's message, when it is next seen, stores it.
-			e.logger.Warn("can not store a cancelled task's callback now", "task", id, "error", err)
+			e.logger.Warn("can not store a canceled task's callback now", "task", id, "error", err)
 		}
 		return t, nil
 	}
-	return Task{}, fmt.Errorf("task %s changed too often while being cancelled; retry", id)
+	return Task{}, fmt.Errorf("task %s changed too often while being canceled; retry", id)
 }
 
-// errCanceled is the cause of a running task's context when it is cancelled.
-var errCanceled = fmt.Errorf("%w: cancelled by DELETE /v1/tasks/{id}", context.Canceled)
+// errCanceled is the cause of a running task's context when it is canceled.
+var errCanceled = fmt.Errorf("%w: canceled by DELETE /v1/tasks/{id}", context.Canceled)
 
 // create stores a new record; it fails with jetstream.ErrKeyExists when
 // the task has one.

@@ -36,9 +36,9 @@ const (
 	// error's kind (one byte); the payload is the output or the error's
 	// message.
 	frameResult byte = 'R'
-	// frameCancelled, plugin to host: the answer to a cancel. Field: 1 when
+	// frameCanceled, plugin to host: the answer to a cancel. Field: 1 when
 	// the task had started, else 0.
-	frameCancelled byte = 'K'
+	frameCanceled byte = 'K'
 )
 
 // The outcomes a result frame carries.

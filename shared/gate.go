@@ -11,13 +11,13 @@ type gate struct {
 	running   int
 	limit     int
 	waiting   map[uint64]chan bool // arrived, not yet admitted: true admits, false skips
-	cancelled map[uint64]bool      // cancelled before admission; true once the task arrived
+	canceled map[uint64]bool      // canceled before admission; true once the task arrived
 
 	out *frameWriter // where start reports go; nil until the pipeline connection is up
 }
 
 func newGate() *gate {
-	return &gate{next: 1, limit: 1, waiting: map[uint64]chan bool{}, cancelled: map[uint64]bool{}}
+	return &gate{next: 1, limit: 1, waiting: map[uint64]chan bool{}, canceled: map[uint64]bool{}}
 }
 
 // setOut sets where start reports go.
@@ -35,17 +35,17 @@ func (g *gate) enterNow() {
 }
 
 // enter waits for task seq's turn and reports whether it may run (false:
-// it was cancelled). limit, if positive, becomes the gate's limit.
+// it was canceled). limit, if positive, becomes the gate's limit.
 func (g *gate) enter(seq uint64, limit int) bool {
 	g.mu.Lock()
 	if limit > 0 {
 		g.limit = limit
 	}
-	if _, ok := g.cancelled[seq]; ok { // cancelled before it arrived
+	if _, ok := g.canceled[seq]; ok { // canceled before it arrived
 		if seq < g.next {
-			delete(g.cancelled, seq) // admit has passed its number
+			delete(g.canceled, seq) // admit has passed its number
 		} else {
-			g.cancelled[seq] = true // admit must still skip it
+			g.canceled[seq] = true // admit must still skip it
 		}
 		g.mu.Unlock()
 		return false
@@ -79,26 +79,26 @@ func (g *gate) cancel(seq uint64) (started bool) {
 	if seq < g.next {
 		return true
 	}
-	if _, ok := g.cancelled[seq]; ok {
-		return false // cancelled before
+	if _, ok := g.canceled[seq]; ok {
+		return false // canceled before
 	}
 	turn, arrived := g.waiting[seq]
 	if arrived {
 		delete(g.waiting, seq)
 		turn <- false
 	}
-	g.cancelled[seq] = arrived // its number is skipped; an unarrived task is told on arrival
+	g.canceled[seq] = arrived // its number is skipped; an unarrived task is told on arrival
 	g.admit()
 	return false
 }
 
 // admit admits the tasks whose turn it is while places are free, skipping
-// cancelled numbers. g.mu must be held: reports go out in number order.
+// canceled numbers. g.mu must be held: reports go out in number order.
 func (g *gate) admit() {
 	for {
-		if arrived, ok := g.cancelled[g.next]; ok {
+		if arrived, ok := g.canceled[g.next]; ok {
 			if arrived {
-				delete(g.cancelled, g.next)
+				delete(g.canceled, g.next)
 			}
 			g.next++
 			continue

@@ -27,7 +27,7 @@ import (
 // reports each admission ("task seq started") before the task runs, so
 // that after a crash the host knows which tasks never started and can send
 // them to another worker. A task the host gives up on while it waits is
-// cancelled with [Pipeline.Cancel] and never runs.
+// canceled with [Pipeline.Cancel] and never runs.
 //
 // Numbered tasks do not travel over net/rpc and go-plugin's multiplexed
 // connection, which cost two system calls and several goroutine hand-offs
@@ -77,7 +77,7 @@ type SeqRunReply struct {
 	Output []byte
 	// Err is nil when the task succeeded.
 	Err *WireError
-	// Skipped is set when the task was cancelled before it started.
+	// Skipped is set when the task was canceled before it started.
 	Skipped bool
 	// Ran is how long the task ran, its wait at the worker not included.
 	Ran time.Duration
@@ -191,7 +191,7 @@ func (s *pipelineServer) serve(conn net.Conn) {
 			if s.gate.cancel(seq) {
 				started = 1
 			}
-			_ = out.send(frameCancelled, seq, []byte{started}, nil, flushAuto)
+			_ = out.send(frameCanceled, seq, []byte{started}, nil, flushAuto)
 		default:
 			return
 		}
@@ -199,7 +199,7 @@ func (s *pipelineServer) serve(conn net.Conn) {
 }
 
 // runSeq runs numbered task seq once its turn comes, or skips it if the
-// host cancelled it before, and sends its answer. The task runs as
+// host canceled it before, and sends its answer. The task runs as
 // [RPCServer.Run] runs it, with the host's timeout counted from the
 // task's arrival. Its answer leaves with the next task's start report
 // when there is one.
@@ -402,7 +402,7 @@ func (p *Pipeline) handle(kind byte, seq uint64, body []byte) error {
 		}
 		close(c.done)
 		return nil
-	case frameCancelled:
+	case frameCanceled:
 		if len(body) < 1 {
 			return fmt.Errorf("%w: an empty cancel answer", errBadFrame)
 		}

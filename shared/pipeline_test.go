@@ -114,7 +114,7 @@ func TestPipeline_runsInOrderAtMostConcurrency(t *testing.T) {
 	}
 }
 
-func TestPipeline_cancelledWaitingTaskNeverRuns(t *testing.T) {
+func TestPipeline_canceledWaitingTaskNeverRuns(t *testing.T) {
 	r := newRecorder()
 	pl := openPipeline(t, r)
 	first := pl.Send(context.Background(), []byte("block"), 0, 1)
@@ -144,10 +144,10 @@ func TestPipeline_cancelledWaitingTaskNeverRuns(t *testing.T) {
 func TestPipeline_cancelBeforeArrival(t *testing.T) {
 	g := newGate()
 	assert.False(t, g.cancel(1), "not started")
-	assert.False(t, g.enter(1, 1), "a task cancelled before it arrived is skipped")
+	assert.False(t, g.enter(1, 1), "a task canceled before it arrived is skipped")
 	assert.True(t, g.enter(2, 1), "the next one runs")
 	g.leave()
-	assert.Empty(t, g.cancelled)
+	assert.Empty(t, g.canceled)
 	assert.Empty(t, g.waiting)
 }
 
@@ -173,10 +173,10 @@ func TestPipeline_olderPluginKeepsRun(t *testing.T) {
 	assert.Equal(t, "x", string(out))
 }
 
-// A task cancelled before it arrived, which then arrives while an earlier
+// A task canceled before it arrived, which then arrives while an earlier
 // task still waits, must stay skipped: the gate passes its number later
 // and admits what follows.
-func TestGate_lateArrivalOfCancelledTaskKeepsItsSkip(t *testing.T) {
+func TestGate_lateArrivalOfCanceledTaskKeepsItsSkip(t *testing.T) {
 	g := newGate()
 	require.True(t, g.enter(1, 1)) // runs
 	second := make(chan bool, 1)
@@ -184,7 +184,7 @@ func TestGate_lateArrivalOfCancelledTaskKeepsItsSkip(t *testing.T) {
 	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == 1 }, 5*time.Second, time.Millisecond)
 
 	assert.False(t, g.cancel(3), "3 has not arrived")
-	assert.False(t, g.enter(3, 1), "3 arrives cancelled")
+	assert.False(t, g.enter(3, 1), "3 arrives canceled")
 	assert.False(t, g.cancel(3), "a second cancel changes nothing")
 	assert.False(t, g.cancel(2))
 	assert.False(t, <-second)
@@ -201,7 +201,7 @@ func TestGate_lateArrivalOfCancelledTaskKeepsItsSkip(t *testing.T) {
 	g.leave()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	assert.Empty(t, g.cancelled, "no skip markers are left behind")
+	assert.Empty(t, g.canceled, "no skip markers are left behind")
 	assert.Empty(t, g.waiting)
 }
 

@@ -90,7 +90,7 @@ var _ Task = (*RPCClient)(nil)
 // Run sends the task to the plugin and waits for its answer or for ctx to
 // end. The time left before ctx's deadline travels with the task.
 //
-// Over net/rpc a call can not be cancelled: when ctx ends first, Run returns
+// Over net/rpc a call can not be canceled: when ctx ends first, Run returns
 // ctx's error at once while the call goes on in the plugin, and the caller is
 // expected to kill the worker. A broken connection is reported as an error
 // matching [ErrTransport]; a task's own error as a [*WireError].

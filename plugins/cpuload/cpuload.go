@@ -16,7 +16,7 @@ import (
 const maxDurationMs = 3_600_000
 
 // checkEvery is how many loop iterations run between two looks at the clock
-// and the context: a few microseconds of work, so a cancelled task stops
+// and the context: a few microseconds of work, so a canceled task stops
 // almost at once while the checks cost next to nothing.
 const checkEvery = 4096
 

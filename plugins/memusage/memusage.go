@@ -20,7 +20,7 @@ const (
 )
 
 // touchCheckEvery is how many MiB are written between two looks at the
-// context, so a cancelled task does not first fault in gigabytes.
+// context, so a canceled task does not first fault in gigabytes.
 const touchCheckEvery = 64
 
 // memUsage is the memusage [shared.Task]. It keeps no state between tasks,

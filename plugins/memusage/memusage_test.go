@@ -110,7 +110,7 @@ func TestMemUsage_Run_cancel(t *testing.T) {
 	done, cancelDone := context.WithCancel(context.Background())
 	cancelDone()
 	_, err = memUsage{}.Run(done, []byte(`{"mb": 256}`))
-	require.ErrorIs(t, err, context.Canceled, "a cancelled task does not fault in its block first")
+	require.ErrorIs(t, err, context.Canceled, "a canceled task does not fault in its block first")
 }
 
 func keys(m map[string]any) []string {

@@ -103,7 +103,7 @@ func TestAPI_async_cancel(t *testing.T) {
 	assert.Equal(t, "succeeded", a.Body["state"], a.Raw)
 	a = s.do(t, http.MethodGet, "/v1/tasks/"+queued, nil)
 	assert.Equal(t, "canceled", a.Body["state"])
-	assert.EqualValues(t, 0, a.Body["attempts"], "a cancelled queued task never ran")
+	assert.EqualValues(t, 0, a.Body["attempts"], "a canceled queued task never ran")
 }
 
 // An Idempotency-Key returns the first task.

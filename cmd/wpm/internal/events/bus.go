@@ -163,7 +163,7 @@ type Sub struct {
 	// from before a restart).
 	Gap bool
 	// C delivers newer events; it is closed when the subscriber was
-	// dropped, cancelled or the bus closed.
+	// dropped, canceled or the bus closed.
 	C       <-chan Record
 	c       chan Record
 	filter  func(Record) bool
