@@ -36,6 +36,7 @@ const (
 type sse struct {
 	w   *echo.Response
 	err error
+	seq uint64 // the last number next gave
 }
 
 // startSSE writes the stream's headers.
@@ -67,6 +68,19 @@ func (s *sse) event(id uint64, typ string, data []byte) {
 
 // record writes a bus record.
 func (s *sse) record(r events.Record) { s.event(r.ID, string(r.Type), r.JSON()) }
+
+// next returns the next number of a stream that numbers its own events
+// (a task's answer streamed as it runs), from 1.
+func (s *sse) next() uint64 {
+	s.seq++
+	return s.seq
+}
+
+// numbered writes r under the stream's next number.
+func (s *sse) numbered(r events.Record) {
+	r.ID = s.next()
+	s.record(r)
+}
 
 // keepAlive writes a comment line.
 func (s *sse) keepAlive() {
@@ -272,7 +286,7 @@ func (s *Server) submitStreaming(c echo.Context, pool string, input []byte) erro
 			if out == nil {
 				out = startSSE(c)
 			}
-			out.record(events.RecordOf(e))
+			out.numbered(events.RecordOf(e))
 		case o := <-done:
 			return s.endStream(c, out, evs, o)
 		}
@@ -289,23 +303,23 @@ func (s *Server) endStream(c echo.Context, out *sse, evs <-chan host.Event, o ou
 		out = startSSE(c)
 	}
 	for len(evs) > 0 {
-		out.record(events.RecordOf(<-evs))
+		out.numbered(events.RecordOf(<-evs))
 	}
 	if o.err != nil {
 		code, body := describe(o.err)
 		c.Set(ctxErrorCode, code)
 		b, _ := json.Marshal(body)
-		out.event(0, eventError, b)
+		out.event(out.next(), eventError, b)
 		return nil
 	}
 	b, err := resultJSON(o.res, false)
 	if err != nil {
 		_, body := describe(err)
 		b, _ = json.Marshal(body)
-		out.event(0, eventError, b)
+		out.event(out.next(), eventError, b)
 		return nil
 	}
-	out.event(0, eventResult, b)
+	out.event(out.next(), eventResult, b)
 	return nil
 }
 

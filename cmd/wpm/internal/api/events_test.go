@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,9 @@ func (s *server) requireStreamedTask(t *testing.T, token string) string {
 	requireTaskLifecycle(t, append(evs[:len(evs)-1:len(evs)-1], finished), "ok")
 	_, more := es.next(t)
 	assert.False(t, more, "the stream ends with the result")
+	for i, e := range evs { // numbered from 1, the result last
+		assert.Equal(t, strconv.Itoa(i+1), e.ID, "event %d (%s)", i, e.Type)
+	}
 	id, _ := last.Data["id"].(string)
 	return id
 }
