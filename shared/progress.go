@@ -62,6 +62,15 @@ func WithProgressFunc(ctx context.Context, fn func(fraction float64, msg string)
 
 type progressFuncKey struct{}
 
+// WithProgressTo returns a context whose [Progress] reports, made by the
+// plugin's own code, go to fn as they would to the host (clamped and cut
+// the same way, but none dropped): for a plugin's unit tests, which call
+// Run with it and no host.
+func WithProgressTo(ctx context.Context, fn func(fraction float64, msg string)) context.Context {
+	send := func(a ProgressArgs) { fn(a.Fraction, a.Message) }
+	return context.WithValue(ctx, reporterKey{}, newReporter(send, time.Now, 0))
+}
+
 // progressHost is the host's side of progress for one worker: the
 // callback server it offers the worker over its broker, on one stream
 // opened with the first task that wants progress and served until the
@@ -181,7 +190,7 @@ func (p *progressPlugin) withReporter(ctx context.Context, args RunArgs) (contex
 		return ctx, func() {}
 	}
 	send, flush := sender(c, args.Call)
-	return context.WithValue(ctx, reporterKey{}, newReporter(send, time.Now)), flush
+	return context.WithValue(ctx, reporterKey{}, newReporter(send, time.Now, ProgressInterval)), flush
 }
 
 // dial returns the client of the host's callback server on stream, dialled
@@ -266,8 +275,8 @@ type reporter struct {
 	seq  atomic.Uint64
 }
 
-func newReporter(send func(ProgressArgs), now func() time.Time) *reporter {
-	return &reporter{send: send, lim: limiter{every: ProgressInterval, now: now}}
+func newReporter(send func(ProgressArgs), now func() time.Time, every time.Duration) *reporter {
+	return &reporter{send: send, lim: limiter{every: every, now: now}}
 }
 
 func (r *reporter) report(fraction float64, msg string) {

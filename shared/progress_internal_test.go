@@ -21,7 +21,7 @@ func collect(sent *[]ProgressArgs) func(ProgressArgs) {
 func TestReporter_rateLimit(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	var sent []ProgressArgs
-	r := newReporter(collect(&sent), clock.now)
+	r := newReporter(collect(&sent), clock.now, ProgressInterval)
 	for i := range 1000 { // a tight loop: one report gets through
 		r.report(float64(i)/10000, "busy")
 	}
@@ -45,7 +45,7 @@ func TestReporter_rateLimit(t *testing.T) {
 func TestProgress_clampsAndClips(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	var sent []ProgressArgs
-	ctx := context.WithValue(context.Background(), reporterKey{}, newReporter(collect(&sent), clock.now))
+	ctx := context.WithValue(context.Background(), reporterKey{}, newReporter(collect(&sent), clock.now, ProgressInterval))
 	Progress(ctx, -3, strings.Repeat("é", MaxProgressMessage))
 	clock.add(ProgressInterval)
 	Progress(ctx, 7, "")

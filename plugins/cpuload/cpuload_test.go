@@ -97,3 +97,14 @@ func keys(m map[string]any) []string {
 	}
 	return out
 }
+
+// The plugin's progress reports, as a unit test sees them through
+// shared.WithProgressTo: rising, ending at 1.
+func TestCPULoad_Run_reportsProgress(t *testing.T) {
+	var got []float64
+	ctx := shared.WithProgressTo(context.Background(), func(f float64, _ string) { got = append(got, f) })
+	mustRun(t, ctx, `{"duration": 250}`)
+	require.NotEmpty(t, got)
+	assert.IsNonDecreasing(t, got)
+	assert.Equal(t, 1.0, got[len(got)-1])
+}
