@@ -401,11 +401,11 @@ func (e *Engine) retry(j job, t Task, err error) bool {
 	if j.Pool == "" {
 		return false
 	}
-	p, perr := e.mgr.Pool(j.Pool)
+	pc, perr := e.mgr.PoolConfig(j.Pool)
 	if perr != nil {
 		return false
 	}
-	r, code := p.Config.Retries, host.Code(err)
+	r, code := pc.Retries, host.Code(err)
 	return (retryable[code] || r.OnTaskFailed && code == host.CodeTaskFailed) && t.Attempts <= r.Max
 }
 
@@ -413,8 +413,8 @@ func (e *Engine) retry(j job, t Task, err error) bool {
 // jitter.
 func (e *Engine) backoff(pool string, n int) time.Duration {
 	var r host.Retries
-	if p, err := e.mgr.Pool(pool); err == nil {
-		r = p.Config.Retries
+	if pc, err := e.mgr.PoolConfig(pool); err == nil {
+		r = pc.Retries
 	}
 	d := r.Delay(n)
 	return d + time.Duration(rand.Int64N(int64(d)/5+1))
