@@ -76,7 +76,7 @@ func TestEngine_Reconcile_removedPoolKeepsItsQueue(t *testing.T) {
 	}
 	mgr := newManager(t, pools)
 	e := startEngine(t, mgr, testOptions(t.TempDir()))
-	first := submit(t, e, "B", `{"fault": "sleep", "ms": 800}`)
+	first := submit(t, e, "B", `{"fault": "sleep", "ms": 1500}`)
 	waitFor(t, e, first.ID, inState(StateRunning))
 	queued := []Task{submit(t, e, "B", `{"fault": "echo"}`), submit(t, e, "B", `{"fault": "echo"}`)}
 
