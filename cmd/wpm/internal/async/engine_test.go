@@ -307,7 +307,7 @@ func TestStart_externalURL(t *testing.T) {
 		defer cancel()
 		require.NoError(t, mgr.Shutdown(ctx))
 	})
-	second := startEngine(t, mgr, Options{URL: "nats://" + testToken + "@" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	second := startEngine(t, mgr, Options{URL: "nats://" + testToken + "@" + addr, Name: "second", AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
 	assert.Nil(t, second.srv, "nothing is embedded")
 	task := submit(t, second, "M", `{"fault": "echo"}`)
 	got := waitFor(t, first, task.ID, ended)
