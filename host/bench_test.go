@@ -13,6 +13,8 @@ package host_test
 //	BenchmarkPayload   1 MiB in and 1 MiB out, Submit vs direct
 //	BenchmarkRunOnce   a one-shot in a cold process vs on a warm spare, by 1
 //	                   and 8 concurrent callers
+//	BenchmarkPoolConfig one setting of a pool by PoolConfig vs by a Pool
+//	                   snapshot (which reads /proc for every worker)
 //
 // Sequential cases use b.Loop; concurrent ones use b.RunParallel, which
 // b.Loop can not drive, with b.SetParallelism set for the number of
@@ -109,6 +111,30 @@ func BenchmarkPayload(b *testing.B) {
 	}
 	b.Run("size=1MiB/via=direct", func(b *testing.B) { benchCalls(b, 1, direct.Run, input) })
 	b.Run("size=1MiB/via=submit", func(b *testing.B) { benchCalls(b, 1, submit, input) })
+}
+
+// BenchmarkPoolConfig reads one setting of a pool of two workers, as the
+// queue does for every retry: PoolConfig beside a Pool snapshot, which
+// also reads every worker's memory from /proc.
+func BenchmarkPoolConfig(b *testing.B) {
+	requireNoChildrenAtEnd(b)
+	m := mustBenchManager(b, host.Config{Pools: []host.PoolConfig{{Name: "E", Plugin: "misbehave", Workers: 2}}})
+	b.Run("via=Pool", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s, err := m.Pool("E"); err != nil || s.Config.Workers != 2 {
+				b.Fatal(s.Config, err)
+			}
+		}
+	})
+	b.Run("via=PoolConfig", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if pc, err := m.PoolConfig("E"); err != nil || pc.Workers != 2 {
+				b.Fatal(pc, err)
+			}
+		}
+	})
 }
 
 func BenchmarkRunOnce(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ type fakeProc struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	exit     Exit
+	// rssReads counts RSS calls: what a snapshot reads of /proc.
+	rssReads atomic.Int64
 }
 
 var _ proc = (*fakeProc)(nil)
@@ -37,6 +40,7 @@ func (f *fakeProc) Done() <-chan struct{}         { return f.done }
 func (f *fakeProc) Exit() Exit                    { <-f.done; return f.exit }
 
 func (f *fakeProc) RSS() (uint64, bool) {
+	f.rssReads.Add(1)
 	select {
 	case <-f.done:
 		return 0, true

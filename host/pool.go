@@ -201,6 +201,31 @@ func (p *pool) acquireTask(ctx context.Context, tries int) (*lease, error) {
 	}
 }
 
+// tryAcquire is acquire without the wait: a place if one is free now and
+// no task waits for one, else nil.
+func (p *pool) tryAcquire() *lease {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.takesTaskNow() {
+		return nil
+	}
+	return p.reserveTask(p.pick(), 0)
+}
+
+// free reports whether tryAcquire would find a place now.
+func (p *pool) free() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.takesTaskNow()
+}
+
+// takesTaskNow reports whether a new task would get a place at once: the
+// pool is open, no task waits and pick finds a worker (one with a free
+// running place, or one to prefetch to). p.mu must be held.
+func (p *pool) takesTaskNow() bool {
+	return !p.closed && p.queue.len() == 0 && p.pick() != nil
+}
+
 // pick returns the slot with the least-busy ready worker, or nil. A worker
 // gets a task beyond its concurrency (pipelining) only when no worker has
 // a free place, the pool's tasks are short, and it is not stuck on a long

@@ -26,12 +26,9 @@ type Reservation struct {
 // It fails at once with ErrUnknownPool, ErrQueueFull when the pool's queue
 // is full, or ErrShuttingDown.
 func (m *Manager) Reserve(ctx context.Context, poolName string) (*Reservation, error) {
-	p, ok := m.pool(poolName)
-	if !ok {
-		return nil, m.unknownPool(poolName)
-	}
-	if m.closed.Load() {
-		return nil, fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)
+	p, err := m.reservable(poolName)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	l, err := p.acquire(ctx)
@@ -39,6 +36,43 @@ func (m *Manager) Reserve(ctx context.Context, poolName string) (*Reservation, e
 		return nil, err
 	}
 	return &Reservation{m: m, pool: p, lease: l, start: start}, nil
+}
+
+// TryReserve is Reserve without the wait: it holds a free place on a ready
+// worker of the named pool if there is one now and no task waits for one.
+// Otherwise it holds nothing and reports false, as it does for an unknown
+// pool or one that takes no new tasks.
+func (m *Manager) TryReserve(poolName string) (*Reservation, bool) {
+	p, err := m.reservable(poolName)
+	if err != nil {
+		return nil, false
+	}
+	l := p.tryAcquire()
+	if l == nil {
+		return nil, false
+	}
+	return &Reservation{m: m, pool: p, lease: l, start: time.Now()}, true
+}
+
+// HasFreePlace reports whether TryReserve on the named pool would find a
+// place now (another task may still take it first). It reserves nothing,
+// so no worker changes state: a queue consumer asks it before looking for
+// a task, and reserves once it has one.
+func (m *Manager) HasFreePlace(poolName string) bool {
+	p, err := m.reservable(poolName)
+	return err == nil && p.free()
+}
+
+// reservable returns the named pool if the manager takes tasks.
+func (m *Manager) reservable(poolName string) (*pool, error) {
+	p, ok := m.pool(poolName)
+	if !ok {
+		return nil, m.unknownPool(poolName)
+	}
+	if m.closed.Load() {
+		return nil, fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)
+	}
+	return p, nil
 }
 
 // Run runs input on the reserved worker, bounded by ctx and the pool's

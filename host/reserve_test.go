@@ -105,3 +105,27 @@ func TestConfig_Validate_retries(t *testing.T) {
 		assert.Contains(t, err.Error(), key)
 	}
 }
+
+// TryReserve takes a free place without waiting and HasFreePlace says
+// whether there is one without taking it: asking leaves the worker idle.
+func TestManager_TryReserve(t *testing.T) {
+	m := newManager(t, misbehavePool("M", 1))
+	waitReady(t, m, "M")
+	require.True(t, m.HasFreePlace("M"))
+	s, err := m.Pool("M")
+	require.NoError(t, err)
+	assert.Equal(t, host.StateIdle, s.Workers[0].State, "asking reserves nothing")
+	assert.Zero(t, s.Running)
+
+	r, ok := m.TryReserve("M")
+	require.True(t, ok)
+	assert.False(t, m.HasFreePlace("M"), "the pool's one place is held")
+	_, ok = m.TryReserve("M")
+	assert.False(t, ok, "no second place, and no wait for one")
+	r.Release()
+	assert.True(t, m.HasFreePlace("M"), "released")
+
+	assert.False(t, m.HasFreePlace("nope"))
+	_, ok = m.TryReserve("nope")
+	assert.False(t, ok)
+}

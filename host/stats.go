@@ -85,6 +85,18 @@ func (m *Manager) Pool(name string) (PoolStats, error) {
 	return p.stats(), nil
 }
 
+// PoolConfig returns the named pool's current configuration, defaults
+// filled in and reloads applied, or an error matching ErrUnknownPool. It
+// reads no process state, so it is much cheaper than Pool: use it to learn
+// a setting on a task's path. Safe for concurrent use.
+func (m *Manager) PoolConfig(name string) (PoolConfig, error) {
+	p, ok := m.pool(name)
+	if !ok {
+		return PoolConfig{}, m.unknownPool(name)
+	}
+	return p.settings(), nil
+}
+
 func (p *pool) stats() PoolStats {
 	p.mu.Lock()
 	s := PoolStats{

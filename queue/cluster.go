@@ -382,15 +382,14 @@ func (e *Engine) runsHere(pool string) bool {
 	if pool == "" {
 		return true
 	}
-	_, err := e.mgr.Pool(pool)
-	return err == nil
+	return e.mgr.HasPool(pool)
 }
 
 // checkPool returns pool's plugin if pool runs here or on a live host.
 func (e *Engine) checkPool(pool string) (string, error) {
-	p, err := e.mgr.Pool(pool)
+	pc, err := e.mgr.PoolConfig(pool)
 	if err == nil {
-		return p.Config.Plugin, nil
+		return pc.Plugin, nil
 	}
 	if hp, ok := e.remotePool(pool); ok {
 		return hp.Plugin, nil

@@ -240,11 +240,9 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 	e.runners.Go(e.repairLoop)
 	e.runners.Go(e.storageLoop)
 	if !opts.APIOnly {
-		for _, pool := range append(mgr.PoolNames(), "") {
-			if err := e.ensureRunner(ctx, pool); err != nil {
-				e.abort()
-				return nil, err
-			}
+		if err := e.startRunners(ctx); err != nil {
+			e.abort()
+			return nil, err
 		}
 	}
 	return e, nil
@@ -358,7 +356,7 @@ func consumerName(pool string) string {
 }
 
 // ensureRunner starts the runner of pool ("" for one-shots) unless it
-// runs already: pools added by a reload get theirs at their first task.
+// runs already or the manager no longer runs the pool.
 func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	subj := subject(pool)
 	e.mu.Lock()
@@ -374,18 +372,73 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.wake[subj]; ok || e.stopped {
+	// Checked under e.mu, as Reconcile does, so that a pool removed
+	// meanwhile gets no runner that Reconcile would not stop.
+	if _, ok := e.wake[subj]; ok || e.stopped || pool != "" && !e.mgr.HasPool(pool) {
 		return nil
 	}
 	wake := make(chan struct{}, 1)
 	e.wake[subj] = wake
-	r := &runner{e: e, pool: pool, cons: cons, wake: wake}
+	r := &runner{e: e, pool: pool, cons: cons, wake: wake, done: make(chan struct{})}
+	r.ctx, r.stop = context.WithCancel(e.loops)
 	if pool == "" {
 		r.slots = make(chan struct{}, e.opts.OneShotConcurrency)
 	}
 	e.runnerOf[pool] = r
 	e.runners.Go(r.loop)
 	return nil
+}
+
+// startRunners starts the runners missing for the manager's pools and
+// for one-shots.
+func (e *Engine) startRunners(ctx context.Context) error {
+	for _, pool := range append(e.mgr.PoolNames(), "") {
+		if err := e.ensureRunner(ctx, pool); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reconcile matches the runners to the manager's pools; call it after
+// each [host.Manager.Reload]. A pool added gets its runner, which takes
+// the tasks queued for it through any host; a pool removed has its runner
+// stopped, and its queued tasks stay in the queue, for the hosts that
+// still run it or for this one if the pool comes back. Tasks running on a
+// removed pool end as the pool drains. It returns once the stopped runners
+// have ended, or when ctx ends. A runner that could not be started (NATS
+// unreachable, say) is started by the repair loop once NATS answers. It
+// does nothing on a host of role api or after Stop. Safe for concurrent
+// use.
+func (e *Engine) Reconcile(ctx context.Context) error {
+	if e.opts.APIOnly {
+		return nil
+	}
+	var errs []error
+	if err := e.startRunners(ctx); err != nil {
+		errs = append(errs, err)
+		e.needRepair()
+	}
+	var gone []*runner
+	e.mu.Lock()
+	for pool, r := range e.runnerOf {
+		if pool != "" && !e.mgr.HasPool(pool) {
+			delete(e.runnerOf, pool)
+			delete(e.wake, subject(pool))
+			gone = append(gone, r)
+		}
+	}
+	e.mu.Unlock()
+	for _, r := range gone {
+		r.stop()
+		select {
+		case <-r.done:
+			e.logger.Debug("runner stopped: the pool was removed", "pool", r.pool)
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("the runner of removed pool %s: %w", r.pool, ctx.Err()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // signal wakes the runner of subj, if any.

@@ -53,7 +53,8 @@ func (e *Engine) repairLoop() {
 }
 
 // repair makes (or updates) the task and callback streams, both buckets,
-// the results store and the consumers of this host's runners and callbacks.
+// the results store and the consumers of this host's runners and
+// callbacks, and starts the runners missing for the manager's pools.
 func (e *Engine) repair(ctx context.Context) error {
 	if e.nc.Status() != nats.CONNECTED {
 		return errors.New("NATS is not connected")
@@ -86,6 +87,9 @@ func (e *Engine) repair(ctx context.Context) error {
 		if _, err := ensureConsumer(ctx, e.js, streamName, e.consumerConfig(pool)); err != nil {
 			return fmt.Errorf("consumer of %s: %w", subject(pool), err)
 		}
+	}
+	if !e.opts.APIOnly {
+		return e.startRunners(ctx) // those a Reconcile could not start
 	}
 	return nil
 }

@@ -23,6 +23,11 @@ type runner struct {
 	wake chan struct{}
 	// slots caps one-shots running at once; nil for a pool.
 	slots chan struct{}
+	// ctx ends the loop (with the engine's loops, or by stop when the
+	// pool is removed); done is closed when the loop has returned.
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // place is room reserved for one task: a pool worker's place or a
@@ -32,29 +37,48 @@ type place interface {
 	release()
 }
 
-// loop runs until the engine stops: it reserves a place, then takes one
-// task if there is one; when there is none it gives the place back and
-// waits for a submit or the poll interval.
+// loop runs until the engine stops or the pool is removed, taking one
+// task at a time, never more than there is room for. While a place is
+// free it looks for a task first and takes the place only once it has
+// one, so that an idle pool's workers stay idle; while none is, it waits
+// for a place (in the pool's queue, as a synchronous task does) and then
+// looks. When there is no task it waits for a submit or the poll interval.
 func (r *runner) loop() {
-	ctx := r.e.loops
+	defer close(r.done)
+	ctx := r.ctx
 	for ctx.Err() == nil {
-		p, err := r.reserve(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.e.logger.Debug("no room for an asynchronous task yet", "pool", r.pool, "error", err)
-				r.idle(ctx)
+		var p place
+		if !r.hasRoom() {
+			var err error
+			if p, err = r.reserve(ctx); err != nil {
+				if ctx.Err() == nil {
+					r.e.logger.Debug("no room for an asynchronous task yet", "pool", r.pool, "error", err)
+					r.idle(ctx)
+				}
+				continue
 			}
-			continue
 		}
 		msg, err := fetchOne(r.cons)
 		if err != nil || msg == nil {
-			p.release()
+			if p != nil {
+				p.release()
+			}
 			if err != nil {
 				r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
 				r.e.needRepair() // the consumer may be gone with a restart of the server
 			}
 			r.idle(ctx)
 			continue
+		}
+		if p == nil {
+			var ok bool
+			if p, ok = r.tryReserve(); !ok {
+				// The free place went meanwhile (to a synchronous task,
+				// say): the task goes back to the queue at once, for this
+				// runner's next place or another host's.
+				_ = msg.Nak()
+				continue
+			}
 		}
 		r.e.tasks.Go(func() { r.e.handle(msg, p) })
 	}
@@ -88,6 +112,31 @@ func idle(ctx context.Context, wake <-chan struct{}, d time.Duration) {
 	case <-ctx.Done():
 	case <-wake:
 	case <-t.C:
+	}
+}
+
+// hasRoom reports whether a place is free now, reserving nothing.
+func (r *runner) hasRoom() bool {
+	if r.slots == nil {
+		return r.e.mgr.HasFreePlace(r.pool)
+	}
+	return len(r.slots) < cap(r.slots)
+}
+
+// tryReserve takes a free place, if there is one now.
+func (r *runner) tryReserve() (place, bool) {
+	if r.slots == nil {
+		res, ok := r.e.mgr.TryReserve(r.pool)
+		if !ok {
+			return nil, false
+		}
+		return poolPlace{res}, true
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return oneShotPlace{e: r.e, slots: r.slots}, true
+	default:
+		return nil, false
 	}
 }
 
@@ -401,11 +450,11 @@ func (e *Engine) retry(j job, t Task, err error) bool {
 	if j.Pool == "" {
 		return false
 	}
-	p, perr := e.mgr.Pool(j.Pool)
+	pc, perr := e.mgr.PoolConfig(j.Pool)
 	if perr != nil {
 		return false
 	}
-	r, code := p.Config.Retries, host.Code(err)
+	r, code := pc.Retries, host.Code(err)
 	return (retryable[code] || r.OnTaskFailed && code == host.CodeTaskFailed) && t.Attempts <= r.Max
 }
 
@@ -413,8 +462,8 @@ func (e *Engine) retry(j job, t Task, err error) bool {
 // jitter.
 func (e *Engine) backoff(pool string, n int) time.Duration {
 	var r host.Retries
-	if p, err := e.mgr.Pool(pool); err == nil {
-		r = p.Config.Retries
+	if pc, err := e.mgr.PoolConfig(pool); err == nil {
+		r = pc.Retries
 	}
 	d := r.Delay(n)
 	return d + time.Duration(rand.Int64N(int64(d)/5+1))

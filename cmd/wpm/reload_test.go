@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -73,4 +74,36 @@ pools:
 	assert.Equal(t, []string{"M"}, poolNames(t, s.url), "a refused config changes nothing")
 
 	assert.Equal(t, http.StatusOK, <-running, "the task that ran across every reload succeeded")
+}
+
+// On a host of role worker, whose HTTP serves only the probes, a pool that
+// SIGHUP adds takes the tasks submitted for it through another host; once
+// a reload removes the pool, its runner stops.
+func TestCluster_workerReloadMatchesRunners(t *testing.T) {
+	url := startNATS(t)
+	file := configFile(t, hostBConfig)
+	w := clusterHost(t, url, "w", "worker", file)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	waitCluster(t, c, "c", "w")
+
+	require.NoError(t, os.WriteFile(file, []byte(hostBConfig+"  - {name: N, plugin: misbehave, workers: 1, queueLimit: 8}\n"), 0o600))
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGHUP))
+	var id string
+	require.Eventually(t, func() bool {
+		status, _, answer, err := postTask(c.url+"/v1/pools/N/tasks?async=true", `{"fault": "echo"}`)
+		if err != nil || status != http.StatusAccepted {
+			return false
+		}
+		id = answer["id"].(string)
+		return true
+	}, 20*time.Second, 100*time.Millisecond, "the api host never saw pool N")
+	rec := waitEnded(t, c, id)
+	assert.Equal(t, "succeeded", rec["state"], "%v", rec)
+	assert.Equal(t, "w", rec["host"])
+
+	require.NoError(t, os.WriteFile(file, []byte(hostBConfig), 0o600))
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(w.logs.String(), "runner stopped: the pool was removed: pool=N")
+	}, 20*time.Second, 50*time.Millisecond, "the removed pool's runner never stopped")
 }

@@ -121,7 +121,13 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		stopAll()
 		return fmt.Errorf("metrics: %w", err)
 	}
-	reload := func() error { return reloadConfig(cfg, mgr, load, logger) }
+	reload := func() error {
+		if err := reloadConfig(cfg, mgr, load, logger); err != nil {
+			return err
+		}
+		reconcileTasks(tasks, logger)
+		return nil
+	}
 	srv := api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
 		Logger:         logger.Named("http"),
@@ -302,6 +308,22 @@ func setMemoryLimit(rt config.Runtime, logger hclog.Logger) {
 	}
 	debug.SetMemoryLimit(rt.MemoryLimitBytes)
 	logger.Debug("memory limit set", "bytes", rt.MemoryLimitBytes)
+}
+
+// reconcileBound bounds matching the queue's runners to the pools after
+// a reload.
+const reconcileBound = 10 * time.Second
+
+// reconcileTasks starts the queue's runners of the pools a reload added
+// and stops those of the pools it removed. The reload has applied by then:
+// a failure is logged, and the runners still missing start once NATS
+// answers.
+func reconcileTasks(tasks *queue.Engine, logger hclog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), reconcileBound)
+	defer cancel()
+	if err := tasks.Reconcile(ctx); err != nil {
+		logger.Warn("asynchronous tasks: the runners do not match the reloaded pools yet", "error", err)
+	}
 }
 
 // reloadConfig loads the config again and applies its pools to mgr. Settings
