@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -58,13 +57,10 @@ func (s *Server) forward(c echo.Context, req queue.Request, seed bool) error {
 	if t.Host != "" {
 		c.Response().Header().Set(headerHost, t.Host)
 	}
+	if qerr := taskError("", err); qerr != err {
+		return qerr // the queue's own: unavailable, store full, too large
+	}
 	switch {
-	case errors.Is(err, queue.ErrUnavailable):
-		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
-	case errors.Is(err, queue.ErrStorageFull):
-		return &Error{Code: codeStorageFull, Message: err.Error()}
-	case errors.Is(err, queue.ErrTooLarge):
-		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
 	case err != nil && t.ID == "":
 		return err // refused before it was queued: unknown pool, …
 	case err != nil:

@@ -111,20 +111,8 @@ func (s *Server) submitAsync(c echo.Context, req queue.Request) error {
 	}
 	req.CallbackURL = c.QueryParam("callbackUrl")
 	t, err := e.Submit(c.Request().Context(), req)
-	switch {
-	case errors.Is(err, queue.ErrTooLarge):
-		return &Error{Code: codeBodyTooLarge, Message: err.Error()}
-	case errors.Is(err, queue.ErrUnavailable):
-		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
-	case errors.Is(err, queue.ErrStorageFull):
-		return &Error{Code: codeStorageFull, Message: err.Error()}
-	case errors.Is(err, queue.ErrCallbackRefused):
-		return badRequest(err.Error())
-	case errors.Is(err, queue.ErrKeyReused):
-		return &Error{Code: codeKeyReused, Message: err.Error()}
-	}
 	if err != nil {
-		return err
+		return taskError("", err)
 	}
 	c.Set(ctxTaskID, t.ID)
 	if c.QueryParam("async") == "" {
@@ -134,17 +122,36 @@ func (s *Server) submitAsync(c echo.Context, req queue.Request) error {
 	return c.JSON(http.StatusAccepted, accepted{OK: true, ID: t.ID, State: t.State})
 }
 
-// taskError turns the engine's errors into the API's.
+// queueCodes maps the queue's sentinel errors to the API's codes: the one
+// place they are translated.
+var queueCodes = []struct {
+	err  error
+	code string
+}{
+	{queue.ErrUnknownTask, codeUnknownTask},
+	{queue.ErrTaskEnded, codeTaskEnded},
+	{queue.ErrUnavailable, codeAsyncUnavailable},
+	{queue.ErrStorageFull, codeStorageFull},
+	{queue.ErrTooLarge, codeBodyTooLarge},
+	{queue.ErrCallbackRefused, codeBadRequest},
+	{queue.ErrKeyReused, codeKeyReused},
+}
+
+// taskError turns the queue's errors about task id ("" before it has one)
+// into the API's; others, host's among them, pass as they are.
 func taskError(id string, err error) error {
-	switch {
-	case errors.Is(err, queue.ErrUnknownTask):
-		return &Error{Code: codeUnknownTask, Message: clipName(err.Error(), id)}
-	case errors.Is(err, queue.ErrTaskEnded):
-		return &Error{Code: codeTaskEnded, Message: err.Error(), TaskID: id}
-	case errors.Is(err, queue.ErrUnavailable):
-		return &Error{Code: codeAsyncUnavailable, Message: err.Error()}
-	case errors.Is(err, queue.ErrStorageFull):
-		return &Error{Code: codeStorageFull, Message: err.Error()}
+	for _, q := range queueCodes {
+		if errors.Is(err, q.err) {
+			msg := err.Error()
+			if q.code == codeUnknownTask {
+				msg = clipName(msg, id)
+			}
+			e := &Error{Code: q.code, Message: msg}
+			if q.code == codeTaskEnded {
+				e.TaskID = id
+			}
+			return e
+		}
 	}
 	return err
 }
