@@ -63,12 +63,12 @@ func newPool(ctx context.Context, cfg PoolConfig, l launch, o Observer, start st
 	return p
 }
 
-// startSlots starts the configured number of slots and returns once each
-// has tried to start its first worker; failed starts are retried in the
+// startSlots starts the pool's minimum of slots and returns once each has
+// tried to start its first worker; failed starts are retried in the
 // background.
 func (p *pool) startSlots() {
 	p.mu.Lock()
-	n := p.cfg.Workers
+	n := p.cfg.MinWorkers
 	p.mu.Unlock()
 	p.addSlots(n, true)
 	p.started.Wait()
@@ -435,8 +435,9 @@ func (p *pool) settings() PoolConfig {
 // failing a task: queue, timeout, concurrency and recycling settings apply
 // at once; a new plugin, memory limit or start timeout applies to workers
 // started from now on, and every current worker is replaced after its
-// current tasks; the pool grows or shrinks to cfg.Workers, shrinking by
-// retiring its newest workers once idle.
+// current tasks; the pool grows to cfg.MinWorkers or shrinks to
+// cfg.MaxWorkers, shrinking by retiring its newest workers once idle:
+// workers within the new bounds stay.
 func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 	p.mu.Lock()
 	old := p.launch
@@ -457,10 +458,10 @@ func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 	p.dispatch() // a higher concurrency may free places at once
 	p.mu.Unlock()
 	switch {
-	case cfg.Workers > live:
-		p.addSlots(cfg.Workers-live, false)
-	case cfg.Workers < live:
-		p.removeSlots(live - cfg.Workers)
+	case cfg.MinWorkers > live:
+		p.addSlots(cfg.MinWorkers-live, false)
+	case cfg.MaxWorkers < live:
+		p.removeSlots(live - cfg.MaxWorkers)
 	}
 }
 
