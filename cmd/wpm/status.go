@@ -229,6 +229,8 @@ func printStatus(w io.Writer, list api.PoolList) {
 	for _, p := range list.Pools {
 		health := "ok"
 		switch {
+		case p.Ready == 0 && p.Target == 0:
+			health = "idle" // minWorkers 0: a task starts a worker
 		case p.Ready == 0:
 			health = "down"
 		case p.Degraded:
