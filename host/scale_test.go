@@ -207,3 +207,29 @@ func TestScale_reloadChangesBounds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, s.Config.MaxWorkers, "a refused reload changes nothing")
 }
+
+func TestScale_recyclingAndMemoryLimitKeepWorking(t *testing.T) {
+	pc := scalingPool("L", 0, 2, time.Hour)
+	pc.MaxTasksPerWorker = 2
+	pc.MemoryLimitMB = 64
+	m, log := newScalingManager(t, pc)
+
+	served := map[int]int{}
+	for range 6 {
+		res, err := m.Submit(context.Background(), "L", fault("echo"))
+		require.NoError(t, err)
+		served[res.WorkerPID]++
+	}
+	assert.GreaterOrEqual(t, len(served), 2, "workers were recycled: %v", served)
+	for pid, n := range served {
+		assert.LessOrEqual(t, n, 3, "pid %d served past its recycling count (with jitter)", pid)
+	}
+
+	_, err := m.Submit(context.Background(), "L", fault("alloc", "mb", 256, "ms", 2000))
+	require.ErrorIs(t, err, host.ErrMemoryLimit)
+	_, err = m.Submit(context.Background(), "L", fault("echo"))
+	require.NoError(t, err, "the pool recovers")
+	s := waitTarget(t, m, "L", 1)
+	assert.Equal(t, 1, s.Ready, "a recycled or killed worker is replaced in its slot, not scaled away")
+	assert.Zero(t, log.count(host.EventWorkerExited, "scaled_down"))
+}
