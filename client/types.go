@@ -176,6 +176,14 @@ type Pool struct {
 	// tasks one worker runs at once.
 	Size        int `json:"size"`
 	Concurrency int `json:"concurrency"`
+	// MinWorkers and MaxWorkers bound the pool's size (both its workers
+	// for a fixed-size pool); Target is where it is between them now, and
+	// ScaleDownAfter (a Go duration) how long a worker above the minimum
+	// may idle.
+	MinWorkers     int    `json:"minWorkers"`
+	MaxWorkers     int    `json:"maxWorkers"`
+	Target         int    `json:"target"`
+	ScaleDownAfter string `json:"scaleDownAfter"`
 	// MemoryLimitMB caps each worker's resident memory; 0 means none.
 	MemoryLimitMB int `json:"memoryLimitMB"`
 	// QueueLimit is how many tasks may wait for a worker.

@@ -36,8 +36,21 @@ type PoolConfig struct {
 	Name string `koanf:"name"`
 	// Plugin is the plugin binary's name in the plugins directory.
 	Plugin string `koanf:"plugin"`
-	// Workers is the number of worker processes kept running (≥ 1).
+	// Workers is the number of worker processes kept running (≥ 1): a
+	// fixed size, the same as MinWorkers = MaxWorkers = Workers. Leave it 0
+	// and set MaxWorkers for a pool that sizes itself.
 	Workers int `koanf:"workers"`
+	// MinWorkers is the fewest workers a pool that sizes itself keeps
+	// running, 0 (the first task starts one) up to MaxWorkers.
+	MinWorkers int `koanf:"minWorkers"`
+	// MaxWorkers, when set (≥ 1), makes the pool size itself: it starts
+	// workers, up to MaxWorkers, for tasks that would wait, and stops
+	// workers above MinWorkers that idled for ScaleDownAfter.
+	MaxWorkers int `koanf:"maxWorkers"`
+	// ScaleDownAfter is how long a worker above MinWorkers may stay idle
+	// before it is stopped; 0 means the default, 30s. A fixed-size pool
+	// ignores it.
+	ScaleDownAfter time.Duration `koanf:"scaleDownAfter"`
 	// MemoryLimitMB caps each worker's resident memory, up to
 	// MaxMemoryLimitMB; 0 means no limit.
 	MemoryLimitMB int `koanf:"memoryLimitMB"`
@@ -146,6 +159,10 @@ const maxCount = math.MaxInt32
 // defaultStartTimeout is the default start timeout of pools and one-shots.
 const defaultStartTimeout = 10 * time.Second
 
+// defaultScaleDownAfter is the default idle time before a pool that sizes
+// itself stops a worker above its minimum.
+const defaultScaleDownAfter = 30 * time.Second
+
 // DefaultConfig returns the configuration wpm ships with, less its pools
 // and with no warm spares (see OneShotConfig.Spares). Together with
 // DefaultPoolConfig it is the one place defaults are kept.
@@ -166,20 +183,26 @@ func DefaultConfig() Config {
 // its name, plugin and workers, which have no default.
 func DefaultPoolConfig() PoolConfig {
 	return PoolConfig{
-		Concurrency:  1,
-		QueueLimit:   1024,
-		StartTimeout: defaultStartTimeout,
+		Concurrency:    1,
+		QueueLimit:     1024,
+		StartTimeout:   defaultStartTimeout,
+		ScaleDownAfter: defaultScaleDownAfter,
 	}
 }
 
 // withDefaults returns c as a pool runs it: the fields whose 0 means "the
-// default" filled from DefaultPoolConfig, and QueueLimit NoQueue as 0
-// places in the queue.
+// default" filled from DefaultPoolConfig, a fixed size (Workers) as
+// MinWorkers = MaxWorkers = Workers, and QueueLimit NoQueue as 0 places in
+// the queue.
 func (c PoolConfig) withDefaults() PoolConfig {
 	d := DefaultPoolConfig()
 	orDefault(&c.Concurrency, d.Concurrency)
 	orDefault(&c.QueueLimit, d.QueueLimit)
 	orDefault(&c.StartTimeout, d.StartTimeout)
+	orDefault(&c.ScaleDownAfter, d.ScaleDownAfter)
+	if c.MaxWorkers == 0 {
+		c.MinWorkers, c.MaxWorkers = c.Workers, c.Workers
+	}
 	if c.QueueLimit < 0 {
 		c.QueueLimit = 0
 	}
@@ -266,7 +289,7 @@ func (p *problems) pool(prefix string, c PoolConfig) {
 	} else if !validName(c.Plugin) {
 		p.add(prefix+"plugin", "%q must be a plain file name in the plugins directory", c.Plugin)
 	}
-	p.count(prefix+"workers", c.Workers, 1, "at least 1")
+	p.size(prefix, c)
 	p.memoryLimit(prefix+"memoryLimitMB", c.MemoryLimitMB)
 	p.count(prefix+"concurrency", c.Concurrency, 0, "at least 1")
 	if c.Prefetch < 0 || c.Prefetch > MaxPrefetch {
@@ -280,6 +303,32 @@ func (p *problems) pool(prefix string, c PoolConfig) {
 	p.count(prefix+"retries.max", c.Retries.Max, 0, "0 (never) or more")
 	p.duration(prefix+"retries.backoff", c.Retries.Backoff)
 	p.duration(prefix+"retries.maxBackoff", c.Retries.MaxBackoff)
+}
+
+// size checks a pool's workers, minWorkers, maxWorkers and
+// scaleDownAfter, whose keys start with prefix: either a fixed size or
+// bounds, never both.
+func (p *problems) size(prefix string, c PoolConfig) {
+	p.duration(prefix+"scaleDownAfter", c.ScaleDownAfter)
+	if c.MinWorkers == 0 && c.MaxWorkers == 0 {
+		if c.Workers < 1 {
+			p.add(prefix+"workers", "must be at least 1, got %d; for a pool that sizes itself leave it out and set maxWorkers (and minWorkers)", c.Workers)
+			return
+		}
+		p.count(prefix+"workers", c.Workers, 1, "at least 1")
+		return
+	}
+	if c.Workers != 0 {
+		p.add(prefix+"workers", "set either workers (a fixed size, %d) or minWorkers and maxWorkers, not both; workers: N means minWorkers = maxWorkers = N", c.Workers)
+	}
+	p.count(prefix+"minWorkers", c.MinWorkers, 0, "0 or more")
+	p.count(prefix+"maxWorkers", c.MaxWorkers, 0, "at least 1")
+	switch {
+	case c.MaxWorkers == 0:
+		p.add(prefix+"maxWorkers", "must be set, at least minWorkers (%d), when minWorkers is", c.MinWorkers)
+	case c.MaxWorkers > 0 && c.MinWorkers > c.MaxWorkers:
+		p.add(prefix+"minWorkers", "must be at most maxWorkers (%d), got %d; lower minWorkers or raise maxWorkers", c.MaxWorkers, c.MinWorkers)
+	}
 }
 
 // oneShot checks the one-shot settings, whose keys start with prefix.

@@ -11,4 +11,11 @@
 // owner inside this package, which ends it on every path: a pool slot for
 // pool workers, the call itself for one-shots. Workers are started in their
 // own process group with a parent-death signal, so none outlives the host.
+//
+// A pool has a fixed size ([PoolConfig.Workers]) or sizes itself between
+// [PoolConfig.MinWorkers] (0 allowed) and [PoolConfig.MaxWorkers]: a task
+// or a [Manager.Reserve] that would wait starts workers, and a worker above
+// the minimum idle for [PoolConfig.ScaleDownAfter] is stopped. A queue
+// consumer needs nothing more to scale a pool on its queue's depth: its
+// reservations are the demand.
 package host

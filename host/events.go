@@ -22,10 +22,13 @@ const (
 	// EventTaskFinished: the task answered; Code is "ok" or the error's code.
 	EventTaskFinished EventType = "task.finished"
 	// EventWorkerStarted: a worker (Slot, PID) takes tasks now: a pool's,
-	// or with no Pool a one-shot's or a warm spare's process.
+	// or with no Pool a one-shot's or a warm spare's process. Reason is
+	// "scaled_up" for the first worker of a slot a pool added for waiting
+	// tasks, and empty otherwise.
 	EventWorkerStarted EventType = "worker.started"
 	// EventWorkerExited: a worker went, for Reason (a one-shot's process
-	// after its task: "recycled").
+	// after its task: "recycled"; an idle worker a pool stopped above its
+	// MinWorkers: "scaled_down").
 	EventWorkerExited EventType = "worker.exited"
 	// EventWorkerReplaced: a pool's slot starts another worker after one
 	// went for Reason.
@@ -58,7 +61,8 @@ type Event struct {
 	Fraction float64
 	Message  string
 	// Reason says why a worker went: "exited", "recycled", "start_failed",
-	// "stopped" or an error's code.
+	// "scaled_down", "stopped" or an error's code; on worker.started,
+	// "scaled_up" for a worker started for waiting tasks.
 	Reason string
 }
 

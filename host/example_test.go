@@ -65,3 +65,33 @@ func ExampleCode() {
 	// unknown_pool
 	// unknown_plugin
 }
+
+// A pool that sizes itself: no worker until the first task, at most four,
+// and a worker idle for a minute is stopped again.
+func ExamplePoolConfig_minWorkers() {
+	cfg := host.DefaultConfig()
+	cfg.PluginDir = "bin/plugins"
+	cfg.Pools = []host.PoolConfig{{Name: "CPU", Plugin: "cpuload", MinWorkers: 0, MaxWorkers: 4, ScaleDownAfter: time.Minute}}
+	m, err := host.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = m.Shutdown(ctx)
+	}()
+
+	s, _ := m.Pool("CPU")
+	fmt.Println("workers before the first task:", s.Target)
+	if _, err := m.Submit(context.Background(), "CPU", []byte(`{"duration": 1}`)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, _ = m.Pool("CPU")
+	fmt.Println("after it:", s.Target, "of at most", s.Config.MaxWorkers)
+	// Output:
+	// workers before the first task: 0
+	// after it: 1 of at most 4
+}

@@ -75,7 +75,7 @@ func waitReady(t *testing.T, m *host.Manager, pool string) host.PoolStats {
 		var err error
 		s, err = m.Pool(pool)
 		require.NoError(t, err)
-		return s.Ready == s.Config.Workers
+		return s.Ready == s.Target
 	}, 10*time.Second, 5*time.Millisecond, "pool %s never became ready", pool)
 	return s
 }

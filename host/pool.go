@@ -39,6 +39,10 @@ type pool struct {
 	drained      chan struct{}
 	lastErr      error
 	lastErrT     time.Time
+	failing      bool        // the pool's last start failed (scale.go)
+	failDelay    backoff     // a new slot's first wait while starts fail
+	scaleTimer   *time.Timer // looks for workers idle long enough; made on first use
+	scaleAt      time.Time   // when scaleTimer fires; zero when it is not armed
 
 	ctx     context.Context // the slots' parent; canceled by halt
 	halt    context.CancelCauseFunc
@@ -58,17 +62,18 @@ func newPool(ctx context.Context, cfg PoolConfig, l launch, o Observer, start st
 		spawn:      spawn,
 		drained:    make(chan struct{}),
 		stallAfter: stallAfter,
+		failDelay:  backoff{min: minRestartDelay, max: maxRestartDelay},
 	}
 	p.ctx, p.halt = context.WithCancelCause(ctx)
 	return p
 }
 
-// startSlots starts the configured number of slots and returns once each
-// has tried to start its first worker; failed starts are retried in the
+// startSlots starts the pool's minimum of slots and returns once each has
+// tried to start its first worker; failed starts are retried in the
 // background.
 func (p *pool) startSlots() {
 	p.mu.Lock()
-	n := p.cfg.Workers
+	n := p.cfg.MinWorkers
 	p.mu.Unlock()
 	p.addSlots(n, true)
 	p.started.Wait()
@@ -91,8 +96,15 @@ func (p *pool) slotConfig() slotConfig {
 func (p *pool) addSlots(n int, first bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.addSlotsLocked(n, first, "", 0)
+}
+
+// addSlotsLocked is addSlots with p.mu held: why is the reason the slots'
+// first workers start for, delay how long their first start waits.
+func (p *pool) addSlotsLocked(n int, first bool, why string, delay time.Duration) {
 	for range n {
 		s := newSlot(p.nextSlot, &p.mu, p, p.slotConfig(), p.ctx)
+		s.why, s.delay = why, delay
 		p.nextSlot++
 		p.slots = append(p.slots, s)
 		p.done.Add(1)
@@ -127,7 +139,9 @@ func (p *pool) removeSlots(n int) {
 // slotReady hands queued tasks to a slot whose worker takes tasks now.
 func (p *pool) slotReady(s *slot) {
 	s.startDone()
+	p.startWorked()
 	p.dispatch()
+	p.planScaleDown()
 }
 
 // slotEnded records the end of a slot's worker.
@@ -135,8 +149,11 @@ func (p *pool) slotEnded(s *slot, reason string, ending bool) {
 	s.startDone()
 	if reason == "start_failed" {
 		p.lastErr, p.lastErrT = s.worker.startErr, time.Now()
+		if !ending {
+			p.startFailed(s)
+		}
 	}
-	if reason != "" && reason != "stopped" {
+	if reason != "" && reason != "stopped" && !ending {
 		p.observer.WorkerReplaced(p.name, p.cfg.Plugin, reason)
 	}
 	if ending {
@@ -177,6 +194,7 @@ func (p *pool) acquireTask(ctx context.Context, tries int) (*lease, error) {
 		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.name, p.cfg.QueueLimit)
 	}
 	wt := p.queue.push(tries)
+	p.grow()
 	p.mu.Unlock()
 
 	select {
@@ -257,13 +275,15 @@ func (p *pool) reserve(s *slot) *lease {
 	if w.inflight == 0 {
 		w.progress = time.Now()
 	}
+	l := &lease{pool: p, worker: w, piped: w.piped, prefetch: p.cfg.Prefetch > 0, concurrency: p.cfg.Concurrency}
 	w.inflight++
 	w.taken++
 	p.running++
 	if w.state == StateIdle {
+		l.idleWas, l.takenAt = w.idleSince, w.taken
 		w.become(StateBusy)
 	}
-	return &lease{pool: p, worker: w, piped: w.piped, prefetch: p.cfg.Prefetch > 0, concurrency: p.cfg.Concurrency}
+	return l
 }
 
 // reserveTask is reserve for a task that has been sent tries times
@@ -298,12 +318,16 @@ type lease struct {
 	concurrency int           // the pool's, when the lease was made
 	tries       int           // how often the task was sent again before
 	moved       chan struct{} // closed to take the waiting task back; nil unless prefetched
+	ran         bool          // run was called: the place was used
+	idleWas     time.Time     // since when the worker idled before this lease, if it did
+	takenAt     int           // the worker's tasks taken, this lease's included
 }
 
 // run runs the task on the leased worker and gives the place back. A task
 // whose worker went before starting it fails with a *notStarted error,
 // and the pool expects it back (acquireTask with again) if tries allow.
 func (l *lease) run(ctx context.Context, input []byte) (out []byte, pid int, err error) {
+	l.ran = true
 	w := l.worker
 	doomed := func() {
 		l.pool.mu.Lock()
@@ -365,12 +389,16 @@ func (l *lease) release(counted bool, ran time.Duration, again bool) {
 	if w.inflight == 0 {
 		if w.state == StateBusy {
 			w.become(StateIdle)
+			if !l.ran && w.taken == l.takenAt && !l.idleWas.IsZero() {
+				w.idleSince = l.idleWas // a place given back unused is no activity
+			}
 		}
 		if w.retiring {
 			w.retireWhenIdle()
 		}
 	}
 	p.dispatch()
+	p.planScaleDown()
 	p.checkDrained()
 }
 
@@ -417,6 +445,7 @@ func (p *pool) stop(cause error) {
 	p.halt(cause)
 	p.done.Wait()
 	p.mu.Lock()
+	p.stopScaling()
 	p.queue.closeAll()
 	p.checkDrained()
 	p.mu.Unlock()
@@ -460,8 +489,9 @@ func (p *pool) settings() PoolConfig {
 // failing a task: queue, timeout, concurrency and recycling settings apply
 // at once; a new plugin, memory limit or start timeout applies to workers
 // started from now on, and every current worker is replaced after its
-// current tasks; the pool grows or shrinks to cfg.Workers, shrinking by
-// retiring its newest workers once idle.
+// current tasks; the pool grows to cfg.MinWorkers or shrinks to
+// cfg.MaxWorkers, shrinking by retiring its newest workers once idle:
+// workers within the new bounds stay.
 func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 	p.mu.Lock()
 	old := p.launch
@@ -480,12 +510,14 @@ func (p *pool) reconfigure(cfg PoolConfig, l launch) {
 		}
 	}
 	p.dispatch() // a higher concurrency may free places at once
+	p.grow()     // a higher maxWorkers may serve waiting tasks
+	p.planScaleDown()
 	p.mu.Unlock()
 	switch {
-	case cfg.Workers > live:
-		p.addSlots(cfg.Workers-live, false)
-	case cfg.Workers < live:
-		p.removeSlots(live - cfg.Workers)
+	case cfg.MinWorkers > live:
+		p.addSlots(cfg.MinWorkers-live, false)
+	case cfg.MaxWorkers < live:
+		p.removeSlots(live - cfg.MaxWorkers)
 	}
 }
 

@@ -25,6 +25,14 @@ type Reservation struct {
 // counts against its queue limit), and holds it. ctx bounds the wait only.
 // It fails at once with ErrUnknownPool, ErrQueueFull when the pool's queue
 // is full, or ErrShuttingDown.
+//
+// A reservation that has to wait is demand, like a task: a pool below its
+// MaxWorkers starts a worker for it. So a consumer of a shared queue
+// scales the pool on that queue's depth by reserving while it has tasks to
+// take; one that only looks for tasks should not hold a reservation at a
+// pool with no free place, or it keeps a worker running. A reservation
+// given back unused with Release does not count as the worker's activity:
+// an idle worker is still stopped after ScaleDownAfter.
 func (m *Manager) Reserve(ctx context.Context, poolName string) (*Reservation, error) {
 	p, err := m.reservable(poolName)
 	if err != nil {

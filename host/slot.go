@@ -59,6 +59,11 @@ type slot struct {
 	lastReason string
 	removed    bool   // end after the current worker
 	firstStart func() // called once its first start was tried; may be nil
+	// why and delay are for a slot its pool added to scale up: the reason
+	// its first worker's start event carries, and how long that start
+	// waits (the pool's back-off while its starts fail).
+	why   string
+	delay time.Duration
 
 	ctx       context.Context
 	interrupt context.CancelCauseFunc
@@ -75,7 +80,9 @@ func newSlot(id int, mu *sync.Mutex, owner slotOwner, cfg slotConfig, parent con
 func (s *slot) run() {
 	defer s.interrupt(nil)
 	delay := backoff{min: minRestartDelay, max: maxRestartDelay}
-	var wait time.Duration
+	s.mu.Lock()
+	wait := s.delay
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		if s.removed {
@@ -119,11 +126,11 @@ func (s *slot) run() {
 }
 
 // ended records the end of the slot's worker for reason and reports
-// whether the slot goes on with another.
+// whether the slot goes on with another: not once it is removed.
 func (s *slot) ended(reason string, restart bool) bool {
-	goOn := restart && s.ctx.Err() == nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	goOn := restart && s.ctx.Err() == nil && !s.removed
 	s.worker.stopped()
 	if reason != "" && reason != "stopped" {
 		s.restarts++
@@ -133,6 +140,10 @@ func (s *slot) ended(reason string, restart bool) bool {
 		s.removed = true
 	}
 	s.owner.slotEnded(s, reason, !goOn)
+	if goOn && s.removed { // the owner let the slot go
+		goOn = false
+		s.owner.slotEnded(s, "", true)
+	}
 	s.reportEnd(reason, goOn)
 	return goOn
 }
@@ -169,8 +180,10 @@ func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks in
 	}
 	w.become(StateIdle)
 	s.owner.slotReady(s)
+	why := s.why
+	s.why = ""
 	s.mu.Unlock()
-	workerEvent(s.ctx, EventWorkerStarted, s.id, p.PID(), "")
+	workerEvent(s.ctx, EventWorkerStarted, s.id, p.PID(), why)
 	cfg.logger.Debug("worker ready", "slot", s.id, "pid", p.PID())
 
 	var ageC, healthC <-chan time.Time
@@ -195,6 +208,11 @@ wait:
 			break wait
 		case <-w.retire:
 			reason = CauseRecycled.String()
+			s.mu.Lock()
+			if w.retireWhy != "" {
+				reason = w.retireWhy
+			}
+			s.mu.Unlock()
 			break wait
 		case <-ageC:
 			s.mu.Lock()
@@ -224,7 +242,7 @@ wait:
 		stopErr = nil // an idle worker stops in order
 	}
 	p.Stop(stopErr)
-	if stopErr == nil && reason != "stopped" && reason != CauseRecycled.String() {
+	if stopErr == nil && reason != "stopped" && reason != CauseRecycled.String() && reason != reasonScaledDown {
 		cfg.logger.Warn("worker exited; replacing it", "slot", s.id, "pid", p.PID(), "error", exit.Err)
 	} else {
 		cfg.logger.Debug("worker stopped", "slot", s.id, "pid", p.PID(), "reason", reason)

@@ -16,6 +16,10 @@ type PoolStats struct {
 	Running int
 	// Ready is how many workers are idle or busy (not starting or stopping).
 	Ready int
+	// Target is how many workers the pool wants now: Config.Workers for a
+	// fixed-size pool; for one that sizes itself, from Config.MinWorkers
+	// to Config.MaxWorkers, by demand.
+	Target int
 	// LastError is the last failure to start a worker, and when it was.
 	LastError   string
 	LastErrorAt time.Time
@@ -23,8 +27,9 @@ type PoolStats struct {
 	Workers []WorkerStats
 }
 
-// Degraded reports whether the pool has fewer ready workers than configured.
-func (s PoolStats) Degraded() bool { return s.Ready < s.Config.Workers }
+// Degraded reports whether the pool has fewer ready workers than it wants
+// now (Target).
+func (s PoolStats) Degraded() bool { return s.Ready < s.Target }
 
 // WorkerStats is a snapshot of the worker in one slot of a pool.
 type WorkerStats struct {
@@ -112,6 +117,9 @@ func (p *pool) stats() PoolStats {
 	procs := make([]proc, len(p.slots))
 	for i, sl := range p.slots {
 		w := sl.worker
+		if !sl.removed {
+			s.Target++
+		}
 		ws := WorkerStats{
 			Slot:      sl.id,
 			State:     min(w.state, StateStopping),

@@ -24,6 +24,8 @@ type worker struct {
 	recycleAfter int           // tasks before it is recycled; 0 means never
 	retiring     bool          // takes no new tasks; stops once idle
 	retire       chan struct{} // closed when retiring and idle
+	retireWhy    string        // why it retires, when not recycled: reasonScaledDown
+	idleSince    time.Time     // when it last became idle
 }
 
 func newWorker(slot int) *worker {
@@ -37,7 +39,12 @@ func (w *worker) ready(concurrency int) bool {
 }
 
 // become moves the worker to state next; an illegal move panics.
-func (w *worker) become(next State) { w.state = w.state.to(next) }
+func (w *worker) become(next State) {
+	w.state = w.state.to(next)
+	if next == StateIdle {
+		w.idleSince = time.Now()
+	}
+}
 
 // stopping moves the worker to stopping unless it is already there or past.
 func (w *worker) stopping() {

@@ -54,7 +54,7 @@ type HostInfo struct {
 type HostPool struct {
 	Name   string `json:"name"`
 	Plugin string `json:"plugin"`
-	// Workers is the configured number of workers, Ready those that take
+	// Workers is the pool's size now (its target), Ready those that take
 	// tasks; Capacity is Ready times the pool's concurrency.
 	Workers  int `json:"workers"`
 	Ready    int `json:"ready"`
@@ -178,7 +178,7 @@ func (e *Engine) announce(ctx context.Context, n int) {
 	if !e.opts.APIOnly {
 		for _, p := range e.mgr.Pools() {
 			self.Pools = append(self.Pools, HostPool{
-				Name: p.Config.Name, Plugin: p.Config.Plugin, Workers: p.Config.Workers,
+				Name: p.Config.Name, Plugin: p.Config.Plugin, Workers: p.Target,
 				Ready: p.Ready, Capacity: p.Ready * p.Config.Concurrency,
 				Running: p.Running, Queued: p.QueueDepth, TaskTimeoutMs: p.Config.TaskTimeout.Milliseconds(),
 			})

@@ -181,6 +181,8 @@ func printStatus(w io.Writer, list *client.PoolList) {
 	for _, p := range list.Pools {
 		health := "ok"
 		switch {
+		case p.Ready == 0 && p.Target == 0:
+			health = "idle" // minWorkers 0: a task starts a worker
 		case p.Ready == 0:
 			health = "down"
 		case p.Degraded:

@@ -101,6 +101,9 @@ func TestAPI_metrics(t *testing.T) {
 		"wpm_pool_resident_memory_bytes":            dto.MetricType_GAUGE,
 		"wpm_pool_worker_resident_memory_max_bytes": dto.MetricType_GAUGE,
 		"wpm_pool_worker_memory_limit_bytes":        dto.MetricType_GAUGE,
+		"wpm_pool_target_workers":                   dto.MetricType_GAUGE,
+		"wpm_pool_min_workers":                      dto.MetricType_GAUGE,
+		"wpm_pool_max_workers":                      dto.MetricType_GAUGE,
 		"go_goroutines":                             dto.MetricType_GAUGE,
 		"process_resident_memory_bytes":             dto.MetricType_GAUGE,
 	}
@@ -121,6 +124,10 @@ func TestAPI_metrics(t *testing.T) {
 		"wpm_pool_resident_memory_bytes":            {"pool"},
 		"wpm_pool_worker_resident_memory_max_bytes": {"pool"},
 		"wpm_pool_worker_memory_limit_bytes":        {"pool"},
+		"wpm_pool_target_workers":                   {"pool"},
+		"wpm_pool_min_workers":                      {"pool"},
+		"wpm_pool_max_workers":                      {"pool"},
+		"wpm_pool_scale_events_total":               {"direction", "plugin", "pool"},
 	}
 	for name, typ := range wantType {
 		f := fams[name]

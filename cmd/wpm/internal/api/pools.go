@@ -22,9 +22,16 @@ type PoolList struct {
 // settings and live state. Durations in settings are Go durations ("5m0s");
 // live ages are in milliseconds.
 type PoolView struct {
-	Name              string  `json:"name"`
-	Plugin            string  `json:"plugin"`
-	Size              int     `json:"size"`
+	Name   string `json:"name"`
+	Plugin string `json:"plugin"`
+	// Size is the number of workers the pool keeps now, its Target.
+	Size int `json:"size"`
+	// MinWorkers and MaxWorkers bound the pool's size (both its workers
+	// for a fixed-size pool); Target is where it is between them now.
+	MinWorkers        int     `json:"minWorkers"`
+	MaxWorkers        int     `json:"maxWorkers"`
+	Target            int     `json:"target"`
+	ScaleDownAfter    string  `json:"scaleDownAfter"`
 	Concurrency       int     `json:"concurrency"`
 	MemoryLimitMB     int     `json:"memoryLimitMB"`
 	QueueLimit        int     `json:"queueLimit"`
@@ -60,7 +67,11 @@ func viewPool(s host.PoolStats) PoolView {
 	v := PoolView{
 		Name:              s.Config.Name,
 		Plugin:            s.Config.Plugin,
-		Size:              s.Config.Workers,
+		Size:              s.Target,
+		MinWorkers:        s.Config.MinWorkers,
+		MaxWorkers:        s.Config.MaxWorkers,
+		Target:            s.Target,
+		ScaleDownAfter:    s.Config.ScaleDownAfter.String(),
 		Concurrency:       s.Config.Concurrency,
 		MemoryLimitMB:     s.Config.MemoryLimitMB,
 		QueueLimit:        s.Config.QueueLimit,

@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,40 @@ func TestAPI_pool_lastError(t *testing.T) {
 		} else {
 			assert.NotEmpty(t, p["lastError"])
 		}
+	}
+}
+
+// A pool that sizes itself shows its bounds and target; at 0 workers it is
+// ready, its first task starts a worker, and its idle worker goes again,
+// even though the asynchronous-task runner of the pool keeps looking for
+// tasks.
+func TestAPI_pool_scalesToZero(t *testing.T) {
+	s := newServer(t, func(cfg *host.Config, _ *api.Options) {
+		cfg.Pools = append(cfg.Pools, host.PoolConfig{Name: "Z", Plugin: "cpuload", MaxWorkers: 2, ScaleDownAfter: 300 * time.Millisecond, QueueLimit: 8})
+	})
+	pool := func() map[string]any {
+		a := s.do(t, http.MethodGet, "/v1/pools/Z", nil)
+		require.Equal(t, http.StatusOK, a.Status, a.Raw)
+		return a.Body
+	}
+	p := pool()
+	assert.EqualValues(t, 0, p["minWorkers"])
+	assert.EqualValues(t, 2, p["maxWorkers"])
+	assert.EqualValues(t, 0, p["target"])
+	assert.Equal(t, "300ms", p["scaleDownAfter"])
+	assert.Equal(t, false, p["degraded"])
+
+	a := s.do(t, http.MethodGet, "/readyz", nil)
+	require.Equal(t, http.StatusOK, a.Status, a.Raw)
+	assert.Contains(t, a.Body["pools"].(map[string]any)["Z"], "ready: no worker running")
+
+	a = s.do(t, http.MethodPost, "/v1/pools/Z/tasks", strings.NewReader(`{"duration": 1}`))
+	require.Equal(t, http.StatusOK, a.Status, a.Raw)
+	// Polled from the test goroutine: do requires.
+	for deadline := time.Now().Add(5 * time.Second); pool()["target"] != float64(0); time.Sleep(20 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the idle worker was never stopped")
+	}
+	for until := time.Now().Add(500 * time.Millisecond); time.Now().Before(until); time.Sleep(20 * time.Millisecond) {
+		require.Equal(t, float64(0), pool()["target"], "nothing starts a worker while no task comes")
 	}
 }

@@ -546,6 +546,8 @@ func (s *Server) readyz(c echo.Context) error {
 	var problems []string
 	for _, p := range s.mgr.Pools() {
 		switch {
+		case p.Ready == 0 && p.Config.MinWorkers == 0:
+			body.Pools[p.Config.Name] = "ready: no worker running (minWorkers 0); a task starts one"
 		case p.Ready == 0:
 			reason := "no ready worker"
 			if p.LastError != "" && detailed {
@@ -554,7 +556,7 @@ func (s *Server) readyz(c echo.Context) error {
 			body.Pools[p.Config.Name] = reason
 			problems = append(problems, p.Config.Name)
 		case p.Degraded():
-			body.Pools[p.Config.Name] = fmt.Sprintf("degraded: %d of %d workers ready", p.Ready, p.Config.Workers)
+			body.Pools[p.Config.Name] = fmt.Sprintf("degraded: %d of %d workers ready", p.Ready, p.Target)
 		default:
 			body.Pools[p.Config.Name] = "ready"
 		}

@@ -207,7 +207,7 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"unknown top-level key", "htp: { addr: x }",
 			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
-			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
+			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, minWorkers, maxWorkers, scaleDownAfter, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
 			`unknown key "oneShot.memorylimitmb" (keys are case-sensitive: did you mean memoryLimitMB?)`},
 		{"pool key differs only in case", "pools: [{ name: CPU, plugin: cpuload, Workers: 1 }]",
@@ -255,9 +255,9 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"negative grace", "shutdown: { grace: -1s }",
 			`shutdown.grace: must not be negative, got -1s`},
 		{"host: count below 1", "pools: [{ name: CPU, plugin: cpuload, workers: 0 }]",
-			`pools[0].workers: must be at least 1, got 0`},
+			`pools[0].workers: must be at least 1, got 0; for a pool that sizes itself leave it out and set maxWorkers (and minWorkers)`},
 		{"host: missing workers", "pools: [{ name: CPU, plugin: cpuload }]",
-			`pools[0].workers: must be at least 1, got 0`},
+			`pools[0].workers: must be at least 1, got 0; for a pool that sizes itself leave it out and set maxWorkers (and minWorkers)`},
 		{"host: empty plugins dir", `plugins: { dir: "" }`,
 			`plugins.dir: must name the plugins directory`},
 		{"host: bad plugin name", "pools: [{ name: CPU, plugin: ../bin/sh, workers: 1 }]",
@@ -291,7 +291,7 @@ pools:
 		`oneShot.timeout: "5 minutes" is not a duration`,
 		`unknown key "pools[0].wrokers"`,
 		`pools[0].workers: must be a whole number, got "two"`, // and not again as "at least 1"
-		`pools[1].workers: must be at least 1, got 0`,
+		`pools[1].workers: must be at least 1, got 0; for a pool that sizes itself leave it out and set maxWorkers (and minWorkers)`,
 		`pools[1].concurrency: must be a whole number, got "x"`,
 	}
 	require.Len(t, probs, len(want), "problems: %q", probs)
@@ -361,7 +361,7 @@ pools:
 				MaxWait: 100 * time.Millisecond, Spares: 1, StartTimeout: 3 * time.Second},
 			Pools: []host.PoolConfig{{Name: "A", Plugin: "cpuload", Workers: 3, MemoryLimitMB: 128,
 				Concurrency: 2, QueueLimit: 5, TaskTimeout: 2 * time.Second, MaxTasksPerWorker: 100,
-				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second,
+				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second, ScaleDownAfter: 30 * time.Second,
 				Retries: host.Retries{Max: 2, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}}},
 		},
 	}
@@ -378,11 +378,12 @@ func TestLoad_poolDefaults(t *testing.T) {
 	d := host.DefaultPoolConfig()
 	assert.Equal(t, []host.PoolConfig{{
 		Name: "CPU", Plugin: "cpuload", Workers: 1,
-		Concurrency:  d.Concurrency,
-		QueueLimit:   d.QueueLimit,
-		StartTimeout: d.StartTimeout,
+		Concurrency:    d.Concurrency,
+		QueueLimit:     d.QueueLimit,
+		StartTimeout:   d.StartTimeout,
+		ScaleDownAfter: d.ScaleDownAfter,
 	}}, c.Host.Pools)
-	assert.Equal(t, host.PoolConfig{Concurrency: 1, QueueLimit: 1024, StartTimeout: 10 * time.Second}, d)
+	assert.Equal(t, host.PoolConfig{Concurrency: 1, QueueLimit: 1024, StartTimeout: 10 * time.Second, ScaleDownAfter: 30 * time.Second}, d)
 }
 
 func TestLoad_nullMeansDefault(t *testing.T) {

@@ -24,9 +24,9 @@
 // such as http.addr or oneShot.memoryLimitMB; pools is a list of maps. A key
 // whose value is empty (YAML null) counts as absent, so its default applies.
 // A pool entry that leaves out a key gets its value in host.DefaultPoolConfig:
-// concurrency 1, queueLimit 1024 and startTimeout 10s; any other key left
-// out is 0, which means "none" or "never" (workers, name and plugin are
-// required).
+// concurrency 1, queueLimit 1024, startTimeout 10s and scaleDownAfter 30s;
+// any other key left out is 0, which means "none" or "never" (name, plugin
+// and either workers or maxWorkers are required).
 //
 // # Environment
 //

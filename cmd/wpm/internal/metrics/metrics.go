@@ -34,9 +34,13 @@ type Metrics struct {
 	oneShotDuration *prometheus.HistogramVec
 	oneShotWait     *prometheus.HistogramVec
 	restarts        *prometheus.CounterVec
+	scaled          *prometheus.CounterVec
 }
 
-var _ host.Observer = (*Metrics)(nil)
+var (
+	_ host.Observer      = (*Metrics)(nil)
+	_ host.ScaleObserver = (*Metrics)(nil)
+)
 
 // New makes the metrics and registers them, with the Go runtime and
 // process collectors, in a new registry.
@@ -75,11 +79,15 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "worker_restarts_total",
 			Help: `Pool workers replaced, by pool, plugin and reason ("exited", "recycled", "start_failed", or the error code that got the worker killed, like "task_timeout").`,
 		}, []string{"pool", "plugin", "reason"}),
+		scaled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "pool_scale_events_total",
+			Help: `Times a pool that sizes itself changed its target, by pool, plugin and direction ("up": workers started for waiting tasks; "down": idle workers stopped).`,
+		}, []string{"pool", "plugin", "direction"}),
 	}
 	m.reg.MustRegister(
 		m.tasks, m.taskDuration, m.taskQueueWait,
 		m.oneShots, m.oneShotDuration, m.oneShotWait,
-		m.restarts,
+		m.restarts, m.scaled,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -113,6 +121,16 @@ func (m *Metrics) TaskFinished(ev host.TaskEvent) {
 // WorkerReplaced counts a replaced worker. It is part of [host.Observer].
 func (m *Metrics) WorkerReplaced(pool, plugin, reason string) {
 	m.restarts.WithLabelValues(pool, plugin, reason).Inc()
+}
+
+// PoolScaled counts a change of a pool's target. It makes Metrics a
+// [host.ScaleObserver].
+func (m *Metrics) PoolScaled(pool, plugin string, up bool, _ int) {
+	dir := "down"
+	if up {
+		dir = "up"
+	}
+	m.scaled.WithLabelValues(pool, plugin, dir).Inc()
 }
 
 // PoolSource gives the pools' snapshots; [*host.Manager] is one.

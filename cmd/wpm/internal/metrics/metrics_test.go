@@ -32,6 +32,9 @@ func TestMetrics_observer(t *testing.T) {
 	m.WorkerReplaced("CPU", "cpuload", "task_timeout")
 	m.WorkerReplaced("CPU", "cpuload", "exited")
 	m.WorkerReplaced("CPU", "cpuload", "exited")
+	m.PoolScaled("CPU", "cpuload", true, 2)
+	m.PoolScaled("CPU", "cpuload", true, 3)
+	m.PoolScaled("CPU", "cpuload", false, 2)
 
 	err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
 # HELP wpm_tasks_total Tasks run on pools that finished, by pool, plugin and outcome code ("ok" or the API error code).
@@ -45,7 +48,11 @@ wpm_oneshots_total{code="memory_limit_exceeded",plugin="memusage"} 1
 # TYPE wpm_worker_restarts_total counter
 wpm_worker_restarts_total{plugin="cpuload",pool="CPU",reason="exited"} 2
 wpm_worker_restarts_total{plugin="cpuload",pool="CPU",reason="task_timeout"} 1
-`), "wpm_tasks_total", "wpm_oneshots_total", "wpm_worker_restarts_total")
+# HELP wpm_pool_scale_events_total Times a pool that sizes itself changed its target, by pool, plugin and direction ("up": workers started for waiting tasks; "down": idle workers stopped).
+# TYPE wpm_pool_scale_events_total counter
+wpm_pool_scale_events_total{direction="down",plugin="cpuload",pool="CPU"} 1
+wpm_pool_scale_events_total{direction="up",plugin="cpuload",pool="CPU"} 2
+`), "wpm_tasks_total", "wpm_oneshots_total", "wpm_worker_restarts_total", "wpm_pool_scale_events_total")
 	require.NoError(t, err)
 
 	n, err := testutil.GatherAndCount(m.Registry(), "wpm_task_duration_seconds", "wpm_oneshot_duration_seconds")
@@ -56,7 +63,8 @@ wpm_worker_restarts_total{plugin="cpuload",pool="CPU",reason="task_timeout"} 1
 func TestMetrics_pools(t *testing.T) {
 	m := metrics.New()
 	require.NoError(t, m.WatchPools(pools{{
-		Config:       host.PoolConfig{Name: "MEM", Plugin: "memusage", Workers: 3, MemoryLimitMB: 64},
+		Config:       host.PoolConfig{Name: "MEM", Plugin: "memusage", MinWorkers: 1, MaxWorkers: 4, MemoryLimitMB: 64},
+		Target:       3,
 		QueueDepth:   4,
 		OldestQueued: 1500 * time.Millisecond,
 		Running:      1,
@@ -80,9 +88,18 @@ wpm_pool_queue_depth{pool="MEM"} 4
 # HELP wpm_pool_oldest_queued_seconds How long the oldest task in the pool's queue has waited; 0 when the queue is empty.
 # TYPE wpm_pool_oldest_queued_seconds gauge
 wpm_pool_oldest_queued_seconds{pool="MEM"} 1.5
-# HELP wpm_pool_size Workers the pool is configured to keep running.
+# HELP wpm_pool_size Workers the pool keeps running now: its target (a fixed-size pool's workers).
 # TYPE wpm_pool_size gauge
 wpm_pool_size{plugin="memusage",pool="MEM"} 3
+# HELP wpm_pool_target_workers Workers the pool wants now, from its minWorkers to its maxWorkers.
+# TYPE wpm_pool_target_workers gauge
+wpm_pool_target_workers{pool="MEM"} 3
+# HELP wpm_pool_min_workers The fewest workers the pool keeps (minWorkers; workers for a fixed size).
+# TYPE wpm_pool_min_workers gauge
+wpm_pool_min_workers{pool="MEM"} 1
+# HELP wpm_pool_max_workers The most workers the pool starts for waiting tasks (maxWorkers; workers for a fixed size).
+# TYPE wpm_pool_max_workers gauge
+wpm_pool_max_workers{pool="MEM"} 4
 # HELP wpm_pool_resident_memory_bytes Sum of the resident memory of the pool's live workers.
 # TYPE wpm_pool_resident_memory_bytes gauge
 wpm_pool_resident_memory_bytes{pool="MEM"} 3.145728e+07
@@ -90,6 +107,7 @@ wpm_pool_resident_memory_bytes{pool="MEM"} 3.145728e+07
 # TYPE wpm_pool_worker_memory_limit_bytes gauge
 wpm_pool_worker_memory_limit_bytes{pool="MEM"} 6.7108864e+07
 `), "wpm_pool_workers", "wpm_pool_queue_depth", "wpm_pool_oldest_queued_seconds", "wpm_pool_size",
+		"wpm_pool_target_workers", "wpm_pool_min_workers", "wpm_pool_max_workers",
 		"wpm_pool_resident_memory_bytes", "wpm_pool_worker_memory_limit_bytes")
 	require.NoError(t, err)
 }

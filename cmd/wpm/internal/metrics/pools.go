@@ -19,6 +19,7 @@ type poolCollector struct {
 
 	size, workers, ready, queueDepth, oldestQueued, running *prometheus.Desc
 	rssSum, rssMax, memoryLimit                             *prometheus.Desc
+	target, minWorkers, maxWorkers                          *prometheus.Desc
 }
 
 func newPoolCollector(src PoolSource) *poolCollector {
@@ -27,7 +28,10 @@ func newPoolCollector(src PoolSource) *poolCollector {
 	}
 	return &poolCollector{
 		src:          src,
-		size:         desc("size", "Workers the pool is configured to keep running.", "plugin"),
+		size:         desc("size", "Workers the pool keeps running now: its target (a fixed-size pool's workers).", "plugin"),
+		target:       desc("target_workers", "Workers the pool wants now, from its minWorkers to its maxWorkers."),
+		minWorkers:   desc("min_workers", "The fewest workers the pool keeps (minWorkers; workers for a fixed size)."),
+		maxWorkers:   desc("max_workers", "The most workers the pool starts for waiting tasks (maxWorkers; workers for a fixed size)."),
 		workers:      desc("workers", "The pool's workers, by state (starting, idle, busy, stopping).", "state"),
 		ready:        desc("ready_workers", "The pool's workers that take tasks (idle or busy)."),
 		queueDepth:   desc("queue_depth", "Tasks waiting in the pool's queue for a worker."),
@@ -41,7 +45,7 @@ func newPoolCollector(src PoolSource) *poolCollector {
 
 // Describe sends every descriptor the collector uses.
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.size, c.workers, c.ready, c.queueDepth, c.oldestQueued, c.running, c.rssSum, c.rssMax, c.memoryLimit} {
+	for _, d := range []*prometheus.Desc{c.size, c.workers, c.ready, c.queueDepth, c.oldestQueued, c.running, c.rssSum, c.rssMax, c.memoryLimit, c.target, c.minWorkers, c.maxWorkers} {
 		ch <- d
 	}
 }
@@ -60,7 +64,10 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 			sum += w.RSSBytes
 			largest = max(largest, w.RSSBytes)
 		}
-		gauge(c.size, float64(p.Config.Workers), name, p.Config.Plugin)
+		gauge(c.size, float64(p.Target), name, p.Config.Plugin)
+		gauge(c.target, float64(p.Target), name)
+		gauge(c.minWorkers, float64(p.Config.MinWorkers), name)
+		gauge(c.maxWorkers, float64(p.Config.MaxWorkers), name)
 		for _, s := range workerStates {
 			gauge(c.workers, float64(byState[s]), name, s.String())
 			delete(byState, s)

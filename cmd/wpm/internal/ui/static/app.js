@@ -254,7 +254,7 @@ function onWorker(type, e) {
   } else if (type === "worker.replaced") {
     log.push(when + "  slot " + e.slot + " is replacing pid " + e.pid);
   } else {
-    log.push(when + "  pid " + e.pid + " started in slot " + e.slot);
+    log.push(when + "  pid " + e.pid + " started in slot " + e.slot + (e.reason ? " (" + e.reason + ")" : ""));
     const p = state.pools.get(e.pool);
     if (p && !(p.workers || []).some((w) => w.pid === e.pid)) {
       p.workers = (p.workers || []).filter((w) => w.slot !== e.slot);
@@ -304,7 +304,9 @@ function renderPools() {
     const log = state.workerLog.get(p.name) || [];
     out.push(h("div", { class: "pool", "data-pool": p.name },
       h("div", { class: "head" }, h("b", {}, p.name), h("span", {}, "plugin " + p.plugin),
-        h("span", {}, p.ready + " of " + p.size + " ready"), h("span", {}, "running " + p.running),
+        h("span", {}, p.ready + " of " + p.size + " ready"),
+        p.minWorkers !== p.maxWorkers ? h("span", { "data-scale": p.target }, "scales " + p.minWorkers + "–" + p.maxWorkers) : null,
+        h("span", {}, "running " + p.running),
         h("span", { "data-queue": p.queueDepth }, "queued " + p.queueDepth),
         p.lastError ? h("span", { class: "error" }, "last start error: " + p.lastError) : null),
       h("table", {}, h("thead", {}, h("tr", {}, ["slot", "pid", "state", "tasks done", "RSS", "RSS history", "restarts", "last exit"].map((c) => h("th", {}, c)))),
