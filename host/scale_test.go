@@ -89,8 +89,8 @@ func TestScale_fromZeroToMaxAndBack(t *testing.T) {
 	assert.False(t, s.Degraded(), "a pool at 0 wanting 0 is not degraded")
 
 	pids := burst(t, m, "Z", 12, 300)
-	assert.Len(t, pids, 4, "the burst grew the pool to its max and no further: %v", pids)
-	assert.Equal(t, 4, log.count(host.EventWorkerStarted, "scaled_up"))
+	assert.LessOrEqual(t, len(pids), 4, "never beyond max: %v", pids)
+	assert.Equal(t, 4, log.count(host.EventWorkerStarted, "scaled_up"), "the burst grew the pool to its max")
 
 	waitTarget(t, m, "Z", 0)
 	require.Eventually(t, func() bool { return log.count(host.EventWorkerExited, "scaled_down") == 4 },
@@ -104,11 +104,12 @@ func TestScale_fromZeroToMaxAndBack(t *testing.T) {
 }
 
 func TestScale_minOneNeverBelowOne(t *testing.T) {
-	m, _ := newScalingManager(t, scalingPool("O", 1, 3, 100*time.Millisecond))
+	m, log := newScalingManager(t, scalingPool("O", 1, 3, 100*time.Millisecond))
 	waitTarget(t, m, "O", 1)
 
 	pids := burst(t, m, "O", 6, 200)
-	assert.Len(t, pids, 3, "grew to max: %v", pids)
+	assert.LessOrEqual(t, len(pids), 3, "never beyond max: %v", pids)
+	assert.Equal(t, 2, log.count(host.EventWorkerStarted, "scaled_up"), "grew from 1 to its max of 3")
 
 	s := waitTarget(t, m, "O", 1)
 	require.Never(t, func() bool {
