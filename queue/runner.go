@@ -38,33 +38,27 @@ type place interface {
 }
 
 // loop runs until the engine stops or the pool is removed, taking one
-// task at a time, never more than there is room for. While a place is
-// free it looks for a task first and takes the place only once it has
-// one, so that an idle pool's workers stay idle; while none is, it waits
-// for a place (in the pool's queue, as a synchronous task does) and then
-// looks. A reservation at a pool with no free place starts a worker there
-// (host.Manager.Reserve is the host's demand signal), so once the queue
-// was found empty, a pool that is cold (see cold) is looked at a task
-// first too, then its place. When there is no task it waits for a submit
-// or the poll interval.
+// task at a time, never more than there is room for. It looks for a task
+// before it takes a place: while a place is free it takes it once it has
+// the task, so an idle pool's workers stay idle; while none is, it waits
+// for one with the task in hand (see takeThenReserve), so that a runner
+// never stands in a pool's queue (counting against its queueLimit, or
+// starting a worker of a pool that sizes itself) for a task that does
+// not exist. One-shots wait for a slot first. When there is no task it
+// waits for a submit or the poll interval.
 func (r *runner) loop() {
 	defer close(r.done)
 	ctx := r.ctx
-	empty := true
 	for ctx.Err() == nil {
-		if empty && !r.hasRoom() && r.cold() {
-			empty = r.takeCold(ctx)
-			continue
-		}
 		var p place
 		if !r.hasRoom() {
+			if r.slots == nil {
+				r.takeThenReserve(ctx)
+				continue
+			}
 			var err error
 			if p, err = r.reserve(ctx); err != nil {
-				if ctx.Err() == nil {
-					r.e.logger.Debug("no room for an asynchronous task yet", "pool", r.pool, "error", err)
-					r.idle(ctx)
-				}
-				continue
+				continue // the engine stops
 			}
 		}
 		msg, err := fetchOne(r.cons)
@@ -76,7 +70,6 @@ func (r *runner) loop() {
 				r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
 				r.e.needRepair() // the consumer may be gone with a restart of the server
 			}
-			empty = true
 			r.idle(ctx)
 			continue
 		}
@@ -90,27 +83,16 @@ func (r *runner) loop() {
 				continue
 			}
 		}
-		empty = lastPending(msg)
 		r.e.tasks.Go(func() { r.e.handle(msg, p) })
 	}
 }
 
-// cold reports whether the runner's pool has no free place but may start
-// a worker (it is below maxWorkers): reserving there would start one
-// whether or not a task waits.
-func (r *runner) cold() bool {
-	if r.slots != nil {
-		return false
-	}
-	s, err := r.e.mgr.Pool(r.pool)
-	return err == nil && s.Running >= s.Ready*s.Config.Concurrency && s.Target < s.Config.MaxWorkers
-}
-
-// takeCold takes one task off the queue of a cold pool and then reserves
-// its place, which starts a worker; the wait for it is bounded by a third
-// of the ack wait, after which the task is handed back. It returns
-// whether the queue had no more tasks.
-func (r *runner) takeCold(ctx context.Context) bool {
+// takeThenReserve takes one task off the queue of a pool with no free
+// place and then waits for its place in the pool's queue, which starts a
+// worker in a pool below maxWorkers; the wait is bounded by a third of
+// the ack wait, after which the task is handed back for later, here or
+// on another host.
+func (r *runner) takeThenReserve(ctx context.Context) {
 	msg, err := fetchOne(r.cons)
 	if err != nil || msg == nil {
 		if err != nil {
@@ -118,26 +100,22 @@ func (r *runner) takeCold(ctx context.Context) bool {
 			r.e.needRepair()
 		}
 		r.idle(ctx)
-		return true
+		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.e.opts.AckWait/3)
 	p, err := r.reserve(rctx)
 	cancel()
 	if err != nil {
-		r.e.logger.Debug("no room for an asynchronous task yet", "pool", r.pool, "error", err)
+		if ctx.Err() != nil { // the runner stops: the task goes back at once
+			_ = msg.Nak()
+			return
+		}
+		r.e.logger.Debug("no room for an asynchronous task yet; handed back", "pool", r.pool, "error", err)
 		_ = msg.NakWithDelay(r.e.opts.PollInterval)
 		r.idle(ctx)
-		return true
+		return
 	}
 	r.e.tasks.Go(func() { r.e.handle(msg, p) })
-	return lastPending(msg)
-}
-
-// lastPending reports whether msg was the last task its consumer had to
-// deliver when it was delivered (or that is unknown).
-func lastPending(msg jetstream.Msg) bool {
-	meta, err := msg.Metadata()
-	return err != nil || meta.NumPending == 0
 }
 
 // fetchOne takes one message off cons, or returns nil when there is none;

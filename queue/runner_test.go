@@ -94,8 +94,9 @@ func TestEngine_Reconcile_removedPoolKeepsItsQueue(t *testing.T) {
 	require.NoError(t, err)
 	info, err := cons.Info(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(2), info.NumPending, "the queued tasks stay in the queue")
-	assert.Zero(t, info.NumAckPending, "and nobody took one")
+	// A runner waiting for B's place with a task in hand hands it back
+	// when it stops: it is then up for redelivery rather than undelivered.
+	assert.Equal(t, uint64(2), info.NumPending+uint64(info.NumAckPending), "the queued tasks stay in the queue")
 	for _, q := range queued {
 		got, err := e.Get(ctx, q.ID)
 		require.NoError(t, err)

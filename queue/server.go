@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,14 +39,44 @@ const readyBound = 10 * time.Second
 // embedded is the NATS server wpm runs in its own process, and the lock it
 // holds on its store for the process's life.
 type embedded struct {
-	srv  *server.Server
 	lock *os.File
+	opts Options
+
+	mu  sync.Mutex
+	srv *server.Server // replaced by restart
+}
+
+// InProcessConn connects to the server running now: the engine's
+// connection reconnects through it to a restarted server.
+func (s *embedded) InProcessConn() (net.Conn, error) {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	return srv.InProcessConn()
+}
+
+// restart stops the server and starts a new one on the same store (the
+// lock stays held); connections made through InProcessConn reconnect.
+func (s *embedded) restart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	srv, err := newServer(s.opts)
+	if err != nil {
+		return err
+	}
+	s.srv = srv
+	return nil
 }
 
 // stop shuts the server down, waits for it, and lets go of the store.
 func (s *embedded) stop() {
-	s.srv.Shutdown()
-	s.srv.WaitForShutdown()
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	srv.Shutdown()
+	srv.WaitForShutdown()
 	_ = s.lock.Close() // closing the file releases the flock
 }
 
@@ -64,7 +95,10 @@ func connect(o Options) (srv *embedded, nc *nats.Conn, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err = nats.Connect("", nats.InProcessServer(srv.srv), nats.Name(o.Name), listenCredentials(o))
+	// It reconnects for ever, quickly and without buffering: only a
+	// restart of the embedded server (storage.go) disconnects it.
+	nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name(o.Name), listenCredentials(o),
+		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
 		srv.stop()
 		return nil, nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
@@ -115,7 +149,7 @@ func startServer(o Options) (*embedded, error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	return &embedded{srv: srv, lock: lock}, nil
+	return &embedded{srv: srv, lock: lock, opts: o}, nil
 }
 
 // newServer starts the embedded server and waits until it takes

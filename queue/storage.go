@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sys/unix"
@@ -16,11 +15,13 @@ import (
 // When the disk under the task store fills, NATS refuses writes with
 // "insufficient resources" (its own limit, 75 % of the disk's free space
 // when JetStream started) or, on a real ENOSPC, a stream stops answering
-// writes at all until JetStream restarts. wpm then answers 503
+// writes at all until the server restarts. wpm then answers 503
 // storage_full with Retry-After at once, logs it once, and checks every
-// storageCheckEvery whether writes work again; the embedded server's
-// JetStream is restarted on its store once the disk has room, so the
-// queue recovers without a restart of wpm.
+// storageCheckEvery whether writes work again; the embedded NATS server
+// is restarted on its store once the disk has room (the engine's
+// connection reconnects to it), so the queue recovers without a restart
+// of wpm. Restarting only JetStream races inside nats-server with API
+// requests in flight (the race detector shows it).
 
 // ErrStorageFull means the task store has no room for a write.
 var ErrStorageFull = errors.New("the task store is full")
@@ -29,7 +30,7 @@ var ErrStorageFull = errors.New("the task store is full")
 const CodeStorageFull = "storage_full"
 
 // storageRoom is the free space the embedded store's disk needs before
-// JetStream is restarted on it.
+// the server is restarted on it.
 const storageRoom = 16 << 20
 
 // storageCheckEvery is how often a full store is checked.
@@ -116,18 +117,19 @@ func (e *Engine) storageLoop() {
 }
 
 // writable reports whether a small write to the store goes through. The
-// embedded server's JetStream is restarted first, once its disk has room:
+// embedded server is restarted first, once its disk has room:
 // a stream that met ENOSPC keeps refusing writes until then.
 func (e *Engine) writable() bool {
 	if e.srv != nil {
 		if !e.storeHasRoom() {
 			return false
 		}
-		e.logger.Warn("restarting the embedded NATS server's JetStream on its store, whose streams stopped taking writes when the disk was full")
-		if err := e.restartJetStream(); err != nil {
-			e.logger.Error("can not restart JetStream", "error", err)
+		e.logger.Warn("restarting the embedded NATS server on its store, whose streams stopped taking writes when the disk was full")
+		if err := e.srv.restart(); err != nil {
+			e.logger.Error("can not restart the embedded NATS server", "error", err)
 			return false
 		}
+		e.waitConnected()
 	}
 	return e.probeWrite()
 }
@@ -146,19 +148,13 @@ func (e *Engine) probeWrite() bool {
 	return true
 }
 
-// restartJetStream stops the embedded server's JetStream and starts it
-// again on the same store: streams come back from their files, with no
-// write error left over.
-func (e *Engine) restartJetStream() error {
-	srv := e.srv.srv
-	cfg := &server.JetStreamConfig{StoreDir: e.opts.StoreDir, SyncAlways: e.opts.SyncAlways}
-	if err := srv.ShutdownJetStream(); err != nil {
-		return fmt.Errorf("stop JetStream: %w", err)
+// waitConnected waits, a bounded time, for the connection to be back
+// after a restart of the embedded server.
+func (e *Engine) waitConnected() {
+	deadline := time.Now().Add(setUpAttempt)
+	for e.nc.Status() != nats.CONNECTED && time.Now().Before(deadline) && e.loops.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
 	}
-	if err := srv.EnableJetStream(cfg); err != nil {
-		return fmt.Errorf("start JetStream: %w", err)
-	}
-	return nil
 }
 
 // storeHasRoom reports whether the embedded store's disk has storageRoom
