@@ -119,7 +119,7 @@ func (e *Engine) modify(ctx context.Context, t Task, rev uint64, p casPolicy, ch
 		switch err = e.storageError(err); {
 		case err == nil:
 			return next, nrev, nil
-		case errors.Is(err, jetstream.ErrKeyExists):
+		case conflict(err):
 			writes++
 			rev = 0 // changed meanwhile: read it again
 		case errors.Is(err, ErrStorageFull), !waitToRetry(ctx, deadline):
@@ -127,6 +127,16 @@ func (e *Engine) modify(ctx context.Context, t Task, rev uint64, p casPolicy, ch
 		}
 	}
 	return t, rev, fmt.Errorf("task %s: the record changed %d times while being written; retry: %w", t.ID, casTries, err)
+}
+
+// conflict reports whether err is a compare-and-set write's refusal
+// because the key changed since the revision it named: error 10071
+// (jetstream.ErrKeyExists), or 10164, which replicated streams answer
+// instead and which KeyValue.Update reports as ErrKeyRevisionMismatch.
+func conflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
 // waitToRetry waits casWait and reports true, or reports false at once
@@ -146,8 +156,8 @@ func waitToRetry(ctx context.Context, deadline time.Time) bool {
 }
 
 // write replaces task t's record, encoded as b, at revision rev and
-// returns its new revision; it fails with an error matching
-// jetstream.ErrKeyExists when the record changed since. An ended record
+// returns its new revision; it fails with an error that conflict
+// reports when the record changed since. An ended record
 // is kept for async.retention from now.
 func (e *Engine) write(ctx context.Context, t Task, b []byte, rev uint64) (uint64, error) {
 	var (

@@ -160,7 +160,10 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 	sum := sha256.Sum256([]byte(key))
 	k := "idem." + hex.EncodeToString(sum[:16])
 	val, _ := json.Marshal(idempotency{ID: id, At: time.Now().UTC(), Fingerprint: fp})
-	for range 3 {
+	// The key is no task record, but its writes follow modify's policy
+	// with casOnce: casTries writes refused because the key changed
+	// meanwhile, a failing read or write returned at once.
+	for range casTries {
 		_, err := e.kv.Create(ctx, k, val, jetstream.KeyTTL(e.opts.DedupWindow))
 		if err == nil {
 			return Task{}, false, nil
@@ -185,8 +188,11 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 				return t, true, nil
 			}
 		}
-		if _, err := e.putTTL(ctx, k, val, entry.Revision(), e.opts.DedupWindow); err == nil {
+		switch _, err := e.putTTL(ctx, k, val, entry.Revision(), e.opts.DedupWindow); {
+		case err == nil:
 			return Task{}, false, nil
+		case !conflict(err):
+			return Task{}, false, fmt.Errorf("record the idempotency key: %w", err)
 		}
 	}
 	return Task{}, false, errors.New("the idempotency key is being claimed by another submit at the same time; retry")
@@ -387,8 +393,8 @@ func (e *Engine) create(ctx context.Context, t Task) error {
 
 // putTTL replaces key's value at revision rev, like KeyValue.Update, with
 // a value that the server removes ttl after this write, and returns its
-// new revision. It fails with an error matching jetstream.ErrKeyExists
-// when the key changed since rev.
+// new revision. It fails with an error that conflict reports when the
+// key changed since rev.
 func (e *Engine) putTTL(ctx context.Context, key string, val []byte, rev uint64, ttl time.Duration) (uint64, error) {
 	msg := &nats.Msg{Subject: "$KV." + bucketName + "." + key, Data: val}
 	ack, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
