@@ -396,7 +396,8 @@ func (e *Engine) save(ctx context.Context, at Task, rev uint64, end Task) error 
 		*cur = end
 		return nil
 	})
-	if err != nil && !errors.Is(err, errEndedMeanwhile) && !errors.Is(err, errStartedElsewhere) {
+	// A full store is logged once, by markFull.
+	if err != nil && !errors.Is(err, errEndedMeanwhile) && !errors.Is(err, errStartedElsewhere) && !errors.Is(err, ErrStorageFull) {
 		e.logger.Error("can not record a task's end", "task", at.ID, "error", err)
 	}
 	return err
