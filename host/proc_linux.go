@@ -103,12 +103,6 @@ func (r *rssReader) read() (uint64, error) {
 
 func (r *rssReader) close() error { return r.f.Close() }
 
-// processAlive reports whether a process with this pid exists.
-func processAlive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || err == unix.EPERM
-}
-
 // fileIdentity returns a file's inode and change time.
 func fileIdentity(fi os.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)

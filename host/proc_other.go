@@ -37,12 +37,6 @@ func (r *rssReader) read() (uint64, error) { return 0, os.ErrNotExist }
 
 func (r *rssReader) close() error { return nil }
 
-// processAlive reports whether a process with this pid exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
 // fileIdentity is empty where inode and change time are not at hand.
 func fileIdentity(os.FileInfo) string { return "" }
 

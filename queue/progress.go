@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/wpmdev/wpm/host"
 )
 
@@ -85,34 +83,30 @@ func (w *progressWriter) loop() {
 	}
 }
 
-// write records p; it reports false when the task's record is no longer
-// running (canceled), writing nothing.
+// write records p; it reports false when the record is no longer this
+// attempt's, running (canceled, or started again elsewhere), writing
+// nothing. A write that fails otherwise drops p: the next report, or the
+// end, is written over it.
 func (w *progressWriter) write(p *Progress) bool {
-	ctx := context.Background()
-	t := w.t
-	for range 3 {
-		t.Progress = p
-		b, err := encode(t)
-		if err != nil {
-			w.e.logger.Warn("a progress report that can not be stored was dropped", "task", t.ID, "error", err)
-			return true
+	at := w.t
+	t, rev, err := w.e.modify(context.Background(), w.t, w.rev, casOnce, func(cur *Task) error {
+		if err := sameAttempt(cur, &at); err != nil {
+			return err
 		}
-		next, err := w.e.kv.Update(ctx, t.ID, b, w.rev)
-		if err == nil {
-			w.t, w.rev = t, next
-			return true
+		if cur.State != StateRunning {
+			return errEndedMeanwhile // handed back to the queue meanwhile
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			w.e.logger.Debug("can not record a task's progress", "task", t.ID, "error", err)
-			return true
-		}
-		cur, rev, gerr := w.e.get(ctx, t.ID)
-		if gerr != nil || cur.State != StateRunning {
-			return false
-		}
-		t, w.rev = cur, rev
-		w.t = cur
+		cur.Progress = p
+		return nil
+	})
+	switch {
+	case errors.Is(err, errEndedMeanwhile), errors.Is(err, errStartedElsewhere), errors.Is(err, ErrUnknownTask):
+		return false
+	case err != nil:
+		w.e.logger.Debug("can not record a task's progress", "task", at.ID, "error", err)
+		return true
 	}
+	w.t, w.rev = t, rev
 	return true
 }
 

@@ -268,42 +268,37 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 // the task must not run: it ended, or was canceled, already. An error
 // means the record could not be read or written now.
 func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
-	var err error
-	for range 10 {
-		var (
-			t   Task
-			rev uint64
-		)
-		t, rev, err = e.get(ctx, j.ID)
-		if errors.Is(err, ErrUnknownTask) {
-			// wpm stopped between storing the message and its record.
-			if err = e.create(ctx, j.record()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-				return Task{}, 0, false, fmt.Errorf("record task %s: %w", j.ID, err)
-			}
-			continue
+	t, rev, err := e.modify(ctx, Task{ID: j.ID}, 0, casOnce, e.startChange(j))
+	if errors.Is(err, ErrUnknownTask) {
+		// wpm stopped between storing the message and its record.
+		if err = e.create(ctx, j.record()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return Task{}, 0, false, fmt.Errorf("record task %s: %w", j.ID, err)
 		}
-		if err != nil {
-			return Task{}, 0, false, err
-		}
+		t, rev, err = e.modify(ctx, Task{ID: j.ID}, 0, casOnce, e.startChange(j))
+	}
+	switch {
+	case errors.Is(err, errEndedMeanwhile):
+		return t, rev, false, nil
+	case err != nil:
+		return Task{}, 0, false, fmt.Errorf("start task %s: %w", j.ID, err)
+	}
+	return t, rev, true, nil
+}
+
+// startChange is start's change of the record: running on this host, one
+// more attempt; errEndedMeanwhile when it has ended.
+func (e *Engine) startChange(j job) func(*Task) error {
+	return func(t *Task) error {
 		if t.State.Ended() {
-			return t, rev, false, nil
+			return errEndedMeanwhile
 		}
 		if t.State == StateRunning {
 			e.counters.redeliveries.WithLabelValues(j.Pool).Inc()
 		}
 		t.State, t.StartedAt, t.Error, t.Host = StateRunning, now(), nil, e.opts.Name
 		t.Attempts++
-		b, eerr := encode(t)
-		if eerr != nil {
-			return Task{}, 0, false, fmt.Errorf("encode the record of task %s: %w", j.ID, eerr)
-		}
-		next, uerr := e.kv.Update(ctx, t.ID, b, rev)
-		if uerr == nil {
-			return t, next, true, nil
-		}
-		err = uerr
+		return nil
 	}
-	return Task{}, 0, false, fmt.Errorf("start task %s: the record kept changing or failing: %w", j.ID, err)
 }
 
 // heartbeat tells the server, every third of the ack wait, that the task
@@ -332,13 +327,14 @@ func (e *Engine) heartbeat(msg jetstream.Msg) func() {
 // hands it back: for a retry after the pool's back-off, or, when wpm is
 // stopping, to run again at the next start.
 func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, rev uint64, res host.Result, err error, cause error) {
+	at := t // the attempt's record at rev; t becomes its end
 	switch {
 	case errors.Is(cause, errCanceled):
 		e.ackRead(ctx, msg, j.ID) // Cancel recorded the end
 		return
 	case e.work.Err() != nil && err != nil:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
-		if errors.Is(e.save(ctx, t, rev), errStartedElsewhere) {
+		if errors.Is(e.save(ctx, at, rev, t), errStartedElsewhere) {
 			e.dropStale(j)
 			return
 		}
@@ -347,7 +343,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	case err != nil && host.Code(err) == host.CodeQueueFull:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		t.Attempts-- // it did not run
-		if errors.Is(e.save(ctx, t, rev), errStartedElsewhere) {
+		if errors.Is(e.save(ctx, at, rev, t), errStartedElsewhere) {
 			e.dropStale(j)
 			return
 		}
@@ -355,7 +351,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		return
 	case err != nil && e.retry(j, t, err):
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
-		switch serr := e.save(ctx, t, rev); {
+		switch serr := e.save(ctx, at, rev, t); {
 		case errors.Is(serr, errStartedElsewhere):
 			e.dropStale(j)
 		case serr == nil:
@@ -398,7 +394,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		t.Error = &TaskError{Code: CodeResultTooLarge, Message: fmt.Sprintf(
 			"the task's record is %d bytes, over what the NATS server stores in one message (max_payload %d, less headers); return less, or raise the server's max_payload", len(b), e.nc.MaxPayload())}
 	}
-	switch serr := e.save(ctx, t, rev); {
+	switch serr := e.save(ctx, at, rev, t); {
 	case errors.Is(serr, errStartedElsewhere):
 		e.dropStale(j)
 	case serr == nil:
@@ -413,19 +409,6 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	}
 }
 
-// errStartedElsewhere is save's error when another attempt of the task
-// started while this one ran (this host was cut off from NATS past the
-// ack wait, say): this attempt's end is stale and nothing is written.
-var errStartedElsewhere = errors.New("another attempt of the task started meanwhile")
-
-// sameTime reports whether a and b are the same instant, or both nil.
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
 // dropStale lets go of an attempt whose task started again elsewhere: its
 // message is neither acknowledged (that would end the other attempt's
 // delivery) nor handed back (that would start a third).
@@ -433,48 +416,24 @@ func (e *Engine) dropStale(j job) {
 	e.logger.Warn("a task this host ran was started again by another host meanwhile (this host was cut off past async.ackWait); this attempt's end is dropped", "task", j.ID, "pool", j.Pool)
 }
 
-// errEndedMeanwhile is save's error when the task was canceled (or
-// ended) while it ran: nothing is written.
-var errEndedMeanwhile = errors.New("the task ended meanwhile")
-
-// saveRetries and saveRetryWait bound the retries of a record write that
-// fails, as it does while NATS elects a new leader (seconds).
-const (
-	saveRetries   = 40
-	saveRetryWait = 250 * time.Millisecond
-)
-
-// save writes t at revision rev. It fails with errEndedMeanwhile, writing
-// nothing, when the task was canceled meanwhile, and with the write's
-// error when NATS kept refusing it for about 10 s.
-func (e *Engine) save(ctx context.Context, t Task, rev uint64) error {
-	var err error
-	for range saveRetries {
-		if e.full() {
-			return e.errFull(nil) // the message comes back once the store has room
+// save writes end, the end of the attempt whose record at revision rev
+// is at (or its hand-back to the queue), with the casEnd policy. It fails
+// with errEndedMeanwhile when the task was canceled meanwhile, with
+// errStartedElsewhere when another attempt started meanwhile (writing
+// nothing in both cases), and with the last error when NATS kept
+// refusing the write.
+func (e *Engine) save(ctx context.Context, at Task, rev uint64, end Task) error {
+	_, _, err := e.modify(ctx, at, rev, casEnd, func(cur *Task) error {
+		if err := sameAttempt(cur, &at); err != nil {
+			return err
 		}
-		err = e.storageError(e.update(ctx, t, rev))
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			time.Sleep(saveRetryWait)
-			continue
-		}
-		cur, next, gerr := e.get(ctx, t.ID)
-		switch {
-		case gerr != nil:
-			err = gerr
-			time.Sleep(saveRetryWait)
-		case cur.State.Ended():
-			return errEndedMeanwhile
-		case cur.Host != t.Host || !sameTime(cur.StartedAt, t.StartedAt):
-			return errStartedElsewhere
-		default:
-			rev = next // a progress write: this attempt's record still
-		}
+		*cur = end
+		return nil
+	})
+	// A full store is logged once, by markFull.
+	if err != nil && !errors.Is(err, errEndedMeanwhile) && !errors.Is(err, errStartedElsewhere) && !errors.Is(err, ErrStorageFull) {
+		e.logger.Error("can not record a task's end", "task", at.ID, "error", err)
 	}
-	e.logger.Error("can not record a task's end", "task", t.ID, "error", err)
 	return err
 }
 

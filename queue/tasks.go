@@ -160,7 +160,10 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 	sum := sha256.Sum256([]byte(key))
 	k := "idem." + hex.EncodeToString(sum[:16])
 	val, _ := json.Marshal(idempotency{ID: id, At: time.Now().UTC(), Fingerprint: fp})
-	for range 3 {
+	// The key is no task record, but its writes follow modify's policy
+	// with casOnce: casTries writes refused because the key changed
+	// meanwhile, a failing read or write returned at once.
+	for range casTries {
 		_, err := e.kv.Create(ctx, k, val, jetstream.KeyTTL(e.opts.DedupWindow))
 		if err == nil {
 			return Task{}, false, nil
@@ -185,8 +188,11 @@ func (e *Engine) claimKey(ctx context.Context, key, id, fp string) (Task, bool, 
 				return t, true, nil
 			}
 		}
-		if err := e.putTTL(ctx, k, val, entry.Revision(), e.opts.DedupWindow); err == nil {
+		switch _, err := e.putTTL(ctx, k, val, entry.Revision(), e.opts.DedupWindow); {
+		case err == nil:
 			return Task{}, false, nil
+		case !conflict(err):
+			return Task{}, false, fmt.Errorf("record the idempotency key: %w", err)
 		}
 	}
 	return Task{}, false, errors.New("the idempotency key is being claimed by another submit at the same time; retry")
@@ -345,32 +351,28 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
 
 // cancel is Cancel before NATS errors are translated.
 func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
-	for range 10 {
-		t, rev, err := e.get(ctx, id)
-		if err != nil {
-			return Task{}, err
-		}
+	t, _, err := e.modify(ctx, Task{ID: id}, 0, casOnce, func(t *Task) error {
 		if t.State.Ended() {
-			return t, fmt.Errorf("%w: task %s is %s already; only queued and running tasks can be canceled", ErrTaskEnded, id, t.State)
+			return fmt.Errorf("%w: task %s is %s already; only queued and running tasks can be canceled", ErrTaskEnded, id, t.State)
 		}
 		t.State, t.FinishedAt = StateCanceled, now()
 		t.Error = &TaskError{Code: host.CodeCanceled, Message: "the task was canceled by DELETE /v1/tasks/" + id}
-		if err := e.update(ctx, t, rev); err != nil {
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue // changed meanwhile: look again
-			}
-			return Task{}, err
-		}
-		e.stopLocal(id)
-		_ = e.nc.Publish(cancelSubject, []byte(id)) // the host running it stops it
-		e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
-		if err := e.storeCallback(ctx, t); err != nil {
-			// The task's message, when it is next seen, stores it.
-			e.logger.Warn("can not store a canceled task's callback now", "task", id, "error", err)
-		}
-		return t, nil
+		return nil
+	})
+	if errors.Is(err, ErrTaskEnded) {
+		return t, err
 	}
-	return Task{}, fmt.Errorf("task %s changed too often while being canceled; retry", id)
+	if err != nil {
+		return Task{}, err
+	}
+	e.stopLocal(id)
+	_ = e.nc.Publish(cancelSubject, []byte(id)) // the host running it stops it
+	e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
+	if err := e.storeCallback(ctx, t); err != nil {
+		// The task's message, when it is next seen, stores it.
+		e.logger.Warn("can not store a canceled task's callback now", "task", id, "error", err)
+	}
+	return t, nil
 }
 
 // errCanceled is the cause of a running task's context when it is canceled.
@@ -389,32 +391,17 @@ func (e *Engine) create(ctx context.Context, t Task) error {
 	return nil
 }
 
-// update replaces the record at revision rev; it fails with
-// jetstream.ErrKeyExists when the record changed since. An ended record
-// is kept for async.retention from now.
-func (e *Engine) update(ctx context.Context, t Task, rev uint64) error {
-	b, err := encode(t)
-	if err != nil {
-		return err
-	}
-	if t.State.Ended() {
-		err = e.putTTL(ctx, t.ID, b, rev, e.opts.Retention) // retention counts from the end
-	} else {
-		_, err = e.kv.Update(ctx, t.ID, b, rev)
-	}
-	if err != nil {
-		return fmt.Errorf("update the record of task %s: %w", t.ID, err)
-	}
-	return nil
-}
-
 // putTTL replaces key's value at revision rev, like KeyValue.Update, with
-// a value that the server removes ttl after this write. It fails with an
-// error matching jetstream.ErrKeyExists when the key changed since rev.
-func (e *Engine) putTTL(ctx context.Context, key string, val []byte, rev uint64, ttl time.Duration) error {
+// a value that the server removes ttl after this write, and returns its
+// new revision. It fails with an error that conflict reports when the
+// key changed since rev.
+func (e *Engine) putTTL(ctx context.Context, key string, val []byte, rev uint64, ttl time.Duration) (uint64, error) {
 	msg := &nats.Msg{Subject: "$KV." + bucketName + "." + key, Data: val}
-	_, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
-	return err
+	ack, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // newID returns a random 16-hex-digit task id, like host's.
