@@ -28,7 +28,7 @@ type sharedEvent struct {
 // shareEvent publishes ev, an event of a task this host runs, to the
 // other hosts; with no other host in view it does nothing.
 func (e *Engine) shareEvent(ev host.Event) {
-	if e.members == nil || len(e.Cluster()) < 2 || ev.TaskID == "" {
+	if e.members == nil || ev.TaskID == "" || !e.othersInView() {
 		return
 	}
 	b, err := json.Marshal(sharedEvent{Host: e.opts.Name, Event: ev})
@@ -36,6 +36,14 @@ func (e *Engine) shareEvent(ev host.Event) {
 		return
 	}
 	_ = e.nc.Publish(taskEventsPrefix+ev.TaskID, b)
+}
+
+// othersInView reports whether the view holds a host besides this one,
+// without copying it (it runs for every event of an async task).
+func (e *Engine) othersInView() bool {
+	e.members.mu.Lock()
+	defer e.members.mu.Unlock()
+	return len(e.members.hosts) > 1
 }
 
 // receiveEvents hands the task events other hosts share to

@@ -36,16 +36,27 @@ func ensureResults(ctx context.Context, js jetstream.JetStream, cfg jetstream.Ob
 		jetstream.ErrBucketNotFound, jetstream.ErrBucketExists)
 }
 
-// keepResult moves t's result beside its record when the record with it
-// would not fit in one message.
-func (e *Engine) keepResult(ctx context.Context, t *Task) error {
-	if b, err := encode(t); err == nil && int64(len(b)) <= e.maxMessage() {
+// fitRecord makes t, an attempt's end, fit in one message of the server:
+// a result too large to keep in the record moves beside it, and a record
+// that still does not fit ends the task result_too_large. An error means
+// the result could not be stored now.
+func (e *Engine) fitRecord(ctx context.Context, t *Task) error {
+	b, err := encode(t)
+	if err == nil && int64(len(b)) <= e.maxMessage() {
 		return nil
 	}
-	if _, err := e.results.PutBytes(ctx, t.ID, t.Result); err != nil {
-		return fmt.Errorf("store the result of task %s: %w", t.ID, err)
+	if t.Result != nil {
+		if _, err := e.results.PutBytes(ctx, t.ID, t.Result); err != nil {
+			return fmt.Errorf("store the result of task %s: %w", t.ID, err)
+		}
+		t.ResultSize, t.Result = int64(len(t.Result)), nil
+		if b, err = encode(t); err == nil && int64(len(b)) <= e.maxMessage() {
+			return nil
+		}
 	}
-	t.ResultSize, t.Result = int64(len(t.Result)), nil
+	t.State, t.Result, t.ResultSize, t.Progress = StateFailed, nil, 0, nil
+	t.Error = &TaskError{Code: CodeResultTooLarge, Message: fmt.Sprintf(
+		"the task's record is %d bytes, over what the NATS server stores in one message (max_payload %d, less headers); return less, or raise the server's max_payload", len(b), e.nc.MaxPayload())}
 	return nil
 }
 

@@ -381,18 +381,13 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		t.Error = &TaskError{Code: host.CodeTaskFailed, Message: "the plugin answered with output that is not valid JSON; a plugin must return a JSON value"}
 	default:
 		t.Result = res.Output
-		if kerr := e.keepResult(ctx, &t); kerr != nil {
-			// Not stored for now (NATS between leaders, say): the task runs
-			// again rather than lose its result.
-			e.logger.Warn("can not store a task's result; it runs again", "task", t.ID, "error", kerr)
-			_ = msg.NakWithDelay(e.opts.PollInterval)
-			return
-		}
 	}
-	if b, _ := encode(t); int64(len(b)) > e.maxMessage() {
-		t.State, t.Result, t.ResultSize, t.Progress = StateFailed, nil, 0, nil
-		t.Error = &TaskError{Code: CodeResultTooLarge, Message: fmt.Sprintf(
-			"the task's record is %d bytes, over what the NATS server stores in one message (max_payload %d, less headers); return less, or raise the server's max_payload", len(b), e.nc.MaxPayload())}
+	if ferr := e.fitRecord(ctx, &t); ferr != nil {
+		// Not stored for now (NATS between leaders, say): the task runs
+		// again rather than lose its result.
+		e.logger.Warn("can not store a task's result; it runs again", "task", t.ID, "error", ferr)
+		_ = msg.NakWithDelay(e.opts.PollInterval)
+		return
 	}
 	switch serr := e.save(ctx, at, rev, t); {
 	case errors.Is(serr, errStartedElsewhere):
