@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"math"
-	"strings"
 	"time"
 
 	"github.com/wpmdev/wpm/shared"
@@ -56,15 +54,10 @@ func (t *tracker) emit(e Event) {
 // is dropped, others are clamped to 0..1, and the message is cut to
 // shared.MaxProgressMessage bytes of valid UTF-8.
 func (t *tracker) progress(fraction float64, msg string) {
-	if math.IsNaN(fraction) {
-		return
+	fraction, msg, ok := shared.CleanProgress(fraction, msg)
+	if ok {
+		t.emit(Event{Type: EventTaskProgress, Fraction: fraction, Message: msg})
 	}
-	fraction = min(max(fraction, 0), 1)
-	if len(msg) > shared.MaxProgressMessage {
-		msg = msg[:shared.MaxProgressMessage]
-	}
-	msg = strings.ToValidUTF8(msg, "")
-	t.emit(Event{Type: EventTaskProgress, Fraction: fraction, Message: msg})
 }
 
 // finished reports how the task ended.

@@ -6,11 +6,11 @@ import "sync"
 // running at once (unnumbered tasks count as running too), and reports
 // each admitted number to the host before the task is released.
 type gate struct {
-	mu        sync.Mutex
-	next      uint64 // the lowest number not yet admitted or skipped
-	running   int
-	limit     int
-	waiting   map[uint64]chan bool // arrived, not yet admitted: true admits, false skips
+	mu       sync.Mutex
+	next     uint64 // the lowest number not yet admitted or skipped
+	running  int
+	limit    int
+	waiting  map[uint64]chan bool // arrived, not yet admitted: true admits, false skips
 	canceled map[uint64]bool      // canceled before admission; true once the task arrived
 
 	out *frameWriter // where start reports go; nil until the pipeline connection is up

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/rpc"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +21,24 @@ import (
 // or outside a task, it does nothing.
 func Progress(ctx context.Context, fraction float64, msg string) {
 	r, ok := ctx.Value(reporterKey{}).(*reporter)
-	if !ok || math.IsNaN(fraction) {
+	if !ok {
 		return
 	}
-	r.report(min(max(fraction, 0), 1), clipMessage(msg))
+	if fraction, msg, ok = CleanProgress(fraction, msg); ok {
+		r.report(fraction, msg)
+	}
+}
+
+// CleanProgress is a progress report as it may be kept: ok is false for a
+// fraction that is no number, which is dropped; others are clamped to 0..1,
+// and the message is cut to [MaxProgressMessage] bytes of valid UTF-8. The
+// SDK applies it before sending, the host again on what it receives, since
+// a plugin may speak the protocol without this SDK.
+func CleanProgress(fraction float64, msg string) (float64, string, bool) {
+	if math.IsNaN(fraction) {
+		return 0, "", false
+	}
+	return min(max(fraction, 0), 1), strings.ToValidUTF8(clipMessage(msg), ""), true
 }
 
 // ProgressInterval is the shortest time between two progress reports of
