@@ -27,7 +27,8 @@ type PluginInfo struct {
 // catalog finds plugin binaries in one directory and refuses everything
 // else. It is safe for concurrent use.
 type catalog struct {
-	dir string // absolute, symlinks resolved
+	dir     string // absolute, symlinks resolved
+	scripts bool   // holds Node.js worker scripts (*.js) instead of binaries
 
 	mu     sync.Mutex
 	hashes map[string]cachedHash // by path
@@ -77,7 +78,7 @@ func (c *catalog) resolve(name string) (string, error) {
 		return "", fmt.Errorf("%w: %q leads outside the plugins directory", ErrUnknownPlugin, name)
 	}
 	fi, err := os.Stat(real)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+	if err != nil || !c.runnable(base, fi) {
 		return "", c.unknown(name)
 	}
 	return real, nil
@@ -107,6 +108,47 @@ func pluginName(name string) (string, error) {
 	return base, nil
 }
 
+// runnable reports whether the file called name, described by fi, is
+// one the catalog runs: an executable regular file, or in a scripts
+// directory a regular file named *.js.
+func (c *catalog) runnable(name string, fi os.FileInfo) bool {
+	if !fi.Mode().IsRegular() {
+		return false
+	}
+	if c.scripts {
+		return isScriptName(name)
+	}
+	return fi.Mode().Perm()&0o111 != 0
+}
+
+// isScriptName reports whether a file name is a Node.js script's.
+func isScriptName(name string) bool {
+	return strings.HasSuffix(name, ".js") || strings.HasSuffix(name, ".cjs") || strings.HasSuffix(name, ".mjs")
+}
+
+// resolvePool returns the path of what pool pc runs: its plugin, found
+// here, or its script. The error starts with the key at fault.
+func (c *catalog) resolvePool(pc PoolConfig) (string, error) {
+	if pc.Script == "" {
+		path, err := c.resolve(pc.Plugin)
+		if err != nil {
+			return "", fmt.Errorf("plugin: %w", err)
+		}
+		return path, nil
+	}
+	real, err := filepath.EvalSymlinks(pc.Script)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	if err != nil {
+		return "", fmt.Errorf("script: %w: worker script %q: %w (a relative path is relative to the config file's folder)", ErrUnknownPlugin, pc.Script, err)
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("script: %w: worker script %q is not a regular file", ErrUnknownPlugin, pc.Script)
+	}
+	return real, nil
+}
+
 func (c *catalog) unknown(name string) error {
 	names, _ := c.names()
 	return fmt.Errorf("%w: no plugin %q in %s; known plugins: %s", ErrUnknownPlugin, name, c.dir, strings.Join(names, ", "))
@@ -131,7 +173,7 @@ func (c *catalog) names() ([]string, error) {
 			continue
 		}
 		fi, err := os.Stat(real)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		if err != nil || !c.runnable(e.Name(), fi) {
 			continue
 		}
 		names = append(names, e.Name())

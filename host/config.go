@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -26,6 +27,11 @@ type Config struct {
 	Pools []PoolConfig
 	// OneShot configures single-task processes.
 	OneShot OneShotConfig
+	// ScriptsDir is a directory of Node.js worker scripts: a one-shot whose
+	// name's last element is a .js file there runs that file with node
+	// (nodeproc.go), before the plugins directory is looked at. Empty means
+	// none; nothing outside it is ever run as a one-shot script.
+	ScriptsDir string
 }
 
 // PoolConfig describes one pool of identical workers. The koanf tags are
@@ -36,6 +42,11 @@ type PoolConfig struct {
 	Name string `koanf:"name"`
 	// Plugin is the plugin binary's name in the plugins directory.
 	Plugin string `koanf:"plugin"`
+	// Script is, instead of Plugin, the path of a Node.js worker script
+	// (the Node.js WorkerPoolManager's protocol) that node runs for each
+	// worker. A relative path is relative to the working directory (wpm's
+	// config file makes it relative to the file's folder).
+	Script string `koanf:"script"`
 	// Workers is the number of worker processes kept running (≥ 1): a
 	// fixed size, the same as MinWorkers = MaxWorkers = Workers. Leave it 0
 	// and set MaxWorkers for a pool that sizes itself.
@@ -206,6 +217,11 @@ func (c PoolConfig) withDefaults() PoolConfig {
 	if c.QueueLimit < 0 {
 		c.QueueLimit = 0
 	}
+	if c.Script != "" {
+		// The name a script pool's worker goes by in events, stats and
+		// metrics, and in plugins.checksums.
+		c.Plugin = filepath.Base(c.Script)
+	}
 	return c
 }
 
@@ -284,9 +300,13 @@ func (p *problems) pool(prefix string, c PoolConfig) {
 	case !validName(c.Name):
 		p.add(prefix+"name", "%q may hold only letters, digits, '.', '_' and '-'", c.Name)
 	}
-	if c.Plugin == "" {
-		p.add(prefix+"plugin", "must name a plugin in the plugins directory")
-	} else if !validName(c.Plugin) {
+	switch {
+	case c.Plugin != "" && c.Script != "" && c.Plugin != filepath.Base(c.Script):
+		p.add(prefix+"script", "pool %q sets both plugin and script; keep one: plugin for a plugin binary, script for a Node.js worker script", c.Name)
+	case c.Script != "":
+	case c.Plugin == "":
+		p.add(prefix+"plugin", "pool %q must name a plugin in the plugins directory, or set script to a Node.js worker script", c.Name)
+	case !validName(c.Plugin):
 		p.add(prefix+"plugin", "%q must be a plain file name in the plugins directory", c.Plugin)
 	}
 	p.size(prefix, c)

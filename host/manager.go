@@ -21,6 +21,7 @@ type Manager struct {
 	cfg       Config
 	logger    hclog.Logger
 	catalog   *catalog
+	scripts   *catalog // Node.js worker scripts for one-shots; nil when none
 	socketDir string
 	ownSocket bool // socketDir was made by New and is removed by Shutdown
 	dirLock   *os.File
@@ -93,10 +94,16 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	m.catalog = cat
+	if cfg.ScriptsDir != "" {
+		if m.scripts, err = newCatalog(cfg.ScriptsDir); err != nil {
+			return nil, fmt.Errorf("scripts directory: %w", err)
+		}
+		m.scripts.scripts = true
+	}
 	paths := make([]string, len(cfg.Pools))
 	for i, pc := range cfg.Pools {
-		if paths[i], err = cat.resolve(pc.Plugin); err != nil {
-			return nil, fmt.Errorf("pools[%d].plugin: %w", i, err)
+		if paths[i], err = cat.resolvePool(pc); err != nil {
+			return nil, fmt.Errorf("pools[%d].%w", i, err)
 		}
 	}
 	if err := m.openSocketDir(); err != nil {
@@ -104,6 +111,9 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	m.oneShots = newOneShots(m.withEventScope(m.sup.ctx, PoolConfig{}), cfg.OneShot.withDefaults(), m.socketDir, m.logger.Named("oneshot"), m.start, m.sup.spawn)
 	m.oneShots.verify = m.verifyPinned
+	if m.scripts != nil {
+		m.oneShots.scriptsDir = m.scripts.dir
+	}
 	for i, pc := range cfg.Pools {
 		m.pools[pc.Name] = m.newPool(pc.withDefaults(), paths[i], cfg.Checksums)
 	}
@@ -144,6 +154,8 @@ func (m *Manager) launchFor(pc PoolConfig, path string, checksums map[string]str
 		startTimeout:  pc.StartTimeout,
 		logger:        m.logger.Named("pool").With("pool", pc.Name, "plugin", pc.Plugin),
 		verify:        m.verifier(pc.Plugin, path, checksums),
+		script:        pc.Script != "",
+		pool:          pc.Name,
 	}
 }
 
@@ -271,7 +283,7 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
-	path, err := m.catalog.resolve(name)
+	path, err := m.resolveOneShot(name)
 	if err != nil {
 		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: err}
 	}
@@ -292,12 +304,33 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 	return Result{TaskID: id, Plugin: plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
 }
 
-// Plugins lists the plugins in the plugins directory, with the pools that
-// use each.
+// resolveOneShot returns the path of what a one-shot called name runs: a
+// Node.js script in the scripts directory when the name's last element is
+// a .js file there, otherwise a plugin.
+func (m *Manager) resolveOneShot(name string) (string, error) {
+	if m.scripts != nil {
+		if base, err := pluginName(name); err == nil && isScriptName(base) {
+			if path, err := m.scripts.resolve(name); err == nil {
+				return path, nil
+			}
+		}
+	}
+	return m.catalog.resolve(name)
+}
+
+// Plugins lists the plugins in the plugins directory and the scripts in
+// the scripts directory, with the pools that use each.
 func (m *Manager) Plugins() ([]PluginInfo, error) {
 	infos, err := m.catalog.list()
 	if err != nil {
 		return nil, err
+	}
+	if m.scripts != nil {
+		scripts, err := m.scripts.list()
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, scripts...)
 	}
 	pools := m.poolList()
 	for i := range infos {

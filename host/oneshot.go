@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ type oneShots struct {
 	spawn     func(func()) bool
 	ctx       context.Context // the slots' parent: the supervisor's
 	socketDir string
+	// scriptsDir holds the Node.js worker scripts a one-shot may run, as
+	// resolved; empty when there are none.
+	scriptsDir string
 	// verify checks a plugin's binary, by the name it was asked for and
 	// its path, before a spare of it is started.
 	verify func(name, path string) error
@@ -105,6 +109,7 @@ func (o *oneShots) launchOf(name, path string, memoryLimitMB int) launch {
 		memoryLimitMB: memoryLimitMB,
 		startTimeout:  o.cfg.StartTimeout,
 		logger:        o.logger.With("plugin", name),
+		script:        o.scriptsDir != "" && filepath.Dir(path) == o.scriptsDir,
 	}
 }
 

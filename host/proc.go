@@ -106,8 +106,12 @@ type pluginProc struct {
 
 var _ proc = (*pluginProc)(nil)
 
-// startPlugin is the startFunc of real plugin processes.
+// startPlugin is the startFunc of real plugin processes, and of Node.js
+// worker scripts.
 func startPlugin(ctx context.Context, l launch) (proc, error) {
+	if l.script {
+		return startNode(ctx, l)
+	}
 	p, err := startProcess(ctx, l)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,8 @@ type launch struct {
 	startTimeout  time.Duration
 	logger        hclog.Logger // tagged with pool or plugin
 	verify        func() error // checks the binary before each start; may be nil
+	script        bool         // path is a Node.js worker script that node runs (nodeproc.go)
+	pool          string       // the pool's name; empty for a one-shot
 }
 
 // process is one started, handshaken plugin process. Whoever starts it owns
@@ -42,6 +44,7 @@ type process struct {
 	memoryLimitMB int
 	startedAt     time.Time
 	logger        hclog.Logger
+	quit          func() // asks an idle process to exit before an orderly kill; may be nil
 
 	watchOnce sync.Once
 	wake      chan struct{} // set once by enter; wakes the watchdog
@@ -181,6 +184,9 @@ func (p *process) kill(reason error) {
 	}
 	p.mu.Unlock()
 	p.killOnce.Do(func() {
+		if reason == nil && p.quit != nil {
+			p.quit()
+		}
 		if p.rss != nil {
 			defer p.rss.close()
 		}

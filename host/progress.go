@@ -22,10 +22,14 @@ type trackerKey struct{}
 // plugin, reports it queued, and returns ctx carrying it: the worker
 // process that takes the task reports it started (taskStarted), and the
 // plugin's progress reports reach it through the SDK (shared.WithProgressFunc).
-// With nobody listening it returns ctx as it is and a nil tracker.
+// With nobody listening it returns a nil tracker, and ctx carrying the
+// task's id for the workers that send it (a Node.js script's messages).
 func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.Context, *tracker) {
 	own, _ := ctx.Value(taskEventsKey{}).(func(Event))
 	if m.events == nil && own == nil {
+		if given, _ := ctx.Value(taskIDKey{}).(string); given != id {
+			ctx = context.WithValue(ctx, taskIDKey{}, id)
+		}
 		return ctx, nil
 	}
 	t := &tracker{m: m, base: Event{TaskID: id, Pool: pool, Plugin: plugin}, own: own}

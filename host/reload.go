@@ -30,8 +30,8 @@ func (m *Manager) Reload(cfg Config) error {
 	paths := make([]string, len(cfg.Pools))
 	for i, pc := range cfg.Pools {
 		var err error
-		if paths[i], err = m.catalog.resolve(pc.Plugin); err != nil {
-			return fmt.Errorf("pools[%d].plugin: %w", i, err)
+		if paths[i], err = m.catalog.resolvePool(pc); err != nil {
+			return fmt.Errorf("pools[%d].%w", i, err)
 		}
 	}
 
@@ -103,6 +103,9 @@ func (m *Manager) checkFixed(cfg Config) error {
 	var errs []error
 	if cat, err := newCatalog(cfg.PluginDir); err != nil || cat.dir != m.catalog.dir {
 		errs = append(errs, fmt.Errorf("plugins.dir: can not change from %s without a restart", m.catalog.dir))
+	}
+	if cfg.ScriptsDir != m.cfg.ScriptsDir {
+		errs = append(errs, errors.New("node.scriptsDir: can not change without a restart"))
 	}
 	if cfg.SocketDir != m.cfg.SocketDir {
 		errs = append(errs, errors.New("the socket directory can not change without a restart"))
