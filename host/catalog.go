@@ -116,13 +116,14 @@ func (c *catalog) runnable(name string, fi os.FileInfo) bool {
 		return false
 	}
 	if c.scripts {
-		return isScriptName(name)
+		return IsScriptName(name)
 	}
 	return fi.Mode().Perm()&0o111 != 0
 }
 
-// isScriptName reports whether a file name is a Node.js script's.
-func isScriptName(name string) bool {
+// IsScriptName reports whether name (a file name, or a path whose last
+// element counts) is a Node.js worker script's: *.js, *.cjs or *.mjs.
+func IsScriptName(name string) bool {
 	return strings.HasSuffix(name, ".js") || strings.HasSuffix(name, ".cjs") || strings.HasSuffix(name, ".mjs")
 }
 

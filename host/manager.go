@@ -309,7 +309,7 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts R
 // a .js file there, otherwise a plugin.
 func (m *Manager) resolveOneShot(name string) (string, error) {
 	if m.scripts != nil {
-		if base, err := pluginName(name); err == nil && isScriptName(base) {
+		if base, err := pluginName(name); err == nil && IsScriptName(base) {
 			if path, err := m.scripts.resolve(name); err == nil {
 				return path, nil
 			}

@@ -218,9 +218,28 @@ func (s *Server) examplePool(c echo.Context) error {
 	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
 	s.logTask(c, res, err)
 	if err != nil {
+		if pc, cfgErr := s.mgr.PoolConfig(*req.PoolName); cfgErr == nil && pc.Script != "" {
+			return scriptError(c, err)
+		}
 		return err
 	}
 	return writeResult(c, res, true)
+}
+
+// scriptError answers a Node.js worker script's error reply as the
+// Node.js project does: status 500 and the reply message, {"ok": false,
+// "id", "type": "error", "data": message}. Other errors keep their shape.
+func scriptError(c echo.Context, err error) error {
+	te, ok := errors.AsType[*host.TaskError](err)
+	if !ok || host.Code(err) != host.CodeTaskFailed {
+		return err
+	}
+	return c.JSON(http.StatusInternalServerError, struct {
+		OK   bool   `json:"ok"`
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Data string `json:"data"`
+	}{false, te.TaskID, "error", te.Err.Error()})
 }
 
 func (s *Server) exampleOneShot(c echo.Context) error {
@@ -252,6 +271,9 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
 	s.logTask(c, res, err)
 	if err != nil {
+		if host.IsScriptName(*req.WorkerScript) {
+			return scriptError(c, err)
+		}
 		return err
 	}
 	return writeResult(c, res, true)

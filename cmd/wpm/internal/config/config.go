@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -213,7 +214,13 @@ type shape struct {
 	Runtime  *Runtime            `koanf:"runtime"`
 	NATS     *NATS               `koanf:"nats"`
 	Async    *Async              `koanf:"async"`
+	Node     node                `koanf:"node"`
 	Pools    *[]host.PoolConfig  `koanf:"pools"`
+}
+
+// node is the node section: Node.js worker scripts.
+type node struct {
+	ScriptsDir *string `koanf:"scriptsDir"`
 }
 
 // plugins is the plugins section.
@@ -234,6 +241,7 @@ func shapeOf(c *Config) *shape {
 		Runtime:  &c.Runtime,
 		NATS:     &c.NATS,
 		Async:    &c.Async,
+		Node:     node{ScriptsDir: &c.Host.ScriptsDir},
 		Pools:    &c.Host.Pools,
 	}
 }
@@ -319,12 +327,30 @@ func Load(opts Options) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	if opts.File != "" {
+		scriptsRelativeTo(&c.Host, filepath.Dir(opts.File))
+	}
 	l.report(c.check())
 	l.report(c.Host.Validate())
 	if len(l.errs) > 0 {
 		return Config{}, errors.Join(l.errs...)
 	}
 	return c, nil
+}
+
+// scriptsRelativeTo makes the relative paths of Node.js worker scripts in
+// h (pools[].script, node.scriptsDir) relative to dir, the config file's
+// folder.
+func scriptsRelativeTo(h *host.Config, dir string) {
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	rel(&h.ScriptsDir)
+	for i := range h.Pools {
+		rel(&h.Pools[i].Script)
+	}
 }
 
 // mapProvider is a koanf.Provider over a nested map already in memory.

@@ -205,9 +205,9 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"unknown section key", "http: { adr: x }",
 			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, pools)`},
+			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, node, pools)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
-			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, workers, minWorkers, maxWorkers, scaleDownAfter, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
+			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, script, workers, minWorkers, maxWorkers, scaleDownAfter, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
 			`unknown key "oneShot.memorylimitmb" (keys are case-sensitive: did you mean memoryLimitMB?)`},
 		{"pool key differs only in case", "pools: [{ name: CPU, plugin: cpuload, Workers: 1 }]",
@@ -217,7 +217,7 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"pools not a list", "pools: { CPU: { plugin: cpuload } }",
 			`pools: must be a list of pools`},
 		{"pool not a map", "pools: [CPU]",
-			`pools[0]: must be a map of pool settings (name, plugin, workers,`},
+			`pools[0]: must be a map of pool settings (name, plugin, script, workers,`},
 		{"wrong type of count", "pools: [{ name: CPU, plugin: cpuload, workers: two }]",
 			`pools[0].workers: must be a whole number, got "two"`},
 		{"fractional count", "oneShot: { maxConcurrent: 2.5 }",
@@ -727,4 +727,30 @@ func TestLoad_natsListenNeedsCredentials(t *testing.T) {
 		require.Error(t, err, bad)
 		assert.Contains(t, err.Error(), "nats.listenAuth", bad)
 	}
+}
+
+func TestLoad_scriptsAreRelativeToTheFile(t *testing.T) {
+	path := mustWriteFile(t, "wpm.yaml", `
+node: { scriptsDir: scripts }
+pools:
+  - { name: JS, script: workers/worker.js, workers: 1 }
+  - { name: ABS, script: /opt/w.js, workers: 1 }
+`)
+	c, err := Load(Options{File: path})
+	require.NoError(t, err)
+	dir := filepath.Dir(path)
+	assert.Equal(t, filepath.Join(dir, "scripts"), c.Host.ScriptsDir)
+	assert.Equal(t, filepath.Join(dir, "workers", "worker.js"), c.Host.Pools[0].Script)
+	assert.Equal(t, "/opt/w.js", c.Host.Pools[1].Script)
+}
+
+func TestLoad_poolNamesPluginOrScript(t *testing.T) {
+	_, probs := mustFail(t, `
+pools:
+  - { name: BOTH, plugin: cpuload, script: w.js, workers: 1 }
+  - { name: NEITHER, workers: 1 }
+`)
+	require.Len(t, probs, 2)
+	assert.Contains(t, probs[0], `pools[0].script: pool "BOTH" sets both plugin and script`)
+	assert.Contains(t, probs[1], `pools[1].plugin: pool "NEITHER" must name a plugin in the plugins directory, or set script`)
 }
