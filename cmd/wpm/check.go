@@ -25,6 +25,8 @@ const pluginUsage = `Subcommands:
                progress, --concurrency tasks at once, a crash of its
                worker, and its memory reporting; one line per step
 
+The host's own log goes to standard error only with --log-level.
+
 Exit status: 0 every step passed; 1 a step failed (a summary line says
 which); 2 wrong flags or arguments, or no plugin NAME (the known ones are
 listed).`
