@@ -91,6 +91,10 @@ type misbehave struct {
 	// the RPC connection (os.Stdout and os.Stderr once Serve swapped them).
 	pluginStdio func() (stdout, stderr io.Writer)
 
+	// crashEveryTask makes every task crash the process, whatever its
+	// input: the binary's name picks it (see main).
+	crashEveryTask bool
+
 	mu     sync.Mutex
 	leaked [][]byte // the "leak" fault's memory, never released
 }
@@ -103,10 +107,15 @@ func newMisbehave(stdout, stderr io.Writer, pluginStdio func() (stdout, stderr i
 	return &misbehave{stdout: stdout, stderr: stderr, pluginStdio: pluginStdio}
 }
 
-// Run performs the fault the input names. Every answer is a JSON object
+// Run performs the fault the input names (or, with crashEveryTask, crashes
+// the process whatever the input). Every answer is a JSON object
 // with at least "pid". Bad input, including an unknown fault, is an error
 // matching [shared.ErrInvalidInput].
 func (m *misbehave) Run(ctx context.Context, input []byte) ([]byte, error) {
+	if m.crashEveryTask {
+		_, err := m.crash(ctx, &request{Lines: []string{"misbehave: crashing on every task on purpose"}})
+		return nil, err
+	}
 	req, err := parseRequest(input)
 	if err != nil {
 		return nil, err
