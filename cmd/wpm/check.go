@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ func runPlugin(args []string, e env) int {
 	startTimeout := fs.Duration("start-timeout", 10*time.Second, "check: how long the plugin may take to start and be ready")
 	taskTimeout := fs.Duration("task-timeout", 10*time.Second, "check: how long each task may take to answer")
 	concurrency := fs.Int("concurrency", 4, "check: how many tasks to run at once on the worker")
+	scriptsDir := fs.String("scripts-dir", "", "check: the folder of Node.js worker scripts (overrides node.scriptsDir)")
 	cfg, st, done := loadConfig(fs, lookup("plugin"), args, e, "plugins-dir", "log-level", "log-format")
 	if done {
 		return st
@@ -92,7 +94,16 @@ func runPlugin(args []string, e env) int {
 	}
 	hostCfg := cfg.Host
 	hostCfg.OneShot.Spares = 0 // no one-shot runs here
-	hostCfg.Pools = []host.PoolConfig{c.poolConfig()}
+	if *scriptsDir != "" {
+		hostCfg.ScriptsDir = *scriptsDir
+	}
+	pc := c.poolConfig()
+	if hostCfg.ScriptsDir != "" && host.IsScriptName(c.name) {
+		// A script in the scripts folder; pluginName-style paths are not
+		// accepted here, only a file name.
+		pc.Plugin, pc.Script = "", filepath.Join(hostCfg.ScriptsDir, filepath.Base(c.name))
+	}
+	hostCfg.Pools = []host.PoolConfig{pc}
 	return c.run(context.Background(), hostCfg, logger, e.stderr)
 }
 
@@ -161,12 +172,17 @@ func (c *checker) report(step string, ok bool, format string, args ...any) {
 
 func (c *checker) run(ctx context.Context, cfg host.Config, logger hclog.Logger, stderr io.Writer) int {
 	c.exited = make(map[int]string)
-	fmt.Fprintf(c.out, "checking plugin %s in %s\n", c.name, cfg.PluginDir)
+	where := cfg.PluginDir
+	if script := cfg.Pools[0].Script; script != "" {
+		where = filepath.Dir(script)
+	}
+	fmt.Fprintf(c.out, "checking plugin %s in %s\n", c.name, where)
 	began := time.Now()
 	mgr, err := host.New(cfg, host.WithLogger(logger), host.WithEvents(c.event))
 	if err != nil {
 		// The pool is the command's own: name the plugin, not the key.
-		fmt.Fprintf(stderr, "wpm plugin check: %s\n", strings.TrimPrefix(err.Error(), "pools[0].plugin: "))
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "pools[0].plugin: "), "pools[0].script: ")
+		fmt.Fprintf(stderr, "wpm plugin check: %s\n", msg)
 		var ce *host.ConfigError
 		if errors.Is(err, host.ErrUnknownPlugin) || errors.As(err, &ce) {
 			return exitUsage

@@ -211,3 +211,32 @@ func TestPluginCheck_inProcess(t *testing.T) {
 	assert.Contains(t, stdout.String(), "3/3 answered")
 	testkit.RequireNoChildren(t)
 }
+
+// Node.js worker scripts are checked from the scripts folder: the test
+// worker and the Node.js project's two scripts (when they are beside the
+// repository) pass; a script that never answers init fails its handshake.
+func TestPluginCheck_nodeScripts(t *testing.T) {
+	plugins := filepath.Join(binDir, "plugins")
+	scripts := filepath.Join(testkit.ModuleRoot(), "host", "testdata", "node")
+	r := pluginCheck(t, "check", "worker.js", "--plugins-dir", plugins, "--scripts-dir", scripts)
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	assert.Contains(t, r.stdout, "checking plugin worker.js in "+scripts)
+	assert.Contains(t, r.stepLine(t, "concurrency"), "4/4 answered; up to 4 ran at once")
+	r.requireNoWorkers(t)
+
+	r = pluginCheck(t, "check", "noinit.js", "--plugins-dir", plugins, "--scripts-dir", scripts, "--start-timeout", "1s")
+	require.Equal(t, exitFailed, r.code, r.stdout+r.stderr)
+	assert.Regexp(t, `^FAIL\s.*initDone.*starting, but never ready`, r.stepLine(t, "handshake"))
+	r.requireNoWorkers(t)
+
+	seed := filepath.Join(testkit.ModuleRoot(), "..", "shared", "seed", "node", "workers")
+	if _, err := os.Stat(seed); err != nil {
+		t.Logf("the Node.js project's scripts are not beside the repository (%v); checked the test worker only", err)
+		return
+	}
+	for _, name := range []string{"exampleWorker_CPULoad.js", "exampleWorker_MemoryUsage.js"} {
+		r := pluginCheck(t, "check", name, "--plugins-dir", plugins, "--scripts-dir", seed, "--input", `{"duration": 5, "mb": 1}`)
+		require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+		r.requireNoWorkers(t)
+	}
+}
