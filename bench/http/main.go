@@ -78,6 +78,7 @@ type options struct {
 	serveNoop bool
 	seed      string
 	longTasks int
+	cases     string
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -95,6 +96,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	wpmArgs := fs.String("wpm-args", "", "more arguments for wpm serve, space-separated (e.g. --log-level=warn)")
 	fs.StringVar(&o.seed, "seed", "", "the Node seed's directory, run side by side on a copy (empty or missing: skipped)")
 	fs.IntVar(&o.longTasks, "long-tasks", 200, `how many {"duration":200} tasks the long-task case sends to the CPU pool at 8 connections (0 skips it)`)
+	fs.StringVar(&o.cases, "cases", "all", "all, or scripts: only the Node.js script cases next to the seed")
 	fs.BoolVar(&o.serveNoop, "serve-noop", false, "internal: serve the no-op handler and print its address")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -162,6 +164,13 @@ const trivial = `{"duration":0}`
 
 func bench(ctx context.Context, o options, stdout io.Writer) error {
 	printMachine(stdout, o)
+	if o.cases == "scripts" {
+		var rows []row
+		err := benchScripts(ctx, o, stdout, func(r row) { rows = append(rows, r); printRow(stdout, r) })
+		printTable(stdout, rows)
+		printTargets(stdout, rows, nil)
+		return err
+	}
 	noop, err := startNoop(ctx)
 	if err != nil {
 		return err
@@ -179,8 +188,7 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 	var rows []row
 	add := func(r row) {
 		rows = append(rows, r)
-		fmt.Fprintf(stdout, "  %-40s conns=%-3d %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  cpu/req server %s (workers %s) gen %s  other %.0f %%%s\n",
-			r.name, r.conns, r.rate, ms(r.p50), ms(r.p99), r.errors, us(r.serverCPU), us(r.workerCPU), us(r.genCPU), 100*r.otherCPU, r.firstErr)
+		printRow(stdout, r)
 	}
 	fmt.Fprintf(stdout, "\ncases (%s each after %s of warm-up):\n", o.duration, o.warmup)
 	for _, c := range o.conns {
@@ -233,9 +241,20 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 			return err
 		}
 	}
+	if ctx.Err() == nil {
+		if err := benchScripts(ctx, o, stdout, add); err != nil {
+			return err
+		}
+	}
 	printTable(stdout, rows)
 	printTargets(stdout, rows, long)
 	return ctx.Err()
+}
+
+// printRow prints one case's result as it is measured.
+func printRow(w io.Writer, r row) {
+	fmt.Fprintf(w, "  %-40s conns=%-3d %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  cpu/req server %s (workers %s) gen %s  other %.0f %%%s\n",
+		r.name, r.conns, r.rate, ms(r.p50), ms(r.p99), r.errors, us(r.serverCPU), us(r.workerCPU), us(r.genCPU), 100*r.otherCPU, r.firstErr)
 }
 
 // The long-task case: its connections, and the most it may take.
