@@ -280,3 +280,22 @@ func TestNode_theNodeProjectsScriptsRunUnchanged(t *testing.T) {
 	require.NoError(t, err, "the worker was replaced")
 	assert.False(t, strings.Contains(res.Plugin, "/"))
 }
+
+func TestNode_oneShotSparesOfAScript(t *testing.T) {
+	m := newSpareManager(t, 1, 4, func(c *host.Config) { c.ScriptsDir = nodeScripts(t) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first, err := m.RunOnce(ctx, "worker.js", []byte(`{}`), host.RunOptions{})
+	require.NoError(t, err)
+	spare := waitSpares(t, m, "worker.js", 1)[0]
+	res, err := m.RunOnce(ctx, "worker.js", []byte(`{"mode":"alloc","mb":300}`), host.RunOptions{MemoryLimitMB: 100})
+	require.Error(t, err)
+	assert.Equal(t, host.CodeMemoryLimit, host.Code(err), "the run's own limit applies to the spare: %v", err)
+	te, ok := errors.AsType[*host.TaskError](err)
+	require.True(t, ok)
+	assert.Equal(t, spare, te.WorkerPID, "the run got the warm spare")
+	res, err = m.RunOnce(ctx, "worker.js", []byte(`{"mode":"sleep","ms":1}`), host.RunOptions{})
+	require.NoError(t, err)
+	assert.NotEqual(t, first.WorkerPID, res.WorkerPID)
+	assert.NotEqual(t, spare, res.WorkerPID)
+}
