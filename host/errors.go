@@ -31,6 +31,14 @@ var (
 	ErrShuttingDown = errors.New("shutting down")
 )
 
+// startFailure is a worker's failure to start. It matches
+// ErrWorkerCrashed (code worker_crashed) and says the worker never
+// started, and why.
+type startFailure struct{ err error }
+
+func (e *startFailure) Error() string   { return "the worker could not start: " + e.err.Error() }
+func (e *startFailure) Unwrap() []error { return []error{ErrWorkerCrashed, e.err} }
+
 // TaskError is the error Submit and RunOnce return once a task has been
 // given an ID. It wraps the cause, which matches one of the sentinels.
 type TaskError struct {

@@ -72,7 +72,7 @@ func startNode(ctx context.Context, l launch) (proc, error) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrWorkerCrashed, nodeNotFound)
+		return nil, &startFailure{errors.New(nodeNotFound)}
 	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
@@ -96,7 +96,7 @@ func startNode(ctx context.Context, l launch) (proc, error) {
 	_ = theirs.Close()
 	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("%w: %w", ErrWorkerCrashed, err)
+		return nil, &startFailure{err}
 	}
 	defer r.startDone()
 	go logLines(r.stdout, r.logger, "stdout")

@@ -130,7 +130,7 @@ func (p *process) startFailed(ctx context.Context, path string, err error) error
 		return fmt.Errorf("start %s: %w", path, cause)
 	}
 	p.kill(fmt.Errorf("%w: %w", ErrWorkerCrashed, err))
-	return fmt.Errorf("%w: %w%s", ErrWorkerCrashed, err, tailOf(p.runner))
+	return &startFailure{fmt.Errorf("%w%s", err, tailOf(p.runner))}
 }
 
 // tailOf returns r's last stderr lines for an error message, waiting
