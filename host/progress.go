@@ -24,6 +24,9 @@ type trackerKey struct{}
 // plugin's progress reports reach it through the SDK (shared.WithProgressFunc).
 // With nobody listening it returns ctx as it is and a nil tracker.
 func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.Context, *tracker) {
+	if given, _ := ctx.Value(taskIDKey{}).(string); given != id {
+		ctx = context.WithValue(ctx, taskIDKey{}, id) // gRPC plugins get the id with the task
+	}
 	own, _ := ctx.Value(taskEventsKey{}).(func(Event))
 	if m.events == nil && own == nil {
 		return ctx, nil
