@@ -2,6 +2,7 @@
 
 {"mode": "echo", ...}          answers its input
 {"mode": "alloc", "mb": N}     touches N MiB, 1 MiB at a time, and holds it
+{"mode": "alloc", "mb": N, "once": true} asks for N MiB in one allocation
 {"mode": "crash", "message": s} writes s to stderr and exits with status 3
 {"mode": "hang"}               sleeps for ever
 {"mode": "progress", "steps": N, "sleep_ms": M} reports N steps
@@ -25,6 +26,11 @@ def run(task):
         return task
     if mode == "pid":
         return {"pid": os.getpid()}
+    if mode == "alloc" and task.get("once"):
+        # Under RLIMIT_DATA malloc fails at once: MemoryError, which the
+        # SDK turns into an exit the host reads as out of memory.
+        held.append(bytearray(int(task["mb"]) << 20))
+        return {"allocated_mb": task["mb"], "pid": os.getpid()}
     if mode == "alloc":
         chunks = []
         for _ in range(int(task.get("mb", 0))):
