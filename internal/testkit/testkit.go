@@ -59,6 +59,10 @@ var pythonOK = sync.OnceValue(func() error {
 	return nil
 })
 
+// HavePython reports whether Debian's Python with grpc and protobuf is
+// there to run the Python plugins.
+func HavePython() bool { return pythonOK() == nil }
+
 // RequirePython skips tb unless Debian's Python with grpc and protobuf is
 // there to run the Python plugins.
 func RequirePython(tb testing.TB) {
