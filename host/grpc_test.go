@@ -227,3 +227,19 @@ func TestGRPC_catalogProtocol(t *testing.T) {
 	assert.Equal(t, host.ProtocolGRPC, got["wordcount"])
 	assert.Equal(t, host.ProtocolGRPC, got["pyfaults"])
 }
+
+func TestGRPC_recycledAfterItsTasks(t *testing.T) {
+	testkit.RequirePython(t)
+	pc := pyfaultsPool("P", 1)
+	pc.MaxTasksPerWorker = 1 // jitter leaves 1 alone
+	m := newManager(t, pc)
+	first := waitReady(t, m, "P").Workers[0].PID
+	res, err := m.Submit(context.Background(), "P", pyfaults("pid"))
+	require.NoError(t, err)
+	assert.Equal(t, first, outputPID(t, res.Output))
+	s := waitUntil(t, m, "P", func(s host.PoolStats) bool { return s.Ready == 1 && s.Workers[0].PID != first })
+	assert.Equal(t, "recycled", s.Workers[0].LastExit)
+	res, err = m.Submit(context.Background(), "P", pyfaults("pid"))
+	require.NoError(t, err)
+	assert.Equal(t, s.Workers[0].PID, outputPID(t, res.Output))
+}
