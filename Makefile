@@ -6,9 +6,12 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?= config/default.yaml
 # Plugins are plain Go programs under plugins/; each becomes bin/plugins/<name>.
 PLUGINS  := $(wildcard plugins/*)
+# Python plugins are directories under examples/plugins/ with a __main__.py;
+# each becomes bin/plugins/<name>, a zipapp with the SDK (scripts/pyzipapp.sh).
+PYPLUGINS := $(patsubst %/__main__.py,%,$(wildcard examples/plugins/*/__main__.py))
 
 .DEFAULT_GOAL := help
-.PHONY: help build run deps test lint clean bench soak chaos cluster
+.PHONY: help build run deps test lint clean bench soak chaos cluster proto
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,6 +20,19 @@ build: ## build bin/wpm and every plugin into bin/plugins/
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/wpm ./cmd/wpm
 	@mkdir -p bin/plugins
 	CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o bin/plugins/ $(addprefix ./,$(PLUGINS))
+	@for p in $(PYPLUGINS); do echo "scripts/pyzipapp.sh $$p bin/plugins/$$(basename $$p)"; \
+		scripts/pyzipapp.sh $$p bin/plugins/$$(basename $$p) || exit 1; done
+
+# make proto: Debian's protoc (protobuf-compiler) and protoc-gen-go at the
+# version of google.golang.org/protobuf in go.mod; the output is committed.
+PROTO := proto/wpm/task/v1/task.proto
+proto: ## regenerate the Go (internal/taskpb) and Python (sdk/python) code of the task protocol
+	@mkdir -p bin/tools
+	$(GO) build -o bin/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	protoc -I proto --plugin=protoc-gen-go=bin/tools/protoc-gen-go \
+		--go_out=. --go_opt=module=github.com/wpmdev/wpm $(PROTO)
+	@tmp=$$(mktemp -d) && protoc -I proto --python_out=$$tmp $(PROTO) && \
+		mv $$tmp/wpm/task/v1/task_pb2.py sdk/python/wpm_plugin/task_pb2.py && rm -rf $$tmp
 
 run: build ## build everything and serve the shipped config on 127.0.0.1:3000
 	./bin/wpm serve --config $(CONFIG)

@@ -255,6 +255,10 @@ type Plugin struct {
 	SizeBytes int64     `json:"sizeBytes"`
 	ModTime   time.Time `json:"modTime"`
 	SHA256    string    `json:"sha256"`
+	// Protocol is how the server talks to it: "netrpc" (a Go plugin
+	// built with wpm's shared package) or "grpc" (any other, as the
+	// Python SDK's).
+	Protocol string `json:"protocol,omitempty"`
 	// Pools are the pools that run it.
 	Pools []string `json:"pools"`
 }

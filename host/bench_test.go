@@ -7,7 +7,9 @@ package host_test
 //	                   same with the task's events listened to, progress
 //	                   stream included; via=submit-2x1: two workers of one
 //	                   task each; via=submit-2x1-prefetch: the same
-//	                   pipelined, the shipped pool) vs a
+//	                   pipelined, the shipped pool; via=submit-python: the
+//	                   Python test plugin pyfaults echoing over gRPC, one
+//	                   worker that runs 2 tasks at once, its Info's cap) vs a
 //	                   direct go-plugin call on one client (via=direct), by
 //	                   1, 8 and 64 concurrent callers
 //	BenchmarkPayload   1 MiB in and 1 MiB out, Submit vs direct
@@ -50,19 +52,28 @@ import (
 // trivialInput is the trivial task: cpuload for no time, as in make bench.
 var trivialInput = []byte(`{"duration": 0}`)
 
+// pythonTrivialInput is the Python plugin's trivial task: pyfaults's echo.
+var pythonTrivialInput = []byte(`{"mode": "echo"}`)
+
 func BenchmarkTrivial(b *testing.B) {
 	requireNoChildrenAtEnd(b)
 	direct := mustDirect(b, "cpuload")
 	// One worker that takes every caller at once, as the direct client
 	// does, with the shipped pool's memory limit and timeout.
-	m := mustBenchManager(b, host.Config{Pools: []host.PoolConfig{
+	pools := []host.PoolConfig{
 		{Name: "T", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
 		{Name: "T-nolimit", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024},
 		// The shipped CPU pool: two workers, one task each at a time.
 		{Name: "T-2x1", Plugin: "cpuload", Workers: 2, Concurrency: 1, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
 		// The same with the shipped prefetch: pipelined.
 		{Name: "T-2x1-prefetch", Plugin: "cpuload", Workers: 2, Concurrency: 1, Prefetch: 4, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
-	}})
+	}
+	python := testkit.HavePython()
+	if python {
+		// The same trivial round trip to a Python plugin over gRPC.
+		pools = append(pools, host.PoolConfig{Name: "T-python", Plugin: "pyfaults", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute})
+	}
+	m := mustBenchManager(b, host.Config{Pools: pools})
 	submit := func(pool string) func(ctx context.Context, in []byte) ([]byte, error) {
 		return func(ctx context.Context, in []byte) ([]byte, error) {
 			res, err := m.Submit(ctx, pool, in)
@@ -73,6 +84,9 @@ func BenchmarkTrivial(b *testing.B) {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			b.Run("via=direct", func(b *testing.B) { benchCalls(b, callers, direct.Run, trivialInput) })
 			b.Run("via=submit", func(b *testing.B) { benchCalls(b, callers, submit("T"), trivialInput) })
+			if python {
+				b.Run("via=submit-python", func(b *testing.B) { benchCalls(b, callers, submit("T-python"), pythonTrivialInput) })
+			}
 			// The same with someone listening to the task's events, which
 			// also offers the task a progress callback stream.
 			b.Run("via=submit-events", func(b *testing.B) { benchCalls(b, callers, withEvents(submit("T")), trivialInput) })

@@ -2,6 +2,7 @@ package host
 
 import (
 	"crypto/sha256"
+	"debug/buildinfo"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -20,8 +21,47 @@ type PluginInfo struct {
 	SizeBytes int64
 	ModTime   time.Time
 	SHA256    string // hex
+	// Protocol is how wpm talks to the plugin, as its file tells without
+	// starting it: ProtocolNetRPC or ProtocolGRPC. When it starts, its
+	// handshake decides.
+	Protocol string
 	// Pools lists the pools that run this plugin.
 	Pools []string
+}
+
+// The protocols of PluginInfo.
+const (
+	// ProtocolNetRPC is a Go plugin built with wpm's shared package:
+	// go-plugin's net/rpc, pipelining included.
+	ProtocolNetRPC = "netrpc"
+	// ProtocolGRPC is any other plugin (a script, another binary):
+	// go-plugin's gRPC protocol with wpm's task service
+	// (proto/wpm/task/v1/task.proto), as sdk/python speaks it.
+	ProtocolGRPC = "grpc"
+	// ProtocolNode is a Node.js script (reserved).
+	ProtocolNode = "node"
+)
+
+// wpmModule is the module a Go plugin of wpm is built in or depends on.
+const wpmModule = "github.com/wpmdev/wpm"
+
+// fileProtocol tells a plugin's protocol from its file: a Go binary whose
+// build info lists wpm's module (as the main module or a dependency)
+// speaks net/rpc; anything else (a script with #!, another binary) gRPC.
+func fileProtocol(path string) string {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return ProtocolGRPC
+	}
+	if bi.Main.Path == wpmModule {
+		return ProtocolNetRPC
+	}
+	for _, d := range bi.Deps {
+		if d.Path == wpmModule || d.Replace != nil && d.Replace.Path == wpmModule {
+			return ProtocolNetRPC
+		}
+	}
+	return ProtocolGRPC
 }
 
 // catalog finds plugin binaries in one directory and refuses everything
@@ -39,6 +79,7 @@ type cachedHash struct {
 	modTime  time.Time
 	identity string // inode and change time where the platform has them
 	sum      string
+	protocol string
 }
 
 func newCatalog(dir string) (*catalog, error) {
@@ -198,11 +239,11 @@ func (c *catalog) list() ([]PluginInfo, error) {
 		if err != nil {
 			continue
 		}
-		sum, err := c.sha256(path, fi)
+		h, err := c.describe(path, fi)
 		if err != nil {
 			continue
 		}
-		infos = append(infos, PluginInfo{Name: name, Path: path, SizeBytes: fi.Size(), ModTime: fi.ModTime().UTC(), SHA256: sum})
+		infos = append(infos, PluginInfo{Name: name, Path: path, SizeBytes: fi.Size(), ModTime: fi.ModTime().UTC(), SHA256: h.sum, Protocol: h.protocol})
 	}
 	return infos, nil
 }
@@ -211,26 +252,33 @@ func (c *catalog) list() ([]PluginInfo, error) {
 // time, inode and change time stay the same (the last two can not be set
 // back by a user).
 func (c *catalog) sha256(path string, fi os.FileInfo) (string, error) {
+	h, err := c.describe(path, fi)
+	return h.sum, err
+}
+
+// describe returns the file's digest and protocol, cached as sha256 says.
+func (c *catalog) describe(path string, fi os.FileInfo) (cachedHash, error) {
 	c.mu.Lock()
 	h, ok := c.hashes[path]
 	c.mu.Unlock()
 	if ok && h.size == fi.Size() && h.modTime.Equal(fi.ModTime()) && h.identity == fileIdentity(fi) {
-		return h.sum, nil
+		return h, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return cachedHash{}, err
 	}
 	defer f.Close()
 	d := sha256.New()
 	if _, err := io.Copy(d, f); err != nil {
-		return "", err
+		return cachedHash{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	sum := hex.EncodeToString(d.Sum(nil))
+	h = cachedHash{size: fi.Size(), modTime: fi.ModTime(), identity: fileIdentity(fi),
+		sum: hex.EncodeToString(d.Sum(nil)), protocol: fileProtocol(path)}
 	c.mu.Lock()
-	c.hashes[path] = cachedHash{size: fi.Size(), modTime: fi.ModTime(), identity: fileIdentity(fi), sum: sum}
+	c.hashes[path] = h
 	c.mu.Unlock()
-	return sum, nil
+	return h, nil
 }
 
 // verify checks the binary at path against the pinned hex SHA-256 want.

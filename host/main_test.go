@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 		if err := testkit.BuildPlugins(pluginDir); err != nil {
 			return err
 		}
+		if err := testkit.BuildPythonPlugins(pluginDir); err != nil {
+			return err
+		}
 		return os.Chdir(root)
 	}))
 }

@@ -39,6 +39,7 @@ type pool struct {
 	drained      chan struct{}
 	lastErr      error
 	lastErrT     time.Time
+	cappedLogged bool        // the cap of a plugin's own concurrency was logged
 	failing      bool        // the pool's last start failed (scale.go)
 	failDelay    backoff     // a new slot's first wait while starts fail
 	scaleTimer   *time.Timer // looks for workers idle long enough; made on first use
@@ -139,6 +140,11 @@ func (p *pool) removeSlots(n int) {
 // slotReady hands queued tasks to a slot whose worker takes tasks now.
 func (p *pool) slotReady(s *slot) {
 	s.startDone()
+	if w := s.worker; w.maxTasks > 0 && w.maxTasks < p.cfg.Concurrency && !p.cappedLogged {
+		p.cappedLogged = true
+		p.logger.Warn("the plugin runs fewer tasks at once than the pool's concurrency; each worker gets at most that many",
+			"concurrency", p.cfg.Concurrency, "plugin_concurrency", w.maxTasks)
+	}
 	p.startWorked()
 	p.dispatch()
 	p.planScaleDown()

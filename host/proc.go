@@ -165,9 +165,13 @@ func (w *pluginProc) Run(ctx context.Context, input []byte, doomed func()) ([]by
 	return call(ctx, w.p, input, doomed)
 }
 
-// Ping asks the plugin's go-plugin control server for an answer. A
-// process that does not answer within ctx is of no use; the caller stops it.
+// Ping asks the plugin's go-plugin control server (net/rpc) or its gRPC
+// health service for an answer. A process that does not answer within ctx
+// is of no use; the caller stops it.
 func (w *pluginProc) Ping(ctx context.Context) error {
+	if w.p.gconn != nil {
+		return w.p.pingGRPC(ctx)
+	}
 	done := make(chan error, 1)
 	go func() { done <- w.p.rpc.Ping() }()
 	select {
@@ -179,6 +183,10 @@ func (w *pluginProc) Ping(ctx context.Context) error {
 		return errors.New("the process exited")
 	}
 }
+
+// maxConcurrency is the most tasks the plugin runs at once, by its own
+// account (a gRPC plugin's Info); 0 is no limit of its own.
+func (w *pluginProc) maxConcurrency() int { return w.p.maxTasks }
 
 func (w *pluginProc) Exit() Exit {
 	if w.orderly.Load() && w.p.killReason() == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
 
 	"github.com/wpmdev/wpm/shared"
 )
@@ -35,10 +36,13 @@ type launch struct {
 // it and must call kill on every path.
 type process struct {
 	pid           int
-	task          shared.Task
+	task          shared.Task       // net/rpc: shared's client; gRPC: grpcTask (grpcproc.go)
 	client        *plugin.Client    // go-plugin's: starts the process and reads its handshake
-	rpc           *plugin.RPCClient // wpm's own session with the process; nil until dialled
-	conn          *sessionConn      // what rpc's yamux session runs on
+	protocol      plugin.Protocol   // what the handshake named: net/rpc (Go plugins) or gRPC
+	rpc           *plugin.RPCClient // net/rpc: wpm's own session with the process; nil until dialled
+	conn          *sessionConn      // net/rpc: what rpc's yamux session runs on
+	gconn         *grpc.ClientConn  // gRPC: wpm's connection to the process
+	maxTasks      int               // gRPC: the most tasks the plugin runs at once (its Info); 0 is no limit
 	runner        *procRunner
 	rss           *rssReader // nil where resident memory can not be read
 	memoryLimitMB int
@@ -57,9 +61,11 @@ type process struct {
 }
 
 // startProcess starts the plugin binary, handshakes, dispenses its Task and
-// applies its memory limit. On any error the process is already gone. When
-// ctx ends before the process is ready, the process is killed at once and
-// the error wraps ctx's cause.
+// applies its memory limit. The handshake decides the protocol: net/rpc
+// (Go plugins built with shared.Serve) or gRPC (plugins in any other
+// language, speaking proto/wpm/task/v1/task.proto; grpcproc.go). On any
+// error the process is already gone. When ctx ends before the process is
+// ready, the process is killed at once and the error wraps ctx's cause.
 func startProcess(ctx context.Context, l launch) (*process, error) {
 	if err := context.Cause(ctx); err != nil {
 		return nil, fmt.Errorf("start %s: %w", l.path, err)
@@ -72,8 +78,8 @@ func startProcess(ctx context.Context, l launch) (*process, error) {
 	var r *procRunner
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
-		Plugins:          shared.PluginSet(nil),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
+		Plugins:          hostPluginSet(),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC, plugin.ProtocolGRPC},
 		StartTimeout:     l.startTimeout,
 		SkipHostEnv:      true,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: l.socketDir},
@@ -96,19 +102,15 @@ func startProcess(ctx context.Context, l launch) (*process, error) {
 		return nil, p.startFailed(ctx, l.path, fmt.Errorf("start %s: %w", l.path, err))
 	}
 	p.pid, p.startedAt, p.logger = r.pid, time.Now(), r.logger
-	if err := p.dial(addr); err != nil {
+	p.protocol = client.Protocol()
+	if p.protocol == plugin.ProtocolGRPC {
+		err = p.connectGRPC(ctx, addr, l.startTimeout)
+	} else {
+		err = p.connectNetRPC(addr)
+	}
+	if err != nil {
 		return nil, p.startFailed(ctx, l.path, fmt.Errorf("connect to %s: %w", l.path, err))
 	}
-	raw, err := p.rpc.Dispense(shared.PluginName)
-	if err != nil {
-		return nil, p.startFailed(ctx, l.path, fmt.Errorf("dispense from %s: %w", l.path, err))
-	}
-	task, ok := raw.(shared.Task)
-	if !ok {
-		p.kill(nil)
-		return nil, fmt.Errorf("%w: %s dispensed %T, not a task", ErrWorkerCrashed, l.path, raw)
-	}
-	p.task = task
 	p.memoryLimitMB = l.memoryLimitMB
 	if rss, err := openRSS(p.pid); err == nil {
 		p.rss = rss
@@ -196,10 +198,16 @@ func (p *process) kill(reason error) {
 				_ = p.conn.Close()
 			}
 		}
+		if p.gconn != nil && reason == nil {
+			_ = p.gconn.Close()
+		}
 		p.killGroup() // what the plugin started dies with it
 		p.awaitReap()
 		if p.conn != nil {
 			_ = p.conn.Close() // ends the session, its streams and pending calls
+		}
+		if p.gconn != nil {
+			_ = p.gconn.Close() // ends the pending calls
 		}
 		if p.runner != nil {
 			p.runner.waitStderr(time.Second) // its last lines are logged
@@ -221,6 +229,24 @@ func (p *process) awaitReap() {
 	}
 }
 
+// connectNetRPC opens wpm's session with the net/rpc process at addr and
+// dispenses its Task.
+func (p *process) connectNetRPC(addr net.Addr) error {
+	if err := p.dial(addr); err != nil {
+		return err
+	}
+	raw, err := p.rpc.Dispense(shared.PluginName)
+	if err != nil {
+		return fmt.Errorf("dispense: %w", err)
+	}
+	task, ok := raw.(shared.Task)
+	if !ok {
+		return fmt.Errorf("dispensed %T, not a task", raw)
+	}
+	p.task = task
+	return nil
+}
+
 // dial opens wpm's RPC session with the handshaken process at addr.
 //
 // wpm dials the plugin itself instead of calling go-plugin's Client.Client,
@@ -239,7 +265,7 @@ func (p *process) dial(addr net.Addr) error {
 		return err
 	}
 	p.conn = &sessionConn{Conn: raw, logger: p.logger}
-	client, err := plugin.NewRPCClient(p.conn, shared.PluginSet(nil))
+	client, err := plugin.NewRPCClient(p.conn, hostPluginSet())
 	if err != nil {
 		return err // NewRPCClient closed the connection
 	}

@@ -25,6 +25,9 @@ type trackerKey struct{}
 // With nobody listening it returns a nil tracker, and ctx carrying the
 // task's id for the workers that send it (a Node.js script's messages).
 func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.Context, *tracker) {
+	if given, _ := ctx.Value(taskIDKey{}).(string); given != id {
+		ctx = context.WithValue(ctx, taskIDKey{}, id) // gRPC plugins get the id with the task
+	}
 	own, _ := ctx.Value(taskEventsKey{}).(func(Event))
 	if m.events == nil && own == nil {
 		if given, _ := ctx.Value(taskIDKey{}).(string); given != id {

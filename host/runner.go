@@ -164,7 +164,7 @@ func (r *procRunner) ID() string { return strconv.Itoa(r.pid) }
 
 // Diagnose explains a failed handshake.
 func (r *procRunner) Diagnose(context.Context) string {
-	return "the binary is not a wpm plugin (built with shared.Serve), or it exited or wrote to stdout before its handshake" + r.tailText()
+	return "the binary is not a wpm plugin (a Go one built with shared.Serve, or one serving go-plugin's gRPC protocol such as sdk/python's), or it exited or wrote to stdout before its handshake" + r.tailText()
 }
 
 // PluginToHost leaves addresses as they are.

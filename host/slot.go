@@ -174,6 +174,9 @@ func (s *slot) end(reason string) { s.ended(reason, false) }
 func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks int) {
 	s.mu.Lock()
 	w.proc = p
+	if c, ok := p.(capped); ok {
+		w.maxTasks = c.maxConcurrency()
+	}
 	w.recycleAfter = cfg.recycleAfter
 	if !cfg.exact {
 		w.recycleAfter = jitter(cfg.recycleAfter)

@@ -15,6 +15,7 @@ type worker struct {
 	state    State
 	checking bool // being health-checked: takes no task meanwhile
 
+	maxTasks     int       // the most tasks its plugin runs at once (capped); 0 is no limit of its own
 	inflight     int       // tasks running on it now, or waiting at it (pipelining)
 	piped        bool      // takes numbered tasks: may get tasks beyond its concurrency
 	progress     time.Time // when it last answered a task or took one while idle
@@ -33,9 +34,18 @@ func newWorker(slot int) *worker {
 }
 
 // ready reports whether the worker may take another task, given the pool's
-// per-worker concurrency.
+// per-worker concurrency, capped by what its plugin takes.
 func (w *worker) ready(concurrency int) bool {
+	if w.maxTasks > 0 {
+		concurrency = min(concurrency, w.maxTasks)
+	}
 	return (w.state == StateIdle || w.state == StateBusy) && !w.retiring && !w.checking && w.inflight < concurrency
+}
+
+// capped is a proc whose plugin says how many tasks it runs at once.
+type capped interface {
+	// maxConcurrency is that number; 0 is no limit of its own.
+	maxConcurrency() int
 }
 
 // become moves the worker to state next; an illegal move panics.

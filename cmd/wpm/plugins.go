@@ -37,14 +37,14 @@ func runPlugins(args []string, e env) int {
 		used[p.Plugin] = append(used[p.Plugin], p.Name)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSIZE\tMODIFIED\tSHA256\tPOOLS")
+	fmt.Fprintln(tw, "NAME\tSIZE\tMODIFIED\tSHA256\tPROTOCOL\tPOOLS")
 	for _, p := range plugins {
 		sum := p.SHA256
 		if !*full {
 			sum = sum[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%.1f MB\t%s\t%s\t%s\n", p.Name, float64(p.SizeBytes)/1e6,
-			p.ModTime.Format("2006-01-02 15:04:05"), sum, strings.Join(used[p.Name], ","))
+		fmt.Fprintf(tw, "%s\t%.1f MB\t%s\t%s\t%s\t%s\n", p.Name, float64(p.SizeBytes)/1e6,
+			p.ModTime.Format("2006-01-02 15:04:05"), sum, p.Protocol, strings.Join(used[p.Name], ","))
 	}
 	_ = tw.Flush()
 	return 0

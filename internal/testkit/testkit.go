@@ -27,6 +27,51 @@ var Plugins = map[string]string{
 	"logcrash":  "./internal/testplugins/logcrash",
 }
 
+// PythonPlugins are the Python plugins built by BuildPythonPlugins, by
+// name: their directories, each with a __main__.py.
+var PythonPlugins = map[string]string{
+	"wordcount": "examples/plugins/wordcount",
+	"pyfaults":  "internal/testplugins/pyfaults",
+}
+
+// Python is Debian's interpreter, the one with python3-grpcio and
+// python3-protobuf, which Python plugins run with.
+const Python = "/usr/bin/python3"
+
+// BuildPythonPlugins packs every plugin in PythonPlugins with the SDK
+// into a zipapp in dir, as make build does (scripts/pyzipapp.sh).
+func BuildPythonPlugins(dir string) error {
+	for name, src := range PythonPlugins {
+		cmd := exec.Command("scripts/pyzipapp.sh", src, filepath.Join(dir, name))
+		cmd.Dir = ModuleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("pack %s: %w\n%s", name, err, out)
+		}
+	}
+	return nil
+}
+
+var pythonOK = sync.OnceValue(func() error {
+	out, err := exec.Command(Python, "-c", "import grpc, google.protobuf").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s can not import grpc and google.protobuf (install python3-grpcio python3-protobuf: make deps): %w\n%s", Python, err, out)
+	}
+	return nil
+})
+
+// HavePython reports whether Debian's Python with grpc and protobuf is
+// there to run the Python plugins.
+func HavePython() bool { return pythonOK() == nil }
+
+// RequirePython skips tb unless Debian's Python with grpc and protobuf is
+// there to run the Python plugins.
+func RequirePython(tb testing.TB) {
+	tb.Helper()
+	if err := pythonOK(); err != nil {
+		tb.Skip(err)
+	}
+}
+
 // ModuleRoot returns the repository's root directory.
 func ModuleRoot() string {
 	_, file, _, _ := runtime.Caller(0)

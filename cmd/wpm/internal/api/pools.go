@@ -128,7 +128,7 @@ func (s *Server) listPlugins(c echo.Context) error {
 	}
 	views := make([]pluginView, len(plugins))
 	for i, p := range plugins {
-		views[i] = pluginView{Name: p.Name, Path: p.Path, SizeBytes: p.SizeBytes, ModTime: p.ModTime, SHA256: p.SHA256, Pools: p.Pools}
+		views[i] = pluginView{Name: p.Name, Path: p.Path, SizeBytes: p.SizeBytes, ModTime: p.ModTime, SHA256: p.SHA256, Protocol: p.Protocol, Pools: p.Pools}
 		if views[i].Pools == nil {
 			views[i].Pools = []string{}
 		}
@@ -143,5 +143,6 @@ type pluginView struct {
 	SizeBytes int64     `json:"sizeBytes"`
 	ModTime   time.Time `json:"modTime"`
 	SHA256    string    `json:"sha256"`
+	Protocol  string    `json:"protocol"`
 	Pools     []string  `json:"pools"`
 }
