@@ -22,8 +22,9 @@ type PluginInfo struct {
 	ModTime   time.Time
 	SHA256    string // hex
 	// Protocol is how wpm talks to the plugin, as its file tells without
-	// starting it: ProtocolNetRPC or ProtocolGRPC. When it starts, its
-	// handshake decides.
+	// starting it: ProtocolNetRPC or ProtocolGRPC (a plugin's handshake
+	// decides when it starts), or ProtocolNode for a script in the
+	// scripts directory.
 	Protocol string
 	// Pools lists the pools that run this plugin.
 	Pools []string
@@ -38,7 +39,8 @@ const (
 	// go-plugin's gRPC protocol with wpm's task service
 	// (proto/wpm/task/v1/task.proto), as sdk/python speaks it.
 	ProtocolGRPC = "grpc"
-	// ProtocolNode is a Node.js script (reserved).
+	// ProtocolNode is a Node.js worker script, which node runs with its
+	// IPC channel (the Node.js WorkerPoolManager's protocol).
 	ProtocolNode = "node"
 )
 
@@ -62,6 +64,14 @@ func fileProtocol(path string) string {
 		}
 	}
 	return ProtocolGRPC
+}
+
+// protocol is the protocol of a file the catalog lists, as hashed in h.
+func (c *catalog) protocol(h cachedHash) string {
+	if c.scripts {
+		return ProtocolNode
+	}
+	return h.protocol
 }
 
 // catalog finds plugin binaries in one directory and refuses everything
@@ -243,7 +253,7 @@ func (c *catalog) list() ([]PluginInfo, error) {
 		if err != nil {
 			continue
 		}
-		infos = append(infos, PluginInfo{Name: name, Path: path, SizeBytes: fi.Size(), ModTime: fi.ModTime().UTC(), SHA256: h.sum, Protocol: h.protocol})
+		infos = append(infos, PluginInfo{Name: name, Path: path, SizeBytes: fi.Size(), ModTime: fi.ModTime().UTC(), SHA256: h.sum, Protocol: c.protocol(h)})
 	}
 	return infos, nil
 }

@@ -237,6 +237,9 @@ func TestNode_oneShotsRunOnlyScriptsInTheirFolder(t *testing.T) {
 	var names []string
 	for _, p := range plugins {
 		names = append(names, p.Name)
+		if p.Name == "worker.js" {
+			assert.Equal(t, host.ProtocolNode, p.Protocol)
+		}
 	}
 	assert.Contains(t, names, "worker.js")
 	assert.Contains(t, names, "cpuload")

@@ -258,7 +258,7 @@ func (c *nodeChannel) Run(ctx context.Context, input []byte) ([]byte, error) {
 	if err := json.Compact(&data, input); err != nil {
 		return nil, shared.InvalidInput("the task input is not valid JSON: %v", err)
 	}
-	id := taskIDOf(ctx)
+	id, _ := ctx.Value(taskIDKey{}).(string) // set by track
 	if id == "" {
 		id = "t" + strconv.FormatUint(c.seq.Add(1), 10)
 	}
@@ -432,13 +432,4 @@ func (c *nodeChannel) progress(call *nodeCall, data json.RawMessage) {
 	}
 	call.lastSent = now
 	call.progress(*p.Fraction, p.Message)
-}
-
-// taskIDOf is the id of the task running under ctx, when known.
-func taskIDOf(ctx context.Context) string {
-	if t, ok := ctx.Value(trackerKey{}).(*tracker); ok {
-		return t.base.TaskID
-	}
-	id, _ := ctx.Value(taskIDKey{}).(string)
-	return id
 }

@@ -22,17 +22,15 @@ type trackerKey struct{}
 // plugin, reports it queued, and returns ctx carrying it: the worker
 // process that takes the task reports it started (taskStarted), and the
 // plugin's progress reports reach it through the SDK (shared.WithProgressFunc).
-// With nobody listening it returns a nil tracker, and ctx carrying the
-// task's id for the workers that send it (a Node.js script's messages).
+// The returned ctx always carries the task's id, for the workers that
+// send it (gRPC plugins, Node.js scripts); with nobody listening the
+// tracker is nil.
 func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.Context, *tracker) {
 	if given, _ := ctx.Value(taskIDKey{}).(string); given != id {
-		ctx = context.WithValue(ctx, taskIDKey{}, id) // gRPC plugins get the id with the task
+		ctx = context.WithValue(ctx, taskIDKey{}, id)
 	}
 	own, _ := ctx.Value(taskEventsKey{}).(func(Event))
 	if m.events == nil && own == nil {
-		if given, _ := ctx.Value(taskIDKey{}).(string); given != id {
-			ctx = context.WithValue(ctx, taskIDKey{}, id)
-		}
 		return ctx, nil
 	}
 	t := &tracker{m: m, base: Event{TaskID: id, Pool: pool, Plugin: plugin}, own: own}

@@ -55,5 +55,5 @@ func TestAPI_nodeScripts_answerAsTheNodeProject(t *testing.T) {
 
 	a = s.do(t, http.MethodGet, "/v1/plugins", nil)
 	require.Equal(t, http.StatusOK, a.Status, a.Raw)
-	assert.Contains(t, a.Raw, `"name":"worker.js"`)
+	assert.Regexp(t, `"name":"worker.js"[^}]*"protocol":"node"`, a.Raw)
 }
