@@ -7,7 +7,8 @@ CONFIG   ?= config/default.yaml
 # Plugins are plain Go programs under plugins/; each becomes bin/plugins/<name>.
 PLUGINS  := $(wildcard plugins/*)
 # Python plugins are directories under examples/plugins/ with a __main__.py;
-# each becomes bin/plugins/<name>, a zipapp with the SDK (scripts/pyzipapp.sh).
+# each becomes bin/plugins/<name>, a zipapp with the SDK (internal/tools/pyzipapp;
+# no Python is needed to build it, only to run it).
 PYPLUGINS := $(patsubst %/__main__.py,%,$(wildcard examples/plugins/*/__main__.py))
 
 .DEFAULT_GOAL := help
@@ -20,8 +21,9 @@ build: ## build bin/wpm and every plugin into bin/plugins/
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/wpm ./cmd/wpm
 	@mkdir -p bin/plugins
 	CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o bin/plugins/ $(addprefix ./,$(PLUGINS))
-	@for p in $(PYPLUGINS); do echo "scripts/pyzipapp.sh $$p bin/plugins/$$(basename $$p)"; \
-		scripts/pyzipapp.sh $$p bin/plugins/$$(basename $$p) || exit 1; done
+	$(GO) build -o bin/tools/pyzipapp ./internal/tools/pyzipapp
+	@for p in $(PYPLUGINS); do echo "bin/tools/pyzipapp $$p bin/plugins/$$(basename $$p)"; \
+		bin/tools/pyzipapp $$p bin/plugins/$$(basename $$p) || exit 1; done
 
 # make proto: Debian's protoc (protobuf-compiler) and protoc-gen-go at the
 # version of google.golang.org/protobuf in go.mod; the output is committed.

@@ -39,10 +39,10 @@ var PythonPlugins = map[string]string{
 const Python = "/usr/bin/python3"
 
 // BuildPythonPlugins packs every plugin in PythonPlugins with the SDK
-// into a zipapp in dir, as make build does (scripts/pyzipapp.sh).
+// into a zipapp in dir, as make build does (internal/tools/pyzipapp).
 func BuildPythonPlugins(dir string) error {
 	for name, src := range PythonPlugins {
-		cmd := exec.Command("scripts/pyzipapp.sh", src, filepath.Join(dir, name))
+		cmd := exec.Command("go", "run", "./internal/tools/pyzipapp", src, filepath.Join(dir, name))
 		cmd.Dir = ModuleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("pack %s: %w\n%s", name, err, out)
@@ -63,12 +63,12 @@ var pythonOK = sync.OnceValue(func() error {
 // there to run the Python plugins.
 func HavePython() bool { return pythonOK() == nil }
 
-// RequirePython skips tb unless Debian's Python with grpc and protobuf is
-// there to run the Python plugins.
+// RequirePython fails tb unless Debian's Python with grpc and protobuf is
+// there to run the Python plugins (make test installs them: make deps).
 func RequirePython(tb testing.TB) {
 	tb.Helper()
 	if err := pythonOK(); err != nil {
-		tb.Skip(err)
+		tb.Fatal(err)
 	}
 }
 
