@@ -240,3 +240,15 @@ func TestPluginCheck_nodeScripts(t *testing.T) {
 		r.requireNoWorkers(t)
 	}
 }
+
+// The Python example passes every step; its progress is reported.
+func TestPluginCheck_pythonExample(t *testing.T) {
+	testkit.RequirePython(t)
+	dir := t.TempDir()
+	require.NoError(t, testkit.BuildPythonPlugins(dir))
+	r := pluginCheck(t, "check", "wordcount", "--plugins-dir", dir, "--input", `{"text": "one two\nthree"}`)
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	assert.Regexp(t, `^ok\s+\d+ reports`, r.stepLine(t, "progress"))
+	assert.Contains(t, r.stdout, "plugin wordcount: ok, all 7 steps passed")
+	r.requireNoWorkers(t)
+}
