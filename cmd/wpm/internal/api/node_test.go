@@ -57,3 +57,21 @@ func TestAPI_nodeScripts_answerAsTheNodeProject(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.Status, a.Raw)
 	assert.Regexp(t, `"name":"worker.js"[^}]*"protocol":"node"`, a.Raw)
 }
+
+// A script pool and a script one-shot take asynchronous tasks too, with
+// the script's error kept in the record.
+func TestAPI_nodeScripts_async(t *testing.T) {
+	s := newServer(t, withScripts())
+	ok := s.submitAsync(t, "/example/pool?async=true", `{"poolName": "JS", "workerTask": {"mode": "sleep", "ms": 1}}`)
+	failed := s.submitAsync(t, "/v1/pools/JS/tasks?async=true", `{"mode": "fail"}`)
+	oneShot := s.submitAsync(t, "/v1/plugins/worker.js/run?async=true&timeout=10s", `{"n": 4}`)
+
+	a := s.do(t, http.MethodGet, "/v1/tasks/"+ok+"?wait=15s", nil)
+	assert.Equal(t, "succeeded", a.Body["state"], a.Raw)
+	a = s.do(t, http.MethodGet, "/v1/tasks/"+failed+"?wait=15s", nil)
+	assert.Equal(t, "failed", a.Body["state"], a.Raw)
+	assert.Contains(t, a.Raw, "the task failed on purpose")
+	a = s.do(t, http.MethodGet, "/v1/tasks/"+oneShot+"?wait=15s", nil)
+	assert.Equal(t, "succeeded", a.Body["state"], a.Raw)
+	assert.Contains(t, a.Raw, `"n":4`)
+}
