@@ -93,38 +93,6 @@ type PoolConfig struct {
 	// StartTimeout bounds a worker's start and handshake; 0 means the
 	// default, 10s.
 	StartTimeout time.Duration `koanf:"startTimeout"`
-	// Retries says how often an asynchronous task that ends
-	// worker_crashed, memory_limit_exceeded or task_timeout (and, if it
-	// says so, task_failed) runs again. Synchronous tasks are never
-	// retried.
-	Retries Retries `koanf:"retries"`
-}
-
-// Retries is a pool's retry policy for asynchronous tasks: up to Max more
-// attempts, the n-th after Backoff·2^(n-1) with jitter, at most MaxBackoff.
-type Retries struct {
-	// Max is how many times a failed task runs again; 0 means never.
-	Max int `koanf:"max"`
-	// Backoff is the wait before the first retry; 0 means the default, 1s.
-	Backoff time.Duration `koanf:"backoff"`
-	// MaxBackoff caps the wait before any retry; 0 means the default, 30s.
-	MaxBackoff time.Duration `koanf:"maxBackoff"`
-	// OnTaskFailed retries tasks that end task_failed (the plugin
-	// returned an error) too. Tasks the plugin rejected (invalid_task)
-	// are never retried.
-	OnTaskFailed bool `koanf:"onTaskFailed"`
-}
-
-// Delay returns the wait before retry n (1 for the first), before jitter:
-// Backoff doubled n-1 times, at most MaxBackoff, with their defaults for 0.
-func (r Retries) Delay(n int) time.Duration {
-	d, limit := r.Backoff, r.MaxBackoff
-	orDefault(&d, time.Second)
-	orDefault(&limit, 30*time.Second)
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 // OneShotConfig describes how single-task processes are run. The koanf
@@ -320,9 +288,6 @@ func (p *problems) pool(prefix string, c PoolConfig) {
 	p.count(prefix+"maxTasksPerWorker", c.MaxTasksPerWorker, 0, "0 (never) or more")
 	p.duration(prefix+"maxWorkerAge", c.MaxWorkerAge)
 	p.duration(prefix+"startTimeout", c.StartTimeout)
-	p.count(prefix+"retries.max", c.Retries.Max, 0, "0 (never) or more")
-	p.duration(prefix+"retries.backoff", c.Retries.Backoff)
-	p.duration(prefix+"retries.maxBackoff", c.Retries.MaxBackoff)
 }
 
 // size checks a pool's workers, minWorkers, maxWorkers and

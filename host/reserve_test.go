@@ -85,27 +85,6 @@ func TestReservation_Run_deadline(t *testing.T) {
 	waitReady(t, m, "M")
 }
 
-func TestRetries_Delay(t *testing.T) {
-	r := host.Retries{Max: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 350 * time.Millisecond}
-	assert.Equal(t, 100*time.Millisecond, r.Delay(1))
-	assert.Equal(t, 200*time.Millisecond, r.Delay(2))
-	assert.Equal(t, 350*time.Millisecond, r.Delay(3))
-	assert.Equal(t, time.Second, host.Retries{}.Delay(1))
-	assert.Equal(t, 30*time.Second, host.Retries{}.Delay(10))
-}
-
-func TestConfig_Validate_retries(t *testing.T) {
-	c := host.DefaultConfig()
-	pc := misbehavePool("M", 1)
-	pc.Retries = host.Retries{Max: -1, Backoff: -time.Second, MaxBackoff: -time.Second}
-	c.Pools = []host.PoolConfig{pc}
-	err := c.Validate()
-	require.Error(t, err)
-	for _, key := range []string{"pools[0].retries.max", "pools[0].retries.backoff", "pools[0].retries.maxBackoff"} {
-		assert.Contains(t, err.Error(), key)
-	}
-}
-
 // TryReserve takes a free place without waiting and HasFreePlace says
 // whether there is one without taking it: asking leaves the worker idle.
 func TestManager_TryReserve(t *testing.T) {

@@ -3,6 +3,7 @@ package host
 import (
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,7 @@ func rssReads(s *fakeStarter) int64 {
 func TestManager_PoolConfig_readsNoProcessState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &fakeStarter{}
-		m := newFakeManager(t, s, PoolConfig{Workers: 2, QueueLimit: 4, Retries: Retries{Max: 1}})
+		m := newFakeManager(t, s, PoolConfig{Workers: 2, QueueLimit: 4, TaskTimeout: time.Second})
 		synctest.Wait()
 		require.Len(t, s.started(), 2)
 
@@ -32,16 +33,16 @@ func TestManager_PoolConfig_readsNoProcessState(t *testing.T) {
 
 		pc, err := m.PoolConfig("P")
 		require.NoError(t, err)
-		assert.Equal(t, 1, pc.Retries.Max)
+		assert.Equal(t, time.Second, pc.TaskTimeout)
 		assert.Equal(t, 2, pc.Workers)
 		assert.Equal(t, int64(2), rssReads(s), "PoolConfig reads no process state")
 
 		cfg := m.cfg
-		cfg.Pools = []PoolConfig{{Name: "P", Plugin: "fake", Workers: 2, QueueLimit: 4, Retries: Retries{Max: 3, OnTaskFailed: true}}}
+		cfg.Pools = []PoolConfig{{Name: "P", Plugin: "fake", Workers: 2, QueueLimit: 4, TaskTimeout: 3 * time.Second}}
 		require.NoError(t, m.Reload(cfg))
 		pc, err = m.PoolConfig("P")
 		require.NoError(t, err)
-		assert.Equal(t, Retries{Max: 3, OnTaskFailed: true}, pc.Retries, "the reloaded settings")
+		assert.Equal(t, 3*time.Second, pc.TaskTimeout, "the reloaded settings")
 		assert.Equal(t, int64(2), rssReads(s))
 
 		_, err = m.PoolConfig("nope")

@@ -77,6 +77,9 @@ type Options struct {
 	// runs again (async.ackWait); running tasks report progress well
 	// within it.
 	AckWait time.Duration
+	// Retries are the pools' retry policies, by pool name (pools[].retries);
+	// a pool not named never retries. SetRetries replaces them.
+	Retries map[string]Retries
 	// OneShotConcurrency caps the asynchronous one-shots running at once;
 	// 0 means 2.
 	OneShotConcurrency int
@@ -153,7 +156,11 @@ func (o Options) withDefaults() Options {
 // [Start] and stop it with [Engine.Stop]; its methods are safe for
 // concurrent use.
 type Engine struct {
-	opts   Options
+	opts Options
+
+	retriesMu sync.RWMutex
+	retries   map[string]Retries // by pool (retries.go)
+
 	mgr    *host.Manager
 	logger hclog.Logger
 	srv    *embedded // nil with an external server
@@ -218,7 +225,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
 		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow,
 		cbWake: make(chan struct{}, 1), cbPending: map[string]struct{}{}, repairs: make(chan struct{}, 1),
-		storageWake: make(chan struct{}, 1)}
+		storageWake: make(chan struct{}, 1), retries: opts.Retries}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())

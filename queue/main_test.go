@@ -44,9 +44,17 @@ func TestMain(m *testing.M) {
 // (misbehave, one retry, task_failed included).
 func testPools() []host.PoolConfig {
 	return []host.PoolConfig{
-		{Name: "F", Plugin: "flaky", Workers: 1, Retries: host.Retries{Max: 2, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}},
+		{Name: "F", Plugin: "flaky", Workers: 1},
 		{Name: "M", Plugin: "misbehave", Workers: 1, TaskTimeout: 2 * time.Second},
-		{Name: "R", Plugin: "misbehave", Workers: 1, Retries: host.Retries{Max: 1, Backoff: 10 * time.Millisecond, OnTaskFailed: true}},
+		{Name: "R", Plugin: "misbehave", Workers: 1},
+	}
+}
+
+// testRetries are the retry policies of testPools.
+func testRetries() map[string]Retries {
+	return map[string]Retries{
+		"F": {Max: 2, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+		"R": {Max: 1, Backoff: 10 * time.Millisecond, OnTaskFailed: true},
 	}
 }
 
@@ -69,7 +77,7 @@ func newManager(t testing.TB, pools []host.PoolConfig) *host.Manager {
 
 // testOptions are fast settings for tests, with a store in dir.
 func testOptions(dir string) Options {
-	return Options{StoreDir: dir, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxResultBytes: 1000, Logger: testLogger()}
+	return Options{StoreDir: dir, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond, MaxResultBytes: 1000, Logger: testLogger(), Retries: testRetries()}
 }
 
 // startEngine starts an engine over mgr and stops it at the end, before

@@ -438,21 +438,13 @@ func (e *Engine) retry(j job, t Task, err error) bool {
 	if j.Pool == "" {
 		return false
 	}
-	pc, perr := e.mgr.PoolConfig(j.Pool)
-	if perr != nil {
-		return false
-	}
-	r, code := pc.Retries, host.Code(err)
+	r, code := e.retriesOf(j.Pool), host.Code(err)
 	return (retryable[code] || r.OnTaskFailed && code == host.CodeTaskFailed) && t.Attempts <= r.Max
 }
 
 // backoff is the wait before retry n of a pool's task, with up to 20%
 // jitter.
 func (e *Engine) backoff(pool string, n int) time.Duration {
-	var r host.Retries
-	if pc, err := e.mgr.PoolConfig(pool); err == nil {
-		r = pc.Retries
-	}
-	d := r.Delay(n)
+	d := e.retriesOf(pool).Delay(n)
 	return d + time.Duration(rand.Int64N(int64(d)/5+1))
 }

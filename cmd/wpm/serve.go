@@ -122,9 +122,11 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		return fmt.Errorf("metrics: %w", err)
 	}
 	reload := func() error {
-		if err := reloadConfig(cfg, mgr, load, logger); err != nil {
+		next, err := reloadConfig(cfg, mgr, load, logger)
+		if err != nil {
 			return err
 		}
+		tasks.SetRetries(next.Retries)
 		reconcileTasks(tasks, logger)
 		return nil
 	}
@@ -271,6 +273,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), l
 		CallbackAllow:      cfg.Async.CallbackAllow,
 		CallbackSecret:     cfg.Async.CallbackSecret,
 		OneShotConcurrency: max(1, cfg.Host.OneShot.MaxConcurrent/2),
+		Retries:            cfg.Retries,
 		Credentials:        cfg.NATS.Credentials,
 		Replicas:           cfg.NATS.Replicas,
 		TLSCA:              cfg.NATS.TLS.CA,
@@ -329,7 +332,7 @@ func reconcileTasks(tasks *queue.Engine, logger hclog.Logger) {
 // reloadConfig loads the config again and applies its pools to mgr. Settings
 // that apply only on restart (http, log, shutdown) are reported, not
 // applied. A refused config leaves everything as it was.
-func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.Config, error), logger hclog.Logger) error {
+func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.Config, error), logger hclog.Logger) (config.Config, error) {
 	next, err := load()
 	if err == nil {
 		next = forRole(next)
@@ -337,11 +340,11 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 	}
 	if err != nil {
 		logger.Error("config reload refused; the running config stays", "error", err)
-		return err
+		return config.Config{}, err
 	}
 	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
 		next.NATS != running.NATS || next.Role != running.Role || !reflect.DeepEqual(next.Async, running.Async) {
 		logger.Warn("role, http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
 	}
-	return nil
+	return next, nil
 }

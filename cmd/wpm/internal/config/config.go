@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // DefaultFile is the config file wpm reads when --config is not given.
@@ -41,8 +42,19 @@ type Config struct {
 	// Async configures asynchronous tasks (section async).
 	Async Async
 	// Host is what the host library needs: plugins.dir, plugins.checksums,
-	// oneShot and pools.
+	// oneShot, node and pools.
 	Host host.Config
+	// Retries are the pools' retry policies for asynchronous tasks
+	// (pools[].retries), by pool name: the queue's, not the host's.
+	Retries map[string]queue.Retries
+}
+
+// Pool is one entry of pools: the host's settings of a pool and the
+// queue's retry policy for its asynchronous tasks.
+type Pool struct {
+	host.PoolConfig `koanf:",squash"`
+	// Retries is the pool's retry policy (pools[].retries).
+	Retries queue.Retries `koanf:"retries"`
 }
 
 // The roles of a host (key role, docs/SCALING.md).
@@ -215,7 +227,7 @@ type shape struct {
 	NATS     *NATS               `koanf:"nats"`
 	Async    *Async              `koanf:"async"`
 	Node     node                `koanf:"node"`
-	Pools    *[]host.PoolConfig  `koanf:"pools"`
+	Pools    *[]Pool             `koanf:"pools"`
 }
 
 // node is the node section: Node.js worker scripts.
@@ -229,8 +241,8 @@ type plugins struct {
 	Checksums *map[string]string `koanf:"checksums"`
 }
 
-// shapeOf returns the shape over c.
-func shapeOf(c *Config) *shape {
+// shapeOf returns the shape over c, with the pools in pools.
+func shapeOf(c *Config, pools *[]Pool) *shape {
 	return &shape{
 		Role:     &c.Role,
 		HTTP:     &c.HTTP,
@@ -242,7 +254,7 @@ func shapeOf(c *Config) *shape {
 		NATS:     &c.NATS,
 		Async:    &c.Async,
 		Node:     node{ScriptsDir: &c.Host.ScriptsDir},
-		Pools:    &c.Host.Pools,
+		Pools:    pools,
 	}
 }
 

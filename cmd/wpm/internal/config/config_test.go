@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 func TestMain(m *testing.M) {
@@ -361,9 +362,9 @@ pools:
 				MaxWait: 100 * time.Millisecond, Spares: 1, StartTimeout: 3 * time.Second},
 			Pools: []host.PoolConfig{{Name: "A", Plugin: "cpuload", Workers: 3, MemoryLimitMB: 128,
 				Concurrency: 2, QueueLimit: 5, TaskTimeout: 2 * time.Second, MaxTasksPerWorker: 100,
-				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second, ScaleDownAfter: 30 * time.Second,
-				Retries: host.Retries{Max: 2, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}}},
+				MaxWorkerAge: time.Hour, StartTimeout: 4 * time.Second, ScaleDownAfter: 30 * time.Second}},
 		},
+		Retries: map[string]queue.Retries{"A": {Max: 2, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}},
 	}
 	for _, path := range []string{yamlFile, jsonFile} {
 		c, err := Load(Options{File: path})
@@ -451,7 +452,8 @@ func TestLoad_shippedConfig(t *testing.T) {
 	// built-in defaults wherever they overlap.
 	d, err := Load(Options{})
 	require.NoError(t, err)
-	c.Host.Pools = nil
+	assert.Equal(t, queue.Retries{Backoff: time.Second, MaxBackoff: 30 * time.Second}, c.Retries["CPU"])
+	c.Host.Pools, c.Retries = nil, nil
 	assert.Equal(t, d, c)
 }
 
@@ -742,6 +744,16 @@ pools:
 	assert.Equal(t, filepath.Join(dir, "scripts"), c.Host.ScriptsDir)
 	assert.Equal(t, filepath.Join(dir, "workers", "worker.js"), c.Host.Pools[0].Script)
 	assert.Equal(t, "/opt/w.js", c.Host.Pools[1].Script)
+}
+
+func TestLoad_retriesAreTheQueues(t *testing.T) {
+	_, probs := mustFail(t, `
+pools:
+  - { name: A, plugin: cpuload, workers: 1, retries: { max: -1, backoff: -1s } }
+`)
+	require.Len(t, probs, 2)
+	assert.Contains(t, probs[0], "pools[0].retries.max: must be 0 (never) or more, got -1")
+	assert.Contains(t, probs[1], "pools[0].retries.backoff: must not be negative, got -1s")
 }
 
 func TestLoad_poolNamesPluginOrScript(t *testing.T) {

@@ -29,13 +29,14 @@ var (
 // that does not convert. It fails only on an error that names no key.
 func (l *loader) decode() (Config, error) {
 	c := Default()
-	if pools, ok := l.k.Get("pools").([]any); ok {
-		c.Host.Pools = make([]host.PoolConfig, len(pools))
-		for i := range c.Host.Pools {
-			c.Host.Pools[i] = host.DefaultPoolConfig()
+	var pools []Pool
+	if raw, ok := l.k.Get("pools").([]any); ok {
+		pools = make([]Pool, len(raw))
+		for i := range pools {
+			pools[i].PoolConfig = host.DefaultPoolConfig()
 		}
 	}
-	err := l.k.UnmarshalWithConf("", shapeOf(&c), koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+	err := l.k.UnmarshalWithConf("", shapeOf(&c, &pools), koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
 		DecodeHook:  mapstructure.DecodeHookFuncValue(convert),
 		ErrorUnused: true,
 		MatchName:   func(key, field string) bool { return key == field },
@@ -48,6 +49,19 @@ func (l *loader) decode() (Config, error) {
 		}
 		key := keyOf(de.Name())
 		l.add(l.sourceOf(key), key, &host.ConfigError{Key: key, Problem: de.Unwrap().Error()})
+	}
+	if pools != nil {
+		c.Host.Pools = make([]host.PoolConfig, len(pools))
+		c.Retries = make(map[string]queue.Retries, len(pools))
+		for i, p := range pools {
+			c.Host.Pools[i] = p.PoolConfig
+			c.Retries[p.Name] = p.Retries
+			for _, err := range flatten(p.Retries.Validate(fmt.Sprintf("pools[%d].retries.", i))) {
+				if ce, ok := errors.AsType[*host.ConfigError](err); ok {
+					l.add(l.sourceOf(ce.Key), ce.Key, ce)
+				}
+			}
+		}
 	}
 	if len(c.Host.Checksums) == 0 {
 		c.Host.Checksums = nil // "checksums: {}" pins nothing, like no key

@@ -32,7 +32,11 @@ func fieldsOf(t reflect.Type) []field {
 	var out []field
 	for i := range t.NumField() {
 		f := t.Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		key, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if f.Anonymous && opts == "squash" {
+			out = append(out, fieldsOf(f.Type)...) // its keys are the struct's own
+			continue
+		}
 		if !f.IsExported() || key == "-" {
 			continue
 		}
