@@ -11,9 +11,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/shared"
 )
 
 // sdk is shared's exported API: what a plugin author uses. The protocol
@@ -160,4 +163,11 @@ func wireTypes(t types.Type, seen map[types.Type]bool) []string {
 		}
 	}
 	return found
+}
+
+// The progress constants' documents give their values, which go doc does
+// not show (they are wire's).
+func TestProgressConstants_documented(t *testing.T) {
+	assert.Equal(t, 100*time.Millisecond, shared.ProgressInterval)
+	assert.Equal(t, 200, shared.MaxProgressMessage)
 }

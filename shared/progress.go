@@ -25,8 +25,8 @@ func WithProgressTo(ctx context.Context, fn func(fraction float64, msg string)) 
 }
 
 // ProgressInterval is the shortest time between two progress reports of
-// one task that are sent to the host.
+// one task that are sent to the host: 100 ms.
 const ProgressInterval = wire.ProgressInterval
 
-// MaxProgressMessage is the longest progress message, in bytes, sent.
+// MaxProgressMessage is the longest progress message, in bytes, sent: 200.
 const MaxProgressMessage = wire.MaxProgressMessage
