@@ -46,6 +46,7 @@ import (
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/internal/latency"
 	"github.com/wpmdev/wpm/internal/testkit"
+	"github.com/wpmdev/wpm/internal/wire"
 	"github.com/wpmdev/wpm/shared"
 )
 
@@ -298,8 +299,8 @@ func mustDirect(b *testing.B, name string) shared.Task {
 	cmd := exec.Command(filepath.Join(pluginDir, name))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  shared.Handshake,
-		Plugins:          shared.PluginSet(nil),
+		HandshakeConfig:  wire.Handshake,
+		Plugins:          wire.PluginSet(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
 		StartTimeout:     10 * time.Second,
@@ -308,7 +309,7 @@ func mustDirect(b *testing.B, name string) shared.Task {
 	b.Cleanup(client.Kill)
 	rpc, err := client.Client()
 	require.NoError(b, err)
-	raw, err := rpc.Dispense(shared.PluginName)
+	raw, err := rpc.Dispense(wire.PluginName)
 	require.NoError(b, err)
 	task, ok := raw.(shared.Task)
 	require.True(b, ok, "dispensed %T", raw)

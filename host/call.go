@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wpmdev/wpm/internal/wire"
 	"github.com/wpmdev/wpm/shared"
 )
 
@@ -22,7 +23,7 @@ func call(ctx context.Context, proc *process, input []byte, doomed func()) (out 
 		return out, nil, true
 	case errors.Is(err, shared.ErrInvalidInput), errors.Is(err, shared.ErrTaskFailed):
 		return nil, atDeadline(ctx, err), true
-	case errors.Is(err, shared.ErrNotSent):
+	case errors.Is(err, wire.ErrNotSent):
 		// The deadline passed before the task was sent: the worker is fine.
 		return nil, contextFailure(ctx), true
 	case ctx.Err() != nil:

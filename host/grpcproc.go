@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wpmdev/wpm/internal/taskpb"
+	"github.com/wpmdev/wpm/internal/wire"
 	"github.com/wpmdev/wpm/shared"
 )
 
@@ -27,16 +28,16 @@ import (
 // behind the process's shared.Task: grpcTask here. It does not pipeline.
 
 // taskPlugin is the host's go-plugin plugin of a wpm task: over net/rpc
-// shared's client, over gRPC wpm's own grpcTask.
+// wire's client, over gRPC wpm's own grpcTask.
 type taskPlugin struct {
-	shared.TaskPlugin
+	wire.TaskPlugin
 }
 
 var _ plugin.GRPCPlugin = (*taskPlugin)(nil)
 
 // hostPluginSet is the plugin set the host dispenses from.
 func hostPluginSet() plugin.PluginSet {
-	return plugin.PluginSet{shared.PluginName: &taskPlugin{}}
+	return plugin.PluginSet{wire.PluginName: &taskPlugin{}}
 }
 
 // GRPCServer is never called: the host serves no task.
@@ -98,10 +99,10 @@ func (p *process) pingGRPC(ctx context.Context) error {
 }
 
 // grpcTask is the host side of a gRPC plugin's task: a shared.Task whose
-// errors mean what those of shared's net/rpc client mean, so that call
-// sorts them out the same way: a task's own error is a *shared.WireError,
-// a broken connection matches shared.ErrTransport, a task not sent
-// because its deadline had passed matches shared.ErrNotSent, and when ctx
+// errors mean what those of wire's net/rpc client mean, so that call
+// sorts them out the same way: a task's own error is a *wire.Error,
+// a broken connection matches wire.ErrTransport, a task not sent
+// because its deadline had passed matches wire.ErrNotSent, and when ctx
 // ends first its error comes back (the caller kills the worker).
 type grpcTask struct {
 	client *taskpb.TaskClient
@@ -113,7 +114,7 @@ var _ shared.Task = (*grpcTask)(nil)
 func (t *grpcTask) Run(ctx context.Context, input []byte) ([]byte, error) {
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= 0 {
 		<-ctx.Done()
-		return nil, fmt.Errorf("%w: %w", shared.ErrNotSent, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", wire.ErrNotSent, ctx.Err())
 	}
 	id, _ := ctx.Value(taskIDKey{}).(string)
 	stream, err := t.client.Run(ctx, &taskpb.RunRequest{Input: input, TaskId: id})
@@ -124,7 +125,7 @@ func (t *grpcTask) Run(ctx context.Context, input []byte) ([]byte, error) {
 	for {
 		ev, err := stream.Recv()
 		if err == io.EOF {
-			return nil, fmt.Errorf("%w: the plugin ended the task's stream without an answer", shared.ErrTransport)
+			return nil, fmt.Errorf("%w: the plugin ended the task's stream without an answer", wire.ErrTransport)
 		}
 		if err != nil {
 			return nil, grpcError(ctx, err)
@@ -137,11 +138,11 @@ func (t *grpcTask) Run(ctx context.Context, input []byte) ([]byte, error) {
 		case *taskpb.RunEvent_Output:
 			return e.Output, nil
 		case *taskpb.RunEvent_Error:
-			kind := shared.KindFailed
+			kind := wire.KindFailed
 			if e.Error.GetKind() == taskpb.Error_INVALID_INPUT {
-				kind = shared.KindInvalidInput
+				kind = wire.KindInvalidInput
 			}
-			return nil, &shared.WireError{Kind: kind, Message: e.Error.GetMessage()}
+			return nil, &wire.Error{Kind: kind, Message: e.Error.GetMessage()}
 		}
 		// An event of a newer protocol: skipped.
 	}
@@ -164,11 +165,11 @@ func grpcError(ctx context.Context, err error) error {
 			return ctx.Err()
 		}
 	case grpccodes.Unknown, grpccodes.Unimplemented, grpccodes.InvalidArgument, grpccodes.FailedPrecondition, grpccodes.OutOfRange, grpccodes.Aborted:
-		kind := shared.KindFailed
+		kind := wire.KindFailed
 		if status.Code(err) == grpccodes.InvalidArgument {
-			kind = shared.KindInvalidInput
+			kind = wire.KindInvalidInput
 		}
-		return &shared.WireError{Kind: kind, Message: "the plugin answered: " + status.Convert(err).Message()}
+		return &wire.Error{Kind: kind, Message: "the plugin answered: " + status.Convert(err).Message()}
 	}
-	return fmt.Errorf("%w: %w", shared.ErrTransport, err)
+	return fmt.Errorf("%w: %w", wire.ErrTransport, err)
 }

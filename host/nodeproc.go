@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/wpmdev/wpm/internal/wire"
 	"github.com/wpmdev/wpm/shared"
 )
 
@@ -247,7 +248,7 @@ func (c *nodeChannel) send(msg []byte) error {
 	defer c.wmu.Unlock()
 	_, err := c.conn.Write(append(msg, '\n'))
 	if err != nil {
-		return fmt.Errorf("%w: write to the script: %w", shared.ErrTransport, err)
+		return fmt.Errorf("%w: write to the script: %w", wire.ErrTransport, err)
 	}
 	return nil
 }
@@ -302,7 +303,7 @@ func (c *nodeChannel) Run(ctx context.Context, input []byte) ([]byte, error) {
 			return answer(m)
 		default:
 		}
-		return nil, fmt.Errorf("%w: %w", shared.ErrTransport, c.err)
+		return nil, fmt.Errorf("%w: %w", wire.ErrTransport, c.err)
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
@@ -326,7 +327,7 @@ func answer(m nodeMessage) ([]byte, error) {
 	if msg == "" {
 		msg = "the script answered the task with an error and no message"
 	}
-	return nil, &shared.WireError{Kind: shared.KindFailed, Message: msg}
+	return nil, &wire.Error{Kind: wire.KindFailed, Message: msg}
 }
 
 // read routes the script's messages until the channel ends.

@@ -8,12 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wpmdev/wpm/shared"
+	"github.com/wpmdev/wpm/internal/wire"
 )
 
 // Pipelining (docs/ARCHITECTURE.md, "Pipelining"): a pool with Prefetch
 // sends a worker up to Prefetch tasks beyond the Concurrency it runs, as
-// numbered tasks that the plugin admits in order (shared/pipeline.go).
+// numbered tasks that the plugin admits in order (internal/wire/pipeline.go).
 
 // Pipelining's tuning.
 const (
@@ -53,14 +53,14 @@ type pipelinedProc interface {
 // pipeState is a plugin process's pipeline, opened on first use.
 type pipeState struct {
 	once sync.Once
-	pl   *shared.Pipeline // nil when the worker can't pipeline
+	pl   *wire.Pipeline // nil when the worker can't pipeline
 }
 
 var _ pipelinedProc = (*pluginProc)(nil)
 
 func (w *pluginProc) openPipeline() bool {
 	w.pipe.once.Do(func() {
-		c, ok := w.p.task.(*shared.PipelineClient)
+		c, ok := w.p.task.(*wire.PipelineClient)
 		if !ok {
 			return
 		}
@@ -98,7 +98,7 @@ var errMoved = errors.New("taken back from a busy worker to run on a free one")
 // canceled at the worker, which lives on; one that started has its worker
 // killed, as call does. When moved is closed while the task waits at the
 // worker, it is canceled there and fails with a *notStarted error.
-func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []byte, concurrency int, doomed func(), moved <-chan struct{}) ([]byte, time.Duration, error, bool) {
+func callSeq(ctx context.Context, proc *process, pl *wire.Pipeline, input []byte, concurrency int, doomed func(), moved <-chan struct{}) ([]byte, time.Duration, error, bool) {
 	var timeout time.Duration
 	if deadline, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(deadline); timeout <= 0 {
@@ -140,7 +140,7 @@ func callSeq(ctx context.Context, proc *process, pl *shared.Pipeline, input []by
 // giveUp ends a task whose ctx ended: a task still waiting at the worker
 // is canceled there, and the worker kept; otherwise the worker is killed
 // (a running net/rpc call can not be canceled).
-func giveUp(ctx context.Context, proc *process, pl *shared.Pipeline, seq uint64, doomed func()) (error, bool) {
+func giveUp(ctx context.Context, proc *process, pl *wire.Pipeline, seq uint64, doomed func()) (error, bool) {
 	cause := contextFailure(ctx)
 	if !pl.Started(seq) {
 		cctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
@@ -157,7 +157,7 @@ func giveUp(ctx context.Context, proc *process, pl *shared.Pipeline, seq uint64,
 
 // takeBack cancels task seq at its worker if it has not started, and
 // reports whether it did.
-func takeBack(pl *shared.Pipeline, seq uint64) bool {
+func takeBack(pl *wire.Pipeline, seq uint64) bool {
 	if pl.Started(seq) {
 		return false
 	}
@@ -170,7 +170,7 @@ func takeBack(pl *shared.Pipeline, seq uint64) bool {
 // lost explains a transport failure of task seq: the worker is gone. Once
 // every start report it wrote has been read, a task that had not started
 // is a *notStarted, to be sent again; one that had fails as call's do.
-func lost(proc *process, pl *shared.Pipeline, seq uint64, transportErr error, doomed func()) error {
+func lost(proc *process, pl *wire.Pipeline, seq uint64, transportErr error, doomed func()) error {
 	doomed()
 	cause, detail := proc.failure(transportErr)
 	if !closedWithin(pl.Ended(), reportsTimeout) {

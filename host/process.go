@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
+	"github.com/wpmdev/wpm/internal/wire"
 	"github.com/wpmdev/wpm/shared"
 )
 
@@ -36,7 +37,7 @@ type launch struct {
 // it and must call kill on every path.
 type process struct {
 	pid           int
-	task          shared.Task       // net/rpc: shared's client; gRPC: grpcTask (grpcproc.go)
+	task          shared.Task       // net/rpc: wire's client; gRPC: grpcTask (grpcproc.go)
 	client        *plugin.Client    // go-plugin's: starts the process and reads its handshake
 	protocol      plugin.Protocol   // what the handshake named: net/rpc (Go plugins) or gRPC
 	rpc           *plugin.RPCClient // net/rpc: wpm's own session with the process; nil until dialled
@@ -77,7 +78,7 @@ func startProcess(ctx context.Context, l launch) (*process, error) {
 	}
 	var r *procRunner
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  shared.Handshake,
+		HandshakeConfig:  wire.Handshake,
 		Plugins:          hostPluginSet(),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC, plugin.ProtocolGRPC},
 		StartTimeout:     l.startTimeout,
@@ -235,7 +236,7 @@ func (p *process) connectNetRPC(addr net.Addr) error {
 	if err := p.dial(addr); err != nil {
 		return err
 	}
-	raw, err := p.rpc.Dispense(shared.PluginName)
+	raw, err := p.rpc.Dispense(wire.PluginName)
 	if err != nil {
 		return fmt.Errorf("dispense: %w", err)
 	}

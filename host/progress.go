@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/wpmdev/wpm/shared"
+	"github.com/wpmdev/wpm/internal/wire"
 )
 
 // tracker reports the events of one task: to the manager's sink and to
@@ -21,7 +21,7 @@ type trackerKey struct{}
 // track makes the tracker of task id on pool (empty for a one-shot) and
 // plugin, reports it queued, and returns ctx carrying it: the worker
 // process that takes the task reports it started (taskStarted), and the
-// plugin's progress reports reach it through the SDK (shared.WithProgressFunc).
+// plugin's progress reports reach it through the SDK (wire.WithProgressFunc).
 // The returned ctx always carries the task's id, for the workers that
 // send it (gRPC plugins, Node.js scripts); with nobody listening the
 // tracker is nil.
@@ -36,7 +36,7 @@ func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.C
 	t := &tracker{m: m, base: Event{TaskID: id, Pool: pool, Plugin: plugin}, own: own}
 	t.emit(Event{Type: EventTaskQueued})
 	ctx = context.WithValue(ctx, trackerKey{}, t)
-	return shared.WithProgressFunc(ctx, t.progress), t
+	return wire.WithProgressFunc(ctx, t.progress), t
 }
 
 // emit fills e with the task's identity and reports it.
@@ -57,9 +57,9 @@ func (t *tracker) emit(e Event) {
 // progress reports the plugin's progress report. A plugin may not use
 // wpm's SDK, so the report is checked here: a fraction that is no number
 // is dropped, others are clamped to 0..1, and the message is cut to
-// shared.MaxProgressMessage bytes of valid UTF-8.
+// wire.MaxProgressMessage bytes of valid UTF-8.
 func (t *tracker) progress(fraction float64, msg string) {
-	fraction, msg, ok := shared.CleanProgress(fraction, msg)
+	fraction, msg, ok := wire.CleanProgress(fraction, msg)
 	if ok {
 		t.emit(Event{Type: EventTaskProgress, Fraction: fraction, Message: msg})
 	}

@@ -1,15 +1,17 @@
-// Package shared is the contract between the wpm host and its worker plugins.
+// Package shared is the SDK of wpm's Go plugins: all a plugin author
+// imports.
 //
-// Both sides import it: a plugin implements [Task] and hands it to [Serve]; the
-// host dispenses the same [Task] interface from a plugin process through
-// go-plugin's net/rpc protocol ([TaskPlugin], [RPCClient], [RPCServer]).
-// Errors cross the process boundary as data, so the host can tell invalid
-// input ([ErrInvalidInput]) from any other task failure ([ErrTaskFailed]) and
-// both from a broken transport ([ErrTransport]).
+// A plugin implements [Task] (or wraps a function in [TaskFunc]) and hands
+// it to [Serve] in its main. Inside Run, it returns [InvalidInput] (or an
+// error wrapping [ErrInvalidInput]) when the input is the caller's fault,
+// any other error for a failure ([ErrTaskFailed] on the host's side);
+// reads its input with [ParseObject]; reports how far it is with
+// [Progress] ([WithProgressTo] sees those reports in a unit test); logs
+// with [Logger], whose JSON lines the host logs at their own level and
+// keeps for the report of a crash; and may measure itself with
+// [ResidentMemory].
 //
-// A plugin logs through [Logger], whose JSON lines the host logs at their
-// own level and keeps for the report of a crash.
-//
-// This package imports nothing else of wpm's and is the only wpm package a
-// plugin may import.
+// The protocol behind Serve — the handshake, the net/rpc pair, errors as
+// data, progress callbacks, pipelining — is in wpm's internal/wire
+// package, which the host imports too. shared exports none of it.
 package shared

@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/wpmdev/wpm/internal/wire"
 )
 
 // processStderr is the process's own standard error, fd 2, as it was when
@@ -21,8 +23,8 @@ var processStderr = os.Stderr
 func Serve(impl Task) {
 	dieWithGroupOnTerm()
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         PluginSet(impl),
+		HandshakeConfig: wire.Handshake,
+		Plugins:         wire.PluginSet(impl),
 		Logger:          Logger(),
 	})
 }

@@ -2,8 +2,9 @@ package shared
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"github.com/wpmdev/wpm/internal/wire"
 )
 
 // Task is one kind of work a plugin performs. Input and output are JSON
@@ -23,68 +24,21 @@ type TaskFunc func(ctx context.Context, input []byte) ([]byte, error)
 // Run calls f(ctx, input).
 func (f TaskFunc) Run(ctx context.Context, input []byte) ([]byte, error) { return f(ctx, input) }
 
-// Sentinel errors that identify what kind of failure a task reported.
-// Match them with [errors.Is]; never compare messages.
+// Sentinel errors that identify what kind of failure a task reported, on
+// the plugin's side and, after the trip, on the host's. Match them with
+// [errors.Is]; never compare messages.
 var (
 	// ErrInvalidInput marks a task error caused by its input: the caller's
-	// fault, answered by wpm's HTTP API as 400 invalid_task.
-	ErrInvalidInput = errors.New("invalid input")
+	// fault, answered by wpm's HTTP API as 400 invalid_task. Return it
+	// wrapped, or an error made by [InvalidInput].
+	ErrInvalidInput = wire.ErrInvalidInput
 	// ErrTaskFailed marks every other error a task returned, including a
 	// recovered panic.
-	ErrTaskFailed = errors.New("task failed")
-	// ErrTransport marks a failure of the connection to the plugin process:
-	// the worker died or the connection broke before a reply arrived.
-	ErrTransport = errors.New("plugin transport failed")
+	ErrTaskFailed = wire.ErrTaskFailed
 )
 
-// ErrorKind says which sentinel a [WireError] matches.
-type ErrorKind uint8
-
-// The kinds of task error.
-const (
-	// KindFailed is any failure that is not the caller's fault.
-	KindFailed ErrorKind = iota
-	// KindInvalidInput is a failure caused by the task's input.
-	KindInvalidInput
-)
-
-// WireError is an error reported by a task, as it crosses the wire (the
-// host wraps what it gets in its own host.TaskError, with the task id). It
-// matches [ErrInvalidInput] or [ErrTaskFailed] according to its Kind.
-type WireError struct {
-	Kind    ErrorKind
-	Message string
-}
-
-// Error returns the task's message.
-func (e *WireError) Error() string { return e.Message }
-
-// Is reports whether e is of the kind target names.
-func (e *WireError) Is(target error) bool {
-	switch target {
-	case ErrInvalidInput:
-		return e.Kind == KindInvalidInput
-	case ErrTaskFailed:
-		return e.Kind == KindFailed
-	}
-	return false
-}
-
-// InvalidInput returns an error that tells the caller its input was wrong.
-// The message should say what to change.
+// InvalidInput returns an error that tells the caller its input was wrong:
+// it matches [ErrInvalidInput]. The message should say what to change.
 func InvalidInput(format string, args ...any) error {
-	return &WireError{Kind: KindInvalidInput, Message: fmt.Sprintf(format, args...)}
-}
-
-// toWireError turns any error returned by a task into its wire form.
-func toWireError(err error) *WireError {
-	var te *WireError
-	if errors.As(err, &te) {
-		return &WireError{Kind: te.Kind, Message: err.Error()}
-	}
-	kind := KindFailed
-	if errors.Is(err, ErrInvalidInput) {
-		kind = KindInvalidInput
-	}
-	return &WireError{Kind: kind, Message: err.Error()}
+	return &wire.Error{Kind: wire.KindInvalidInput, Message: fmt.Sprintf(format, args...)}
 }

@@ -17,17 +17,24 @@ const module = "github.com/wpmdev/wpm"
 // through another package.
 var hostBanned = []string{module + "/cmd", "github.com/labstack/echo", "github.com/knadh/koanf", "github.com/prometheus"}
 
-// goPackage is one package of `go list`: its import path and every package
-// it depends on, directly or not.
+// wire is the protocol package the plugin SDK and the host share; shared
+// may depend on it alone of wpm's, and a plugin through shared only.
+const wire = module + "/internal/wire"
+
+// goPackage is one package of `go list`: its import path, the packages it
+// imports, and every package it depends on, directly or not.
 type goPackage struct {
 	ImportPath string
+	Imports    []string
 	Deps       []string
 }
 
 // The way imports point, from STYLE.md, checked over transitive imports:
-// shared depends on nothing of wpm's; plugins and test plugins depend only
-// on shared of wpm's; host never depends on cmd, echo, koanf or prometheus;
-// client, the public Go client of the API, only on the standard library.
+// internal/wire depends on nothing of wpm's, shared on nothing but it;
+// plugins and test plugins import only shared of wpm's (and so depend on
+// nothing else but wire); host never depends on cmd, echo, koanf or
+// prometheus; client, the public Go client of the API, only on the
+// standard library.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
 	assert.Greater(t, len(pkgs), 8, "go list found too few packages")
@@ -38,9 +45,11 @@ func TestImportRules(t *testing.T) {
 // check of direct imports misses.
 func TestImportViolations_transitive(t *testing.T) {
 	pkgs := []goPackage{
-		{ImportPath: module + "/shared", Deps: []string{"context", module + "/internal/latency"}},
+		{ImportPath: module + "/shared", Deps: []string{"context", wire, module + "/internal/latency"}},
+		{ImportPath: wire, Deps: []string{"net/rpc", module + "/internal/randid"}},
 		{ImportPath: module + "/plugins/cpuload", Deps: []string{module + "/shared", module + "/internal/latency"}},
-		{ImportPath: module + "/internal/testplugins/misbehave", Deps: []string{module + "/shared"}},
+		{ImportPath: module + "/plugins/memusage", Imports: []string{module + "/shared", wire}, Deps: []string{module + "/shared", wire}},
+		{ImportPath: module + "/internal/testplugins/misbehave", Imports: []string{module + "/shared"}, Deps: []string{module + "/shared", wire}},
 		{ImportPath: module + "/host", Deps: []string{module + "/shared", module + "/host/internal/x", "github.com/labstack/echo/v4"}},
 		{ImportPath: module + "/cmd/wpm", Deps: []string{module + "/host", "github.com/labstack/echo/v4"}},
 		{ImportPath: module + "/client", Deps: []string{"net/http", module + "/cmd/wpm/internal/api", "github.com/labstack/echo/v4"}},
@@ -49,7 +58,9 @@ func TestImportViolations_transitive(t *testing.T) {
 		"client depends on " + module + "/cmd/wpm/internal/api; client uses the standard library only",
 		"client depends on github.com/labstack/echo/v4; client uses the standard library only",
 		"shared depends on " + module + "/internal/latency",
+		"internal/wire depends on " + module + "/internal/randid",
 		"plugins/cpuload depends on " + module + "/internal/latency; plugins depend only on shared",
+		"plugins/memusage imports " + wire + "; plugins import only shared",
 		"host depends on github.com/labstack/echo/v4",
 	}, importViolations(pkgs))
 }
@@ -57,7 +68,7 @@ func TestImportViolations_transitive(t *testing.T) {
 // listPackages lists every package of the module with its dependencies.
 func listPackages(t *testing.T) []goPackage {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json=ImportPath,Deps", "./...")
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "./...")
 	cmd.Dir = ModuleRoot()
 	out, err := cmd.Output()
 	require.NoError(t, err)
@@ -81,6 +92,13 @@ func importViolations(pkgs []goPackage) []string {
 				bad = append(bad, msg)
 			}
 		}
+		if isPlugin(rel) {
+			for _, imp := range p.Imports {
+				if strings.HasPrefix(imp, module+"/") && imp != module+"/shared" {
+					bad = append(bad, fmt.Sprintf("%s imports %s; plugins import only shared", rel, imp))
+				}
+			}
+		}
 	}
 	return bad
 }
@@ -90,10 +108,12 @@ func importViolations(pkgs []goPackage) []string {
 func violation(rel, dep string) string {
 	ours := strings.HasPrefix(dep, module+"/")
 	switch {
-	case rel == "shared" && ours:
+	case rel == "shared" && ours && dep != wire:
 		return fmt.Sprintf("shared depends on %s", dep)
-	case strings.HasPrefix(rel, "plugins/"), strings.HasPrefix(rel, "internal/testplugins/"):
-		if ours && dep != module+"/shared" {
+	case rel == "internal/wire" && ours:
+		return fmt.Sprintf("internal/wire depends on %s", dep)
+	case isPlugin(rel):
+		if ours && dep != module+"/shared" && dep != wire {
 			return fmt.Sprintf("%s depends on %s; plugins depend only on shared", rel, dep)
 		}
 	case rel == "client":
@@ -108,4 +128,10 @@ func violation(rel, dep string) string {
 		}
 	}
 	return ""
+}
+
+// isPlugin reports whether package rel (relative to the module) is a
+// plugin's: one of plugins/ or of the test plugins.
+func isPlugin(rel string) bool {
+	return strings.HasPrefix(rel, "plugins/") || strings.HasPrefix(rel, "internal/testplugins/")
 }

@@ -47,16 +47,17 @@ from . import task_pb2
 
 __all__ = ["serve", "progress", "InvalidInput", "PROGRESS_INTERVAL", "MAX_PROGRESS_MESSAGE"]
 
-# The handshake, as in shared/handshake.go: the host sets the cookie in the
-# plugin's environment, and the plugin names the app protocol version.
+# The handshake, as in internal/wire/handshake.go: the host sets the cookie in
+# the plugin's environment, and the plugin names the app protocol version.
 MAGIC_COOKIE_KEY = "WPMPLUGIN_HANDSHAKE"
 MAGIC_COOKIE_VALUE = "wpm-task-v1-7f3c1b2e"
 APP_PROTOCOL_VERSION = 1
 # go-plugin's own protocol version, the first field of the handshake line.
 CORE_PROTOCOL_VERSION = 1
 
-# As the Go SDK (shared/progress.go): at most one report per interval is
-# sent (the first and the first reaching 1 always go), messages are cut.
+# As the Go SDK (shared.Progress, internal/wire/progress.go): at most one report
+# per interval is sent (the first and the first reaching 1 always go),
+# messages are cut.
 PROGRESS_INTERVAL = 0.1
 MAX_PROGRESS_MESSAGE = 200
 

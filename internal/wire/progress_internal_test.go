@@ -1,4 +1,4 @@
-package shared
+package wire
 
 import (
 	"context"
@@ -46,10 +46,10 @@ func TestProgress_clampsAndClips(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	var sent []ProgressArgs
 	ctx := context.WithValue(context.Background(), reporterKey{}, newReporter(collect(&sent), clock.now, ProgressInterval))
-	Progress(ctx, -3, strings.Repeat("é", MaxProgressMessage))
+	Report(ctx, -3, strings.Repeat("é", MaxProgressMessage))
 	clock.add(ProgressInterval)
-	Progress(ctx, 7, "")
-	Progress(context.Background(), 0.5, "outside a task: nothing") // no reporter, no panic
+	Report(ctx, 7, "")
+	Report(context.Background(), 0.5, "outside a task: nothing") // no reporter, no panic
 	if assert.Len(t, sent, 2) {
 		assert.Zero(t, sent[0].Fraction)
 		assert.LessOrEqual(t, len(sent[0].Message), MaxProgressMessage)

@@ -1,4 +1,4 @@
-package shared
+package wire
 
 import "github.com/hashicorp/go-plugin"
 
@@ -6,7 +6,7 @@ import "github.com/hashicorp/go-plugin"
 const PluginName = "task"
 
 // Handshake is the go-plugin handshake both sides must agree on. A binary
-// that was not built with [Serve] refuses to start without it, so a stray
+// that was not built with shared.Serve refuses to start without it, so a stray
 // executable in the plugins directory is never mistaken for a worker.
 // The cookie's name has no "WPM_" prefix, so it can never be read as a wpm
 // setting from the environment.

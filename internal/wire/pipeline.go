@@ -1,4 +1,4 @@
-package shared
+package wire
 
 import (
 	"bufio"
@@ -76,7 +76,7 @@ type OpenReply struct {
 type SeqRunReply struct {
 	Output []byte
 	// Err is nil when the task succeeded.
-	Err *WireError
+	Err *Error
 	// Skipped is set when the task was canceled before it started.
 	Skipped bool
 	// Ran is how long the task ran, its wait at the worker not included.
@@ -396,7 +396,7 @@ func (p *Pipeline) handle(kind byte, seq uint64, body []byte) error {
 		case resultOK:
 			c.Reply.Output = payload
 		case resultErr:
-			c.Reply.Err = &WireError{Kind: ErrorKind(body[9]), Message: string(payload)}
+			c.Reply.Err = &Error{Kind: ErrorKind(body[9]), Message: string(payload)}
 		default:
 			c.Reply.Skipped = true
 		}

@@ -1,4 +1,4 @@
-package shared_test
+package wire_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/wpmdev/wpm/internal/wire"
 	"github.com/wpmdev/wpm/shared"
 )
 
@@ -40,19 +41,19 @@ var testTask = shared.TaskFunc(func(ctx context.Context, input []byte) ([]byte, 
 	return input, nil // echo
 })
 
-func dispense(t *testing.T) shared.Task {
+func dispense(t *testing.T) wire.Task {
 	t.Helper()
 	return dispenseTask(t, testTask)
 }
 
-func dispenseTask(t *testing.T, impl shared.Task) shared.Task {
+func dispenseTask(t *testing.T, impl shared.Task) wire.Task {
 	t.Helper()
-	client, _ := plugin.TestPluginRPCConn(t, shared.PluginSet(impl), nil)
+	client, _ := plugin.TestPluginRPCConn(t, wire.PluginSet(impl), nil)
 	t.Cleanup(func() { _ = client.Close() })
-	raw, err := client.Dispense(shared.PluginName)
+	raw, err := client.Dispense(wire.PluginName)
 	require.NoError(t, err)
-	task, ok := raw.(shared.Task)
-	require.True(t, ok, "dispensed %T, want shared.Task", raw)
+	task, ok := raw.(wire.Task)
+	require.True(t, ok, "dispensed %T, want wire.Task", raw)
 	return task
 }
 
@@ -70,7 +71,7 @@ func TestRPC_invalidInput(t *testing.T) {
 		require.Error(t, err, in)
 		assert.ErrorIs(t, err, shared.ErrInvalidInput, in)
 		assert.NotErrorIs(t, err, shared.ErrTaskFailed, in)
-		assert.NotErrorIs(t, err, shared.ErrTransport, in)
+		assert.NotErrorIs(t, err, wire.ErrTransport, in)
 	}
 	_, err := task.Run(context.Background(), []byte(`"invalid"`))
 	assert.EqualError(t, err, `field "duration" must be a number`)
@@ -155,7 +156,7 @@ func TestRPC_expiredContextIsNotSent(t *testing.T) {
 	defer cancel()
 	_, err := task.Run(ctx, []byte(`1`))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.ErrorIs(t, err, shared.ErrNotSent)
+	assert.ErrorIs(t, err, wire.ErrNotSent)
 }
 
 // lateContext is a context whose deadline has passed but which is not done
@@ -173,19 +174,19 @@ func TestRPC_justExpiredContextAnswersWithItsError(t *testing.T) {
 	defer cancel()
 	late := lateContext{Context: ctx, deadline: time.Now().Add(-time.Millisecond)}
 	_, err := task.Run(late, []byte(`1`))
-	require.ErrorIs(t, err, shared.ErrNotSent)
+	require.ErrorIs(t, err, wire.ErrNotSent)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Error(t, ctx.Err(), "Run answers once the context is done, so the caller sees it done")
-	assert.NotErrorIs(t, err, shared.ErrTransport)
+	assert.NotErrorIs(t, err, wire.ErrTransport)
 }
 
 func TestRPC_brokenConnectionIsTransportError(t *testing.T) {
-	client, _ := plugin.TestPluginRPCConn(t, shared.PluginSet(testTask), nil)
-	raw, err := client.Dispense(shared.PluginName)
+	client, _ := plugin.TestPluginRPCConn(t, wire.PluginSet(testTask), nil)
+	raw, err := client.Dispense(wire.PluginName)
 	require.NoError(t, err)
 	require.NoError(t, client.Close())
-	_, err = raw.(shared.Task).Run(context.Background(), []byte(`1`))
-	require.ErrorIs(t, err, shared.ErrTransport)
+	_, err = raw.(wire.Task).Run(context.Background(), []byte(`1`))
+	require.ErrorIs(t, err, wire.ErrTransport)
 	assert.NotErrorIs(t, err, shared.ErrTaskFailed)
 }
 
@@ -200,15 +201,15 @@ func TestProgress_overTheBroker(t *testing.T) {
 		shared.Progress(ctx, 1, "done")
 		return []byte(`true`), nil
 	})
-	client, _ := plugin.TestPluginRPCConn(t, shared.PluginSet(reporting), nil)
+	client, _ := plugin.TestPluginRPCConn(t, wire.PluginSet(reporting), nil)
 	defer client.Close()
-	raw, err := client.Dispense(shared.PluginName)
+	raw, err := client.Dispense(wire.PluginName)
 	require.NoError(t, err)
-	task := raw.(shared.Task)
+	task := raw.(wire.Task)
 	var got []string
 	for range 2 { // the second task reuses the worker's callback connection
 		got = got[:0]
-		ctx := shared.WithProgressFunc(context.Background(), func(f float64, msg string) {
+		ctx := wire.WithProgressFunc(context.Background(), func(f float64, msg string) {
 			got = append(got, fmt.Sprintf("%.2f %s", f, msg))
 		})
 		out, err := task.Run(ctx, []byte(`{}`))

@@ -1,8 +1,7 @@
-package shared
+package wire
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/rpc"
 	"runtime/debug"
@@ -32,7 +31,7 @@ type RunArgs struct {
 type RunReply struct {
 	Output []byte
 	// Err is nil when the task succeeded.
-	Err *WireError
+	Err *Error
 }
 
 // RPCServer runs a [Task] for calls arriving over net/rpc. It is used on the
@@ -67,16 +66,11 @@ func (s *RPCServer) Run(args RunArgs, reply *RunReply) error {
 func (s *RPCServer) run(ctx context.Context, input []byte) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &WireError{Kind: KindFailed, Message: fmt.Sprintf("task panicked: %v\n%s", r, debug.Stack())}
+			err = &Error{Kind: KindFailed, Message: fmt.Sprintf("task panicked: %v\n%s", r, debug.Stack())}
 		}
 	}()
 	return s.Impl.Run(ctx, input)
 }
-
-// ErrNotSent is returned by [RPCClient.Run], with ctx's error, when ctx's
-// deadline had passed before the task was sent: the plugin never saw it,
-// so the worker is still usable.
-var ErrNotSent = errors.New("task not sent: its deadline had passed")
 
 // RPCClient is the host side of a plugin's [Task]: it implements [Task] by
 // calling the plugin process over net/rpc. It is safe for concurrent use.
@@ -93,7 +87,7 @@ var _ Task = (*RPCClient)(nil)
 // Over net/rpc a call can not be canceled: when ctx ends first, Run returns
 // ctx's error at once while the call goes on in the plugin, and the caller is
 // expected to kill the worker. A broken connection is reported as an error
-// matching [ErrTransport]; a task's own error as a [*WireError].
+// matching [ErrTransport]; a task's own error as a [*Error].
 func (c *RPCClient) Run(ctx context.Context, input []byte) ([]byte, error) {
 	args := RunArgs{Input: input}
 	if deadline, ok := ctx.Deadline(); ok {
