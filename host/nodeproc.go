@@ -46,11 +46,9 @@ const nodeChannelFD = 3
 // ends the worker.
 const maxNodeMessage = 256 << 20
 
-// errorReplyGrace is how long, after a script answered a task with an
-// error, wpm waits to see whether the script exits: the Node.js project's
-// scripts rethrow after replying, which ends the process, and a worker
-// about to die must not be handed the next task.
-const errorReplyGrace = 50 * time.Millisecond
+// errorReplyHold is how long a script that answered a task with an error
+// takes no task, unless its process ends first (holdAfter).
+const errorReplyHold = 500 * time.Millisecond
 
 // nodeProc is a Node.js script's process behind the proc interface: a
 // plugin process whose task goes over node's IPC channel.
@@ -133,17 +131,25 @@ func nodeArgs(memoryLimitMB int) []string {
 	return args
 }
 
-// Run runs the task; a script that answered with an error and exits
-// right after (as the Node.js project's do) is not healthy.
-func (w *nodeProc) Run(ctx context.Context, input []byte, doomed func()) ([]byte, error, bool) {
-	out, err, healthy := w.pluginProc.Run(ctx, input, doomed)
-	if ch, ok := w.p.task.(*nodeChannel); ok && healthy && errors.Is(err, shared.ErrTaskFailed) && closedWithin(ch.done, errorReplyGrace) {
-		healthy = false
-		if doomed != nil {
-			doomed()
-		}
+// holdAfter holds the worker after an error reply: the Node.js project's
+// scripts rethrow after replying, which ends the process, and a worker
+// about to end must not be handed the next task. The hold ends when the
+// process ends (then Done is closed, and the pool stops handing it tasks
+// for good; its slot replaces it) or after errorReplyHold (it lives on).
+// The caller has its answer meanwhile.
+func (w *nodeProc) holdAfter(err error) <-chan struct{} {
+	ch, ok := w.p.task.(*nodeChannel)
+	if !ok || !errors.Is(err, shared.ErrTaskFailed) {
+		return nil
 	}
-	return out, err, healthy
+	until := make(chan struct{})
+	go func() {
+		if closedWithin(ch.done, errorReplyHold) {
+			closedWithin(w.p.exited(), reapTimeout) // the pool sees it gone
+		}
+		close(until)
+	}()
+	return until
 }
 
 // Ping reports whether the process still runs: the protocol has no ping.

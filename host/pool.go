@@ -351,12 +351,46 @@ func (l *lease) run(ctx context.Context, input []byte) (out []byte, pid int, err
 		out, err, healthy = w.proc.Run(ctx, input, doomed)
 		ran = time.Since(start)
 	}
+	if hp, ok := w.proc.(heldProc); ok && healthy {
+		if until := hp.holdAfter(err); until != nil {
+			l.pool.hold(w, until)
+		}
+	}
 	again := isNotStarted(err)
 	// Only a task that ran to an answer counts: one canceled or taken
 	// back while it waited leaves a healthy worker but did not run.
 	counted := healthy && !again && ctx.Err() == nil
 	l.release(counted, ran, again && l.tries < maxRedispatch)
 	return out, w.proc.PID(), err
+}
+
+// heldProc is a proc that, after some answers, must take no task for a
+// while: a Node.js script that answered with an error may be about to end
+// (nodeproc.go).
+type heldProc interface {
+	// holdAfter returns, for a task that ended with err, a channel closed
+	// when the worker may take tasks again, or nil when it may at once.
+	holdAfter(err error) <-chan struct{}
+}
+
+// hold keeps w from taking tasks until until is closed; a worker whose
+// process ended meanwhile takes none again.
+func (p *pool) hold(w *worker, until <-chan struct{}) {
+	p.mu.Lock()
+	w.held++
+	p.mu.Unlock()
+	go func() {
+		<-until
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		w.held--
+		select {
+		case <-w.proc.Done():
+			w.stopping()
+		default:
+		}
+		p.dispatch()
+	}()
 }
 
 // openPipeline opens the worker's pipeline and, if it has one, marks it

@@ -14,6 +14,7 @@ type worker struct {
 	startErr error // why its start failed, if it did
 	state    State
 	checking bool // being health-checked: takes no task meanwhile
+	held     int  // holds on it (pool.hold): takes no task meanwhile
 
 	maxTasks     int       // the most tasks its plugin runs at once (capped); 0 is no limit of its own
 	inflight     int       // tasks running on it now, or waiting at it (pipelining)
@@ -39,7 +40,7 @@ func (w *worker) ready(concurrency int) bool {
 	if w.maxTasks > 0 {
 		concurrency = min(concurrency, w.maxTasks)
 	}
-	return (w.state == StateIdle || w.state == StateBusy) && !w.retiring && !w.checking && w.inflight < concurrency
+	return (w.state == StateIdle || w.state == StateBusy) && !w.retiring && !w.checking && w.held == 0 && w.inflight < concurrency
 }
 
 // capped is a proc whose plugin says how many tasks it runs at once.
