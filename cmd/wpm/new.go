@@ -244,6 +244,9 @@ func nextSteps(lang, name, target, root string, insideRoot bool, cwd string, d n
 			build,
 			"bin/wpm plugin check "+name+" --plugins-dir bin/plugins",
 		)
+		if filepath.Dir(rel) == "plugins" {
+			out = append(out, "# and name it in Plugins of internal/testkit/testkit.go: make test checks every plugin under plugins/")
+		}
 	case lang == "go":
 		out = append(out,
 			"cd "+display(cwd, target),
