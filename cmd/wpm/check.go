@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -102,6 +103,11 @@ func runPlugin(args []string, e env) int {
 		// A script in the scripts folder; pluginName-style paths are not
 		// accepted here, only a file name.
 		pc.Plugin, pc.Script = "", filepath.Join(hostCfg.ScriptsDir, filepath.Base(c.name))
+		// A script needs no plugins directory: when the default one is
+		// missing (outside a checkout), the scripts folder stands in.
+		if _, err := os.Stat(hostCfg.PluginDir); err != nil && !fs.Changed("plugins-dir") {
+			hostCfg.PluginDir = hostCfg.ScriptsDir
+		}
 	}
 	hostCfg.Pools = []host.PoolConfig{pc}
 	return c.run(context.Background(), hostCfg, logger, e.stderr)

@@ -149,7 +149,7 @@ func TestCLI_badConfig(t *testing.T) {
 // Help prints once, on standard output, and lists the command's own
 // flags; a bad flag is named on standard error.
 func TestCLI_helpOnceWithOwnFlags(t *testing.T) {
-	for _, c := range []string{"serve", "run", "plugins", "status", "tasks", "version"} {
+	for _, c := range []string{"serve", "run", "plugins", "new", "status", "tasks", "version"} {
 		var stdout, stderr bytes.Buffer
 		code := run([]string{c, "--help"}, env{stdout: &stdout, stderr: &stderr})
 		assert.Equal(t, 0, code, c)

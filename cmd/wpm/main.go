@@ -5,6 +5,7 @@
 //	wpm run <plugin> --task JSON|@FILE|-
 //	wpm plugins
 //	wpm plugin check NAME [--input JSON|@FILE|-]
+//	wpm new plugin NAME [--lang go|python|node] [--dir DIR]
 //	wpm status [--url URL] [--token T]
 //	wpm tasks submit|get|wait|cancel|list [ID] [--url URL] [--token T]
 //	wpm version
@@ -67,6 +68,7 @@ func commands() []command {
 		{"run", "wpm run <plugin> --task JSON|@FILE|- [flags]\n\n" + runExitStatuses, "run one task in a one-shot process and print its answer", runOnce},
 		{"plugins", "wpm plugins [flags]", "list the plugins in the plugins directory", runPlugins},
 		{"plugin", "wpm plugin check NAME [flags]\n\n" + pluginUsage, "check that a plugin starts, answers, survives bad input and a crash, and reports its memory", runPlugin},
+		{"new", "wpm new plugin NAME [flags]\n\n" + newUsage, "write a new plugin (Go, Python or Node.js) with its test", runNew},
 		{"status", "wpm status [--url URL] [--token T] [flags]", "show a running wpm's pools and workers", runStatus},
 		{"tasks", "wpm tasks submit|get|wait|cancel|list [ID] [flags]\n\n" + tasksUsage, "submit, read, await, cancel and list a running wpm's asynchronous tasks", runTasks},
 		{"version", "wpm version", "print wpm's version", runVersion},
