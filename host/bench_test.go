@@ -75,9 +75,9 @@ func BenchmarkTrivial(b *testing.B) {
 		pools = append(pools, host.PoolConfig{Name: "T-python", Plugin: "pyfaults", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute})
 	}
 	m := mustBenchManager(b, host.Config{Pools: pools})
-	submit := func(pool string) func(ctx context.Context, in []byte) ([]byte, error) {
+	submit := func(pool string, opts ...host.TaskOption) func(ctx context.Context, in []byte) ([]byte, error) {
 		return func(ctx context.Context, in []byte) ([]byte, error) {
-			res, err := m.Submit(ctx, pool, in)
+			res, err := m.Submit(ctx, pool, in, opts...)
 			return res.Output, err
 		}
 	}
@@ -90,7 +90,7 @@ func BenchmarkTrivial(b *testing.B) {
 			}
 			// The same with someone listening to the task's events, which
 			// also offers the task a progress callback stream.
-			b.Run("via=submit-events", func(b *testing.B) { benchCalls(b, callers, withEvents(submit("T")), trivialInput) })
+			b.Run("via=submit-events", func(b *testing.B) { benchCalls(b, callers, submit("T", host.TaskEvents(func(host.Event) {})), trivialInput) })
 			if callers == 1 {
 				// The same without a memory limit (no watchdog) or timeout.
 				b.Run("via=submit-nolimit", func(b *testing.B) { benchCalls(b, callers, submit("T-nolimit"), trivialInput) })
@@ -99,13 +99,6 @@ func BenchmarkTrivial(b *testing.B) {
 				b.Run("via=submit-2x1-prefetch", func(b *testing.B) { benchCalls(b, callers, submit("T-2x1-prefetch"), trivialInput) })
 			}
 		})
-	}
-}
-
-// withEvents wraps call so that each task's events are listened to.
-func withEvents(call func(context.Context, []byte) ([]byte, error)) func(context.Context, []byte) ([]byte, error) {
-	return func(ctx context.Context, in []byte) ([]byte, error) {
-		return call(host.WithTaskEvents(ctx, func(host.Event) {}), in)
 	}
 }
 

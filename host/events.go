@@ -3,8 +3,6 @@ package host
 import (
 	"context"
 	"time"
-
-	"github.com/wpmdev/wpm/internal/randid"
 )
 
 // EventType names what an [Event] reports. Its values are used as they are
@@ -73,34 +71,9 @@ func WithEvents(sink func(Event)) Option {
 	return func(m *Manager) { m.events = sink }
 }
 
-// WithTaskEvents returns a context that, given to [Manager.Submit],
-// [Manager.RunOnce] or [Reservation.Run], makes the manager call fn with each event of that one
-// task (queued, started, progress, finished), besides the sink of
-// [WithEvents]. fn has the same duties as that sink.
-func WithTaskEvents(ctx context.Context, fn func(Event)) context.Context {
-	return context.WithValue(ctx, taskEventsKey{}, fn)
-}
-
-type taskEventsKey struct{}
-
-// WithTaskID returns a context that makes [Manager.Submit],
-// [Manager.RunOnce] or [Reservation.Run] give the task id instead of a new
-// random one: in its [Result], its [*TaskError] and its events. A queue
-// consumer passes its own task's id, so that both name the task alike.
-// The manager does not check that ids are unique.
-func WithTaskID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, taskIDKey{}, id)
-}
-
+// taskIDKey is the context key of the running task's id, which track puts
+// there for the workers that send it (gRPC plugins, Node.js scripts).
 type taskIDKey struct{}
-
-// taskID is the id given with WithTaskID, or a new random one.
-func taskID(ctx context.Context) string {
-	if id, ok := ctx.Value(taskIDKey{}).(string); ok && id != "" {
-		return id
-	}
-	return randid.New()
-}
 
 // emit stamps e and hands it to the manager's sink, if any.
 func (m *Manager) emit(e Event) {

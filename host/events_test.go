@@ -65,8 +65,8 @@ func TestManager_WithEvents_task(t *testing.T) {
 	l := newEventLog()
 	m := newManagerEvents(t, l, host.PoolConfig{Name: "CPU", Plugin: "cpuload", Workers: 1})
 	var mine []host.Event
-	ctx := host.WithTaskEvents(context.Background(), func(e host.Event) { mine = append(mine, e) }) // one task: no concurrency
-	res, err := m.Submit(ctx, "CPU", []byte(`{"duration": 300}`))
+	listen := host.TaskEvents(func(e host.Event) { mine = append(mine, e) }) // one task: no concurrency
+	res, err := m.Submit(context.Background(), "CPU", []byte(`{"duration": 300}`), listen)
 	require.NoError(t, err)
 	evs := l.waitFor(t, "task.finished", func(e host.Event) bool { return e.Type == host.EventTaskFinished })
 	var got []host.Event
@@ -145,10 +145,10 @@ func TestManager_WithEvents_oneShot(t *testing.T) {
 }
 
 // A caller's task id names the task in its result and its events.
-func TestManager_WithTaskID(t *testing.T) {
+func TestManager_TaskID(t *testing.T) {
 	l := newEventLog()
 	m := newManagerEvents(t, l, host.PoolConfig{Name: "CPU", Plugin: "cpuload", Workers: 1})
-	res, err := m.Submit(host.WithTaskID(context.Background(), "my-task-1"), "CPU", []byte(`{"duration": 0}`))
+	res, err := m.Submit(context.Background(), "CPU", []byte(`{"duration": 0}`), host.TaskID("my-task-1"))
 	require.NoError(t, err)
 	assert.Equal(t, "my-task-1", res.TaskID)
 	evs := l.waitFor(t, "task.finished", func(e host.Event) bool { return e.Type == host.EventTaskFinished })
@@ -157,7 +157,7 @@ func TestManager_WithTaskID(t *testing.T) {
 			assert.Equal(t, "my-task-1", e.TaskID)
 		}
 	}
-	_, err = m.Submit(host.WithTaskID(context.Background(), "my-task-2"), "nope", nil)
+	_, err = m.Submit(context.Background(), "nope", nil, host.TaskID("my-task-2"))
 	var te *host.TaskError
 	require.ErrorAs(t, err, &te)
 	assert.Equal(t, "my-task-2", te.TaskID)

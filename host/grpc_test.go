@@ -43,12 +43,12 @@ func TestGRPC_wordcountPool(t *testing.T) {
 	in, _ := json.Marshal(map[string]string{"text": text})
 	var mu sync.Mutex
 	var events []host.Event
-	ctx := host.WithTaskEvents(context.Background(), func(e host.Event) {
+	listen := host.TaskEvents(func(e host.Event) {
 		mu.Lock()
 		events = append(events, e)
 		mu.Unlock()
 	})
-	res, err := m.Submit(ctx, "WC", in)
+	res, err := m.Submit(context.Background(), "WC", in, listen)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"words": 18000, "lines": 6000}`, string(res.Output))
 	assert.Equal(t, before.Workers[0].PID, res.WorkerPID)

@@ -195,26 +195,20 @@ func (m *Manager) poolList() []*pool {
 //
 // Errors are [*TaskError]s once the task has an ID; match their cause with
 // the package's sentinels or [Code].
-func (m *Manager) Submit(ctx context.Context, poolName string, input []byte) (Result, error) {
-	start := time.Now()
-	id := taskID(ctx)
+func (m *Manager) Submit(ctx context.Context, poolName string, input []byte, opts ...TaskOption) (Result, error) {
+	o := newTaskOptions(opts)
 	p, ok := m.pool(poolName)
 	if !ok {
-		return Result{}, &TaskError{TaskID: id, Pool: poolName, Err: m.unknownPool(poolName)}
+		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Err: m.unknownPool(poolName)}
 	}
 	ctx, cancel, cfg := p.taskContext(ctx)
 	defer cancel()
 	if m.closed.Load() {
-		return Result{}, &TaskError{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
+		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
-	ctx, tr := m.track(ctx, id, poolName, cfg.Plugin)
-	out, pid, wait, err := p.submit(ctx, input)
-	m.finished(poolName, cfg.Plugin, start, wait, err)
-	tr.finished(pid, time.Since(start), err)
-	if err != nil {
-		return Result{}, taskError(id, poolName, cfg.Plugin, pid, err)
-	}
-	return Result{TaskID: id, Pool: poolName, Plugin: cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+	return m.runTask(ctx, o, poolName, cfg.Plugin, func(ctx context.Context) ([]byte, int, time.Duration, error) {
+		return p.submit(ctx, input)
+	})
 }
 
 // timeoutError is the error of a task that ran past timeout.
@@ -277,31 +271,24 @@ type RunOptions struct {
 // or a relative path whose last element is one; nothing else is run. At
 // most the configured number of one-shots run at once; a run waits a
 // bounded time for a free place, then fails with ErrQueueFull.
-func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, opts RunOptions) (Result, error) {
-	start := time.Now()
-	id := taskID(ctx)
+func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, run RunOptions, opts ...TaskOption) (Result, error) {
+	o := newTaskOptions(opts)
 	if m.closed.Load() {
-		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
+		return Result{}, &TaskError{TaskID: o.id, Plugin: name, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
 	path, err := m.resolveOneShot(name)
 	if err != nil {
-		return Result{}, &TaskError{TaskID: id, Plugin: name, Err: err}
+		return Result{}, &TaskError{TaskID: o.id, Plugin: name, Err: err}
 	}
 	plugin, _ := pluginName(name) // resolve accepted it
 	if err := m.verifyPinned(plugin, path); err != nil {
-		return Result{}, &TaskError{TaskID: id, Plugin: plugin, Err: err}
+		return Result{}, &TaskError{TaskID: o.id, Plugin: plugin, Err: err}
 	}
-	timeout := m.oneShots.timeout(opts.Timeout)
-	ctx, cancel := m.oneShotContext(ctx, timeout)
+	ctx, cancel := m.oneShotContext(ctx, m.oneShots.timeout(run.Timeout))
 	defer cancel()
-	ctx, tr := m.track(ctx, id, "", plugin)
-	out, pid, wait, err := m.oneShots.run(ctx, plugin, path, input, opts.MemoryLimitMB)
-	m.finished("", plugin, start, wait, err)
-	tr.finished(pid, time.Since(start), err)
-	if err != nil {
-		return Result{}, taskError(id, "", plugin, pid, err)
-	}
-	return Result{TaskID: id, Plugin: plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+	return m.runTask(ctx, o, "", plugin, func(ctx context.Context) ([]byte, int, time.Duration, error) {
+		return m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB)
+	})
 }
 
 // resolveOneShot returns the path of what a one-shot called name runs: a

@@ -150,14 +150,14 @@ func TestNode_progressReachesTheCaller(t *testing.T) {
 	m := newManager(t, nodePool(t, "js", filepath.Join(nodeScripts(t), "worker.js")))
 	var mu sync.Mutex
 	var got []host.Event
-	ctx := host.WithTaskEvents(context.Background(), func(e host.Event) {
+	listen := host.TaskEvents(func(e host.Event) {
 		if e.Type == host.EventTaskProgress {
 			mu.Lock()
 			got = append(got, e)
 			mu.Unlock()
 		}
 	})
-	_, err := m.Submit(ctx, "js", []byte(`{"mode":"progress"}`))
+	_, err := m.Submit(context.Background(), "js", []byte(`{"mode":"progress"}`), listen)
 	require.NoError(t, err)
 	mu.Lock()
 	defer mu.Unlock()
@@ -169,7 +169,7 @@ func TestNode_progressReachesTheCaller(t *testing.T) {
 
 func TestNode_scriptThatNeverAnswersInitFailsToStart(t *testing.T) {
 	pc := nodePool(t, "js", filepath.Join(nodeScripts(t), "noinit.js"))
-	pc.StartTimeout = 300 * time.Millisecond
+	pc.StartTimeout = 2 * time.Second
 	m := newManager(t, pc)
 	s := waitUntil(t, m, "js", func(s host.PoolStats) bool { return s.LastError != "" })
 	assert.Contains(t, s.LastError, "initDone")

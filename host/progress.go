@@ -8,7 +8,7 @@ import (
 )
 
 // tracker reports the events of one task: to the manager's sink and to
-// the caller's own function given with [WithTaskEvents]. A nil *tracker
+// the caller's own function given with [TaskEvents]. A nil *tracker
 // reports nothing.
 type tracker struct {
 	m    *Manager
@@ -18,22 +18,19 @@ type tracker struct {
 
 type trackerKey struct{}
 
-// track makes the tracker of task id on pool (empty for a one-shot) and
-// plugin, reports it queued, and returns ctx carrying it: the worker
-// process that takes the task reports it started (taskStarted), and the
-// plugin's progress reports reach it through the SDK (wire.WithProgressFunc).
-// The returned ctx always carries the task's id, for the workers that
-// send it (gRPC plugins, Node.js scripts); with nobody listening the
-// tracker is nil.
-func (m *Manager) track(ctx context.Context, id, pool, plugin string) (context.Context, *tracker) {
-	if given, _ := ctx.Value(taskIDKey{}).(string); given != id {
-		ctx = context.WithValue(ctx, taskIDKey{}, id)
-	}
-	own, _ := ctx.Value(taskEventsKey{}).(func(Event))
-	if m.events == nil && own == nil {
+// track makes the tracker of the task o names on pool (empty for a
+// one-shot) and plugin, reports it queued, and returns ctx carrying it: the
+// worker process that takes the task reports it started (taskStarted), and
+// the plugin's progress reports reach it through the SDK
+// (wire.WithProgressFunc). The returned ctx always carries the task's id,
+// for the workers that send it (gRPC plugins, Node.js scripts); with nobody
+// listening the tracker is nil.
+func (m *Manager) track(ctx context.Context, o taskOptions, pool, plugin string) (context.Context, *tracker) {
+	ctx = context.WithValue(ctx, taskIDKey{}, o.id)
+	if m.events == nil && o.events == nil {
 		return ctx, nil
 	}
-	t := &tracker{m: m, base: Event{TaskID: id, Pool: pool, Plugin: plugin}, own: own}
+	t := &tracker{m: m, base: Event{TaskID: o.id, Pool: pool, Plugin: plugin}, own: o.events}
 	t.emit(Event{Type: EventTaskQueued})
 	ctx = context.WithValue(ctx, trackerKey{}, t)
 	return wire.WithProgressFunc(ctx, t.progress), t

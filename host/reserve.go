@@ -86,10 +86,10 @@ func (m *Manager) reservable(poolName string) (*pool, error) {
 // Run runs input on the reserved worker, bounded by ctx and the pool's
 // task timeout (counted from now), and gives the place back. If ctx ends
 // while the task runs, its worker is killed and replaced. Errors are
-// [*TaskError]s, as Submit's. A ctx from [WithTaskEvents] gets the task's
-// events, as with Submit. Run after Run or Release fails with
+// [*TaskError]s, as Submit's; opts name and report the task as
+// Submit's do. Run after Run or Release fails with
 // ErrShuttingDown and runs nothing.
-func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
+func (r *Reservation) Run(ctx context.Context, input []byte, opts ...TaskOption) (Result, error) {
 	ran := false
 	var (
 		res Result
@@ -97,7 +97,7 @@ func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
 	)
 	r.once.Do(func() {
 		ran = true
-		res, err = r.run(ctx, input)
+		res, err = r.run(ctx, input, newTaskOptions(opts))
 	})
 	if !ran {
 		return Result{}, fmt.Errorf("%w: the reservation on pool %s was used already", ErrShuttingDown, r.pool.name)
@@ -106,19 +106,14 @@ func (r *Reservation) Run(ctx context.Context, input []byte) (Result, error) {
 }
 
 // run is Run's body, called once.
-func (r *Reservation) run(ctx context.Context, input []byte) (Result, error) {
-	start := time.Now()
-	id := taskID(ctx)
+func (r *Reservation) run(ctx context.Context, input []byte, o taskOptions) (Result, error) {
 	ctx, cancel, cfg := r.pool.taskContext(ctx)
 	defer cancel()
-	ctx, tr := r.m.track(ctx, id, r.pool.name, cfg.Plugin)
-	out, pid, err := r.lease.run(ctx, input)
-	r.m.finished(r.pool.name, cfg.Plugin, start, start.Sub(r.start), err)
-	tr.finished(pid, time.Since(start), err)
-	if err != nil {
-		return Result{}, taskError(id, r.pool.name, cfg.Plugin, pid, err)
-	}
-	return Result{TaskID: id, Pool: r.pool.name, Plugin: cfg.Plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+	return r.m.runTask(ctx, o, r.pool.name, cfg.Plugin, func(ctx context.Context) ([]byte, int, time.Duration, error) {
+		wait := time.Since(r.start)
+		out, pid, err := r.lease.run(ctx, input)
+		return out, pid, wait, err
+	})
 }
 
 // Release gives the place back unused. It does nothing after Run or an

@@ -30,15 +30,15 @@ type progressWriter struct {
 	rev uint64
 }
 
-// watchProgress starts writing the progress of task t, at revision rev,
-// and returns ctx carrying the task's events for the host.
-func (e *Engine) watchProgress(ctx context.Context, t Task, rev uint64) (context.Context, *progressWriter) {
+// watchProgress starts writing the progress of task t, at revision rev;
+// its event method is the task's host.TaskEvents function.
+func (e *Engine) watchProgress(t Task, rev uint64) *progressWriter {
 	w := &progressWriter{e: e, t: t, rev: rev, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	go w.loop()
-	return host.WithTaskEvents(ctx, w.event), w
+	return w
 }
 
-// event is the task's host.WithTaskEvents function: it shares the event
+// event is the task's host.TaskEvents function: it shares the event
 // with the other hosts, keeps the latest progress, and never blocks.
 func (w *progressWriter) event(ev host.Event) {
 	w.e.shareEvent(ev)

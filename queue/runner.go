@@ -33,7 +33,7 @@ type runner struct {
 // place is room reserved for one task: a pool worker's place or a
 // one-shot slot. Exactly one of run and release is called.
 type place interface {
-	run(ctx context.Context, j job) (host.Result, error)
+	run(ctx context.Context, j job, events func(host.Event)) (host.Result, error)
 	release()
 }
 
@@ -194,8 +194,8 @@ func (r *runner) reserve(ctx context.Context) (place, error) {
 // poolPlace is a reserved place on a pool worker.
 type poolPlace struct{ res *host.Reservation }
 
-func (p poolPlace) run(ctx context.Context, j job) (host.Result, error) {
-	return p.res.Run(host.WithTaskID(ctx, j.ID), j.Input)
+func (p poolPlace) run(ctx context.Context, j job, events func(host.Event)) (host.Result, error) {
+	return p.res.Run(ctx, j.Input, host.TaskID(j.ID), host.TaskEvents(events))
 }
 
 func (p poolPlace) release() { p.res.Release() }
@@ -206,9 +206,10 @@ type oneShotPlace struct {
 	slots chan struct{}
 }
 
-func (p oneShotPlace) run(ctx context.Context, j job) (host.Result, error) {
+func (p oneShotPlace) run(ctx context.Context, j job, events func(host.Event)) (host.Result, error) {
 	defer p.release()
-	return p.e.mgr.RunOnce(host.WithTaskID(ctx, j.ID), j.Plugin, j.Input, host.RunOptions{MemoryLimitMB: j.MemoryLimitMB, Timeout: j.Timeout})
+	return p.e.mgr.RunOnce(ctx, j.Plugin, j.Input, host.RunOptions{MemoryLimitMB: j.MemoryLimitMB, Timeout: j.Timeout},
+		host.TaskID(j.ID), host.TaskEvents(events))
 }
 
 func (p oneShotPlace) release() { <-p.slots }
@@ -257,8 +258,8 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 		return
 	}
 	stopBeat := e.heartbeat(msg)
-	runCtx, progress := e.watchProgress(taskCtx, t, rev)
-	res, err := p.run(runCtx, j)
+	progress := e.watchProgress(t, rev)
+	res, err := p.run(taskCtx, j, progress.event)
 	t, rev = progress.stop()
 	stopBeat()
 	e.finish(ctx, msg, j, t, rev, res, err, context.Cause(taskCtx))

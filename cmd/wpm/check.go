@@ -293,7 +293,7 @@ func (c *checker) submit(ctx context.Context, input []byte) answer {
 	var a answer
 	ctx, cancel := context.WithTimeout(ctx, c.taskTimeout+checkGrace)
 	defer cancel()
-	ctx = host.WithTaskEvents(ctx, func(ev host.Event) {
+	listen := host.TaskEvents(func(ev host.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev.Type {
@@ -303,7 +303,7 @@ func (c *checker) submit(ctx context.Context, input []byte) answer {
 			a.progress = append(a.progress, ev)
 		}
 	})
-	res, err := c.mgr.Submit(ctx, checkPool, input)
+	res, err := c.mgr.Submit(ctx, checkPool, input, listen)
 	mu.Lock()
 	defer mu.Unlock()
 	a.res, a.err, a.finished = res, err, time.Now()

@@ -49,8 +49,8 @@ func runOnce(args []string, e env) int {
 		_ = mgr.Shutdown(ctx)
 	}()
 	progress := newProgressView(e.stderr)
-	ctx := host.WithTaskEvents(context.Background(), progress.event)
-	res, err := mgr.RunOnce(ctx, fs.Arg(0), input, host.RunOptions{MemoryLimitMB: *memoryLimit, Timeout: *timeout})
+	res, err := mgr.RunOnce(context.Background(), fs.Arg(0), input, host.RunOptions{MemoryLimitMB: *memoryLimit, Timeout: *timeout},
+		host.TaskEvents(progress.event))
 	progress.done()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm run: %s: %v\n", host.Code(err), err)

@@ -39,7 +39,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// event is a host.WithTaskEvents function.
+// event is a host.TaskEvents function.
 func (v *progressView) event(e host.Event) {
 	if e.Type != host.EventTaskProgress {
 		return

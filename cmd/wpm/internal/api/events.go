@@ -265,7 +265,7 @@ type outcome struct {
 // shutting down) is answered as usual.
 func (s *Server) submitStreaming(c echo.Context, pool string, input []byte) error {
 	evs := make(chan host.Event, 64)
-	ctx := host.WithTaskEvents(c.Request().Context(), func(e host.Event) {
+	listen := host.TaskEvents(func(e host.Event) {
 		if e.Type == host.EventTaskFinished {
 			return // the answer says it
 		}
@@ -276,7 +276,7 @@ func (s *Server) submitStreaming(c echo.Context, pool string, input []byte) erro
 	})
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := s.mgr.Submit(ctx, pool, input)
+		res, err := s.mgr.Submit(c.Request().Context(), pool, input, listen)
 		done <- outcome{res, err}
 	}()
 	var out *sse
