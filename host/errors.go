@@ -62,25 +62,29 @@ func (e *TaskError) Error() string {
 // Unwrap returns the cause.
 func (e *TaskError) Unwrap() error { return e.Err }
 
+// ErrorCode is an error's code, as sent in wpm's API (its JSON value is
+// the string). [Code] maps an error to one.
+type ErrorCode string
+
 // Error codes, as sent in wpm's API. [Code] maps an error to one of them.
 const (
-	CodeInvalidTask   = "invalid_task"
-	CodeUnknownPool   = "unknown_pool"
-	CodeUnknownPlugin = "unknown_plugin"
-	CodeQueueFull     = "queue_full"
-	CodeTaskFailed    = "task_failed"
-	CodeWorkerCrashed = "worker_crashed"
-	CodeMemoryLimit   = "memory_limit_exceeded"
-	CodeShuttingDown  = "shutting_down"
-	CodeTaskTimeout   = "task_timeout"
-	CodeCanceled      = "canceled"
-	CodeInternal      = "internal"
+	CodeInvalidTask   ErrorCode = "invalid_task"
+	CodeUnknownPool   ErrorCode = "unknown_pool"
+	CodeUnknownPlugin ErrorCode = "unknown_plugin"
+	CodeQueueFull     ErrorCode = "queue_full"
+	CodeTaskFailed    ErrorCode = "task_failed"
+	CodeWorkerCrashed ErrorCode = "worker_crashed"
+	CodeMemoryLimit   ErrorCode = "memory_limit_exceeded"
+	CodeShuttingDown  ErrorCode = "shutting_down"
+	CodeTaskTimeout   ErrorCode = "task_timeout"
+	CodeCanceled      ErrorCode = "canceled"
+	CodeInternal      ErrorCode = "internal"
 )
 
 // codes maps each sentinel to its code, in the order they are checked.
 var codes = []struct {
 	err  error
-	code string
+	code ErrorCode
 }{
 	{ErrUnknownPool, CodeUnknownPool},
 	{ErrUnknownPlugin, CodeUnknownPlugin},
@@ -97,7 +101,7 @@ var codes = []struct {
 // Code returns the API error code for err: one of the Code constants, or
 // CodeInternal for an error this package did not make. The code of a nil
 // error (no error) is "".
-func Code(err error) string {
+func Code(err error) ErrorCode {
 	if err == nil {
 		return ""
 	}

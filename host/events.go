@@ -59,8 +59,9 @@ type Event struct {
 	Fraction float64
 	Message  string
 	// Reason says why a worker went: "exited", "recycled", "start_failed",
-	// "scaled_down", "stopped" or an error's code; on worker.started,
-	// "scaled_up" for a worker started for waiting tasks.
+	// "unhealthy", "scaled_down", "stopped" or an error's code; on
+	// worker.started, "scaled_up" for a worker started for waiting tasks.
+	// It is a [Cause]'s name.
 	Reason string
 }
 
@@ -116,10 +117,10 @@ func withPlugin(ctx context.Context, plugin string) context.Context {
 
 // workerEvent reports a worker event of the slot whose context is ctx, if
 // it belongs to a pool whose manager has a sink.
-func workerEvent(ctx context.Context, t EventType, slot, pid int, reason string) {
+func workerEvent(ctx context.Context, t EventType, slot, pid int, reason Cause) {
 	sc, ok := ctx.Value(eventScopeKey{}).(*eventScope)
 	if !ok {
 		return
 	}
-	sc.emit(Event{Type: t, Pool: sc.pool, Plugin: sc.plugin, Slot: slot, PID: pid, Reason: reason})
+	sc.emit(Event{Type: t, Pool: sc.pool, Plugin: sc.plugin, Slot: slot, PID: pid, Reason: reason.String()})
 }

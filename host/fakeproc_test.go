@@ -165,13 +165,13 @@ func withStarter(start startFunc) Option {
 // newFakeManager starts a manager whose processes are fakes, with one pool
 // "P" as pc describes (name and plugin filled in). The plugins directory
 // holds an empty executable file "fake", so the catalog finds the plugin.
-func newFakeManager(t *testing.T, s *fakeStarter, pc PoolConfig) *Manager {
+func newFakeManager(t *testing.T, s *fakeStarter, pc PoolConfig, opts ...Option) *Manager {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "fake"), nil, 0o755))
 	pc.Name, pc.Plugin = "P", "fake"
 	cfg := Config{PluginDir: dir, SocketDir: filepath.Join(dir, "sockets"), Pools: []PoolConfig{pc}}
-	m, err := New(cfg, withStarter(s.start))
+	m, err := New(cfg, append(opts, withStarter(s.start))...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

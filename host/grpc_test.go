@@ -142,7 +142,7 @@ func TestGRPC_memoryLimit(t *testing.T) {
 	require.ErrorIs(t, err, host.ErrMemoryLimit)
 	assert.Equal(t, host.CodeMemoryLimit, host.Code(err))
 	s := waitUntil(t, m, "P", func(s host.PoolStats) bool { return s.Ready == 1 && s.Workers[0].Restarts == 1 })
-	assert.Equal(t, host.CodeMemoryLimit, s.Workers[0].LastExit)
+	assert.Equal(t, "memory_limit_exceeded", s.Workers[0].LastExit)
 	assert.NotEqual(t, before.Workers[0].PID, s.Workers[0].PID, "the worker was replaced")
 	assert.False(t, testkit.Alive(before.Workers[0].PID))
 
@@ -188,7 +188,7 @@ func TestGRPC_timeoutKillsAndReplaces(t *testing.T) {
 	require.ErrorIs(t, err, host.ErrTimeout)
 	assert.Equal(t, host.CodeTaskTimeout, host.Code(err))
 	s := waitUntil(t, m, "P", func(s host.PoolStats) bool { return s.Ready == 1 && s.Workers[0].Restarts == 1 })
-	assert.Equal(t, host.CodeTaskTimeout, s.Workers[0].LastExit)
+	assert.Equal(t, "task_timeout", s.Workers[0].LastExit)
 	assert.False(t, testkit.Alive(before.Workers[0].PID), "the timed-out worker is killed")
 	_, err = m.Submit(context.Background(), "P", pyfaults("echo"))
 	require.NoError(t, err)

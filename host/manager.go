@@ -238,7 +238,7 @@ func (m *Manager) oneShotContext(ctx context.Context, timeout time.Duration) (co
 func (m *Manager) finished(pool, plugin string, start time.Time, wait time.Duration, err error) {
 	code := "ok"
 	if err != nil {
-		code = Code(err)
+		code = string(Code(err))
 	}
 	m.observer.TaskFinished(TaskEvent{Pool: pool, Plugin: plugin, Code: code, QueueWait: wait, Duration: time.Since(start)})
 }

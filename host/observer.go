@@ -11,8 +11,9 @@ type Observer interface {
 	// that a caller's made-up names never become metric labels.
 	TaskFinished(TaskEvent)
 	// WorkerReplaced is called when a pool's worker went and another takes
-	// its place; reason is "exited", "recycled", "start_failed" or the code
-	// of the error that got it killed (for example "task_timeout").
+	// its place; reason is "exited", "recycled", "start_failed",
+	// "unhealthy" or the code of the error that got it killed (for example
+	// "task_timeout"): a [Cause]'s name.
 	WorkerReplaced(pool, plugin, reason string)
 }
 

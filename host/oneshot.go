@@ -303,7 +303,7 @@ func (one *oneShot) slotReady(s *slot) {
 
 // slotEnded: the slot's process is gone; its place is freed unless it
 // passed to a run.
-func (one *oneShot) slotEnded(s *slot, reason string, ending bool) {
+func (one *oneShot) slotEnded(s *slot, reason Cause, ending bool) {
 	o := one.o
 	if !ending {
 		return
@@ -313,10 +313,10 @@ func (one *oneShot) slotEnded(s *slot, reason string, ending bool) {
 		ps.ready = slices.DeleteFunc(ps.ready, func(x *oneShot) bool { return x == one })
 		ps.starting = slices.DeleteFunc(ps.starting, func(x *oneShot) bool { return x == one })
 		switch {
-		case one.keeps || o.closed || reason == "stopped":
-		case reason == "start_failed" && errors.Is(s.worker.startErr, os.ErrNotExist):
+		case one.keeps || o.closed || reason == CauseStopped:
+		case reason == CauseStartFailed && errors.Is(s.worker.startErr, os.ErrNotExist):
 			o.forget(ps)
-		case reason == "start_failed":
+		case reason == CauseStartFailed:
 			o.lose(ps, s.worker.startErr)
 		case wasReady:
 			o.lose(ps, fmt.Errorf("%w: the warm spare exited while waiting (%s)", ErrWorkerCrashed, reason))

@@ -122,7 +122,7 @@ func TestPipeline_waitingTaskGivenUpKeepsWorker(t *testing.T) {
 	for range 2 {
 		err := <-errs
 		require.Error(t, err)
-		assert.Contains(t, []string{host.CodeTaskTimeout, host.CodeCanceled}, host.Code(err), "%v", err)
+		assert.Contains(t, []host.ErrorCode{host.CodeTaskTimeout, host.CodeCanceled}, host.Code(err), "%v", err)
 	}
 	waitRunning(t, m, "P", 1) // both left the worker at once
 

@@ -97,12 +97,12 @@ func (p *pool) slotConfig() slotConfig {
 func (p *pool) addSlots(n int, first bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.addSlotsLocked(n, first, "", 0)
+	p.addSlotsLocked(n, first, causeNone, 0)
 }
 
 // addSlotsLocked is addSlots with p.mu held: why is the reason the slots'
 // first workers start for, delay how long their first start waits.
-func (p *pool) addSlotsLocked(n int, first bool, why string, delay time.Duration) {
+func (p *pool) addSlotsLocked(n int, first bool, why Cause, delay time.Duration) {
 	for range n {
 		s := newSlot(p.nextSlot, &p.mu, p, p.slotConfig(), p.ctx)
 		s.why, s.delay = why, delay
@@ -151,16 +151,16 @@ func (p *pool) slotReady(s *slot) {
 }
 
 // slotEnded records the end of a slot's worker.
-func (p *pool) slotEnded(s *slot, reason string, ending bool) {
+func (p *pool) slotEnded(s *slot, reason Cause, ending bool) {
 	s.startDone()
-	if reason == "start_failed" {
+	if reason == CauseStartFailed {
 		p.lastErr, p.lastErrT = s.worker.startErr, time.Now()
 		if !ending {
 			p.startFailed(s)
 		}
 	}
-	if reason != "" && reason != "stopped" && !ending {
-		p.observer.WorkerReplaced(p.name, p.cfg.Plugin, reason)
+	if reason.counts() && !ending {
+		p.observer.WorkerReplaced(p.name, p.cfg.Plugin, reason.String())
 	}
 	if ending {
 		p.slots = slices.DeleteFunc(p.slots, func(x *slot) bool { return x == s })

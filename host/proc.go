@@ -54,12 +54,15 @@ type Exit struct {
 	Detail string
 }
 
-// Cause is why a worker process ended.
+// Cause is why a worker process ended, or, for [CauseScaledUp], why it
+// started. It is kept typed from where it is decided to the edges (events,
+// stats, the observer, logs), which use its String.
 type Cause uint8
 
-// The causes of a process's end.
+// The causes of a process's end, and of its start.
 const (
-	CauseStopped     Cause = iota // an orderly stop by its owner
+	causeNone        Cause = iota // no worker ended, or one started for no particular reason
+	CauseStopped                  // an orderly stop by its owner
 	CauseCrashed                  // it died on its own, or stopped answering
 	CauseOutOfMemory              // it went over its memory limit
 	CauseTimeout                  // a task on it ran past its timeout
@@ -67,17 +70,41 @@ const (
 	CauseShutdown                 // the manager stopped it at shutdown
 	CauseRecycled                 // it served its share of tasks or time
 	CauseStartFailed              // it never completed its start
+	CauseUnhealthy                // it did not answer a health check while idle
+	CauseScaledDown               // its pool stopped it, idle above its MinWorkers
+	CauseScaledUp                 // (a start) its pool added it for waiting tasks
 )
 
-var causeNames = [...]string{"stopped", "exited", "memory_limit_exceeded", "task_timeout", "canceled", "shutting_down", "recycled", "start_failed"}
+// causeNames are the causes' names. Events, metrics labels, the API and
+// their tests depend on them: they never change. Those of the causes a
+// task's error stands for are that error's code.
+var causeNames = [...]string{
+	causeNone:        "",
+	CauseStopped:     "stopped",
+	CauseCrashed:     "exited",
+	CauseOutOfMemory: string(CodeMemoryLimit),
+	CauseTimeout:     string(CodeTaskTimeout),
+	CauseCanceled:    string(CodeCanceled),
+	CauseShutdown:    string(CodeShuttingDown),
+	CauseRecycled:    "recycled",
+	CauseStartFailed: "start_failed",
+	CauseUnhealthy:   "unhealthy",
+	CauseScaledDown:  "scaled_down",
+	CauseScaledUp:    "scaled_up",
+}
 
-// String is the cause's name, as used in stats, metrics and logs.
+// String is the cause's name, as used in events, stats, metrics and logs;
+// "" for no cause.
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {
 		return causeNames[c]
 	}
 	return fmt.Sprintf("Cause(%d)", c)
 }
+
+// counts reports whether a worker that went for c counts among its slot's
+// restarts (and its replacement is reported): any end but an orderly stop.
+func (c Cause) counts() bool { return c != causeNone && c != CauseStopped }
 
 // causeOf names the cause an error that ends a process stands for. It is
 // called where the kill is decided, on an error made there.

@@ -194,5 +194,5 @@ func TestProcess_oneShotStartEndsWithItsContext(t *testing.T) {
 }
 
 func TestCode_nil(t *testing.T) {
-	assert.Equal(t, "", host.Code(nil))
+	assert.Empty(t, host.Code(nil))
 }

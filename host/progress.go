@@ -69,7 +69,7 @@ func (t *tracker) finished(pid int, d time.Duration, err error) {
 	}
 	e := Event{Type: EventTaskFinished, PID: pid, Code: "ok", Duration: d}
 	if err != nil {
-		e.Code, e.Error = Code(err), err.Error()
+		e.Code, e.Error = string(Code(err)), err.Error()
 	}
 	t.emit(e)
 }

@@ -42,7 +42,7 @@ func TestReliability_timeoutKillsAndReplacesWorker(t *testing.T) {
 	})
 	for _, w := range after.Workers {
 		if w.Restarts > 0 {
-			assert.Equal(t, host.CodeTaskTimeout, w.LastExit)
+			assert.Equal(t, "task_timeout", w.LastExit)
 		}
 	}
 	for _, pid := range pids(before) {
@@ -114,7 +114,7 @@ func TestReliability_memoryLimit(t *testing.T) {
 	assert.NotErrorIs(t, err, host.ErrWorkerCrashed)
 	t.Logf("300 MB under 64 MB: %s after %s", host.Code(err), elapsed)
 	s := waitUntil(t, m, "MEM", func(s host.PoolStats) bool { return s.Ready == 1 && s.Workers[0].Restarts == 1 })
-	assert.Equal(t, host.CodeMemoryLimit, s.Workers[0].LastExit)
+	assert.Equal(t, "memory_limit_exceeded", s.Workers[0].LastExit)
 
 	// Within the limit nothing is killed.
 	_, err = m.Submit(context.Background(), "MEM", []byte(`{"mb": 40, "duration": 10}`))

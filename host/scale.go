@@ -25,14 +25,6 @@ import (
 // longest-idle such worker is due. A reservation given back unused does
 // not count as activity.
 
-// reasonScaledDown is why a worker stopped by scale-down went, and
-// reasonScaledUp why a worker the pool added for waiting tasks started, in
-// events and logs.
-const (
-	reasonScaledDown = "scaled_down"
-	reasonScaledUp   = "scaled_up"
-)
-
 // ScaleObserver is an optional interface of an [Observer]: one that has it
 // is told when a pool that sizes itself changes its target.
 type ScaleObserver interface {
@@ -80,7 +72,7 @@ func (p *pool) grow() {
 		}
 		n, delay = 1, p.failDelay.next()
 	}
-	p.addSlotsLocked(n, false, reasonScaledUp, delay)
+	p.addSlotsLocked(n, false, CauseScaledUp, delay)
 	p.scaled(true, live+n)
 }
 
@@ -153,7 +145,7 @@ func (p *pool) planScaleDown() {
 			return
 		}
 		s.removed = true
-		s.worker.retireWhy = reasonScaledDown
+		s.worker.retireWhy = CauseScaledDown
 		s.worker.retireWhenIdle()
 		live--
 		p.scaled(false, live)

@@ -26,9 +26,9 @@ const (
 type slotOwner interface {
 	// slotReady: the slot's worker takes tasks now.
 	slotReady(s *slot)
-	// slotEnded: the slot's worker went, for reason; the slot restarts it
-	// unless ending is set.
-	slotEnded(s *slot, reason string, ending bool)
+	// slotEnded: the slot's worker went, for reason (causeNone when the
+	// slot ends without one); the slot restarts it unless ending is set.
+	slotEnded(s *slot, reason Cause, ending bool)
 }
 
 // slotConfig is what a slot needs to know to run its worker.
@@ -56,13 +56,13 @@ type slot struct {
 	cfg        slotConfig // guarded by mu; a reload changes it for the next worker
 	worker     *worker    // never nil
 	restarts   int
-	lastReason string
+	lastExit   Cause  // why the last worker that counts went (Cause.counts)
 	removed    bool   // end after the current worker
 	firstStart func() // called once its first start was tried; may be nil
 	// why and delay are for a slot its pool added to scale up: the reason
-	// its first worker's start event carries, and how long that start
-	// waits (the pool's back-off while its starts fail).
-	why   string
+	// its first worker's start event carries (CauseScaledUp), and how long
+	// that start waits (the pool's back-off while its starts fail).
+	why   Cause
 	delay time.Duration
 
 	ctx       context.Context
@@ -86,7 +86,7 @@ func (s *slot) run() {
 	for {
 		s.mu.Lock()
 		if s.removed {
-			s.owner.slotEnded(s, "", true)
+			s.owner.slotEnded(s, causeNone, true)
 			s.mu.Unlock()
 			return
 		}
@@ -95,7 +95,7 @@ func (s *slot) run() {
 		cfg := s.cfg
 		s.mu.Unlock()
 		if wait > 0 && !sleepCtx(s.ctx, wait) {
-			s.end("")
+			s.ended(causeNone, false) // the slot ends without a worker
 			return
 		}
 		p, err := cfg.start(s.ctx, cfg.launch)
@@ -104,7 +104,7 @@ func (s *slot) run() {
 				cfg.logger.Error("worker failed to start", "slot", s.id, "error", err)
 			}
 			w.startErr = err
-			if !s.ended("start_failed", cfg.restart) {
+			if !s.ended(CauseStartFailed, cfg.restart) {
 				return
 			}
 			wait = delay.next()
@@ -127,14 +127,14 @@ func (s *slot) run() {
 
 // ended records the end of the slot's worker for reason and reports
 // whether the slot goes on with another: not once it is removed.
-func (s *slot) ended(reason string, restart bool) bool {
+func (s *slot) ended(reason Cause, restart bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	goOn := restart && s.ctx.Err() == nil && !s.removed
 	s.worker.stopped()
-	if reason != "" && reason != "stopped" {
+	if reason.counts() {
 		s.restarts++
-		s.lastReason = reason
+		s.lastExit = reason
 	}
 	if !goOn {
 		s.removed = true
@@ -142,7 +142,7 @@ func (s *slot) ended(reason string, restart bool) bool {
 	s.owner.slotEnded(s, reason, !goOn)
 	if goOn && s.removed { // the owner let the slot go
 		goOn = false
-		s.owner.slotEnded(s, "", true)
+		s.owner.slotEnded(s, causeNone, true)
 	}
 	s.reportEnd(reason, goOn)
 	return goOn
@@ -150,8 +150,8 @@ func (s *slot) ended(reason string, restart bool) bool {
 
 // reportEnd reports the end of the slot's worker for reason, and its
 // replacement if the slot goes on. s.mu must be held.
-func (s *slot) reportEnd(reason string, goOn bool) {
-	if reason == "" {
+func (s *slot) reportEnd(reason Cause, goOn bool) {
+	if reason == causeNone {
 		return
 	}
 	pid := 0
@@ -159,19 +159,16 @@ func (s *slot) reportEnd(reason string, goOn bool) {
 		pid = s.worker.proc.PID()
 	}
 	workerEvent(s.ctx, EventWorkerExited, s.id, pid, reason)
-	if goOn && reason != "stopped" {
+	if goOn && reason.counts() {
 		workerEvent(s.ctx, EventWorkerReplaced, s.id, pid, reason)
 	}
 }
 
-// end records the end of the slot without a worker.
-func (s *slot) end(reason string) { s.ended(reason, false) }
-
 // serve puts a started process to work in w and waits until it dies, is
 // retired or the slot is interrupted; then it stops it. It returns why the
-// worker went ("stopped" when the slot was interrupted while it was idle)
-// and how many tasks it took.
-func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks int) {
+// worker went (CauseStopped when the slot was interrupted) and how many
+// tasks it took.
+func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason Cause, tasks int) {
 	s.mu.Lock()
 	w.proc = p
 	if c, ok := p.(capped); ok {
@@ -184,7 +181,7 @@ func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks in
 	w.become(StateIdle)
 	s.owner.slotReady(s)
 	why := s.why
-	s.why = ""
+	s.why = causeNone
 	s.mu.Unlock()
 	workerEvent(s.ctx, EventWorkerStarted, s.id, p.PID(), why)
 	cfg.logger.Debug("worker ready", "slot", s.id, "pid", p.PID())
@@ -201,18 +198,18 @@ func (s *slot) serve(w *worker, p proc, cfg slotConfig) (reason string, tasks in
 		healthC = t.C
 	}
 	var stopErr error
-	var exit Exit // how the process ended, when it ended on its own
+	var exit Exit // how the process ended, when it ended on its own; else its Cause is causeNone
 wait:
 	for {
 		select {
 		case <-p.Done():
 			exit = p.Exit()
-			reason = exit.Cause.String()
+			reason = exit.Cause
 			break wait
 		case <-w.retire:
-			reason = CauseRecycled.String()
+			reason = CauseRecycled
 			s.mu.Lock()
-			if w.retireWhy != "" {
+			if w.retireWhy != causeNone {
 				reason = w.retireWhy
 			}
 			s.mu.Unlock()
@@ -225,11 +222,11 @@ wait:
 			if err := s.check(w, p); err != nil {
 				cfg.logger.Warn("idle worker did not answer its health check; replacing it", "slot", s.id, "pid", p.PID(), "error", err)
 				stopErr = fmt.Errorf("%w: the worker did not answer a health check (%w)", ErrWorkerCrashed, err)
-				reason = "unhealthy"
+				reason = CauseUnhealthy
 				break wait
 			}
 		case <-s.ctx.Done():
-			reason = "stopped"
+			reason = CauseStopped
 			if cause := context.Cause(s.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 				stopErr = cause
 			}
@@ -241,14 +238,14 @@ wait:
 	busy := w.inflight > 0
 	tasks = w.taken
 	s.mu.Unlock()
-	if !busy && reason == "stopped" {
+	if !busy && reason == CauseStopped {
 		stopErr = nil // an idle worker stops in order
 	}
 	p.Stop(stopErr)
-	if stopErr == nil && reason != "stopped" && reason != CauseRecycled.String() && reason != reasonScaledDown {
+	if exit.Cause.counts() { // it went on its own
 		cfg.logger.Warn("worker exited; replacing it", "slot", s.id, "pid", p.PID(), "error", exit.Err)
 	} else {
-		cfg.logger.Debug("worker stopped", "slot", s.id, "pid", p.PID(), "reason", reason)
+		cfg.logger.Debug("worker stopped", "slot", s.id, "pid", p.PID(), "reason", reason.String())
 	}
 	return reason, tasks
 }

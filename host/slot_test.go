@@ -113,13 +113,25 @@ func TestSlot_frozenIdleWorkerIsReplaced(t *testing.T) {
 			}
 			return nil
 		}
-		m := newFakeManager(t, s, PoolConfig{Workers: 1})
+		var mu sync.Mutex
+		reasons := map[EventType]string{}
+		events := WithEvents(func(e Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			if e.Type == EventWorkerExited || e.Type == EventWorkerReplaced {
+				reasons[e.Type] = e.Reason
+			}
+		})
+		m := newFakeManager(t, s, PoolConfig{Workers: 1}, events)
 		time.Sleep(healthInterval + healthTimeout + time.Millisecond)
 		synctest.Wait()
 		require.Len(t, s.started(), 2, "the frozen worker was replaced")
 		st, _ := m.Pool("P")
 		assert.Equal(t, "unhealthy", st.Workers[0].LastExit)
 		assert.Equal(t, 1, st.Ready)
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, map[EventType]string{EventWorkerExited: "unhealthy", EventWorkerReplaced: "unhealthy"}, reasons, "the events' reason")
 	})
 }
 

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,40 +37,40 @@ type soakAction struct {
 	input   []byte
 	// want lists the codes this request may answer with besides
 	// worker_crashed from a chaos kill.
-	want []string
+	want []host.ErrorCode
 }
 
 var soakActions = []soakAction{
-	{name: "echo", weight: 50, input: fault("echo"), want: []string{"ok"}},
-	{name: "sleep", weight: 10, input: fault("sleep", "ms", 30), want: []string{"ok"}},
-	{name: "fail", weight: 5, input: fault("fail"), want: []string{host.CodeTaskFailed}},
-	{name: "invalid", weight: 5, input: fault("invalid"), want: []string{host.CodeInvalidTask}},
-	{name: "crash", weight: 4, input: fault("crash"), want: []string{host.CodeWorkerCrashed}},
-	{name: "hang", weight: 3, input: fault("hang"), want: []string{host.CodeTaskTimeout}},
-	{name: "alloc over limit", weight: 4, input: fault("alloc", "mb", 200, "ms", 10), want: []string{host.CodeMemoryLimit}},
-	{name: "alloc within limit", weight: 4, input: fault("alloc", "mb", 16, "ms", 10), want: []string{"ok"}},
-	{name: "one-shot echo", weight: 8, oneShot: true, input: fault("echo"), want: []string{"ok", host.CodeQueueFull}},
-	{name: "one-shot alloc over limit", weight: 2, oneShot: true, input: fault("alloc", "mb", 200, "ms", 10), want: []string{host.CodeMemoryLimit, host.CodeQueueFull}},
-	{name: "one-shot hang", weight: 1, oneShot: true, input: fault("hang"), want: []string{host.CodeTaskTimeout, host.CodeQueueFull}},
+	{name: "echo", weight: 50, input: fault("echo"), want: []host.ErrorCode{"ok"}},
+	{name: "sleep", weight: 10, input: fault("sleep", "ms", 30), want: []host.ErrorCode{"ok"}},
+	{name: "fail", weight: 5, input: fault("fail"), want: []host.ErrorCode{host.CodeTaskFailed}},
+	{name: "invalid", weight: 5, input: fault("invalid"), want: []host.ErrorCode{host.CodeInvalidTask}},
+	{name: "crash", weight: 4, input: fault("crash"), want: []host.ErrorCode{host.CodeWorkerCrashed}},
+	{name: "hang", weight: 3, input: fault("hang"), want: []host.ErrorCode{host.CodeTaskTimeout}},
+	{name: "alloc over limit", weight: 4, input: fault("alloc", "mb", 200, "ms", 10), want: []host.ErrorCode{host.CodeMemoryLimit}},
+	{name: "alloc within limit", weight: 4, input: fault("alloc", "mb", 16, "ms", 10), want: []host.ErrorCode{"ok"}},
+	{name: "one-shot echo", weight: 8, oneShot: true, input: fault("echo"), want: []host.ErrorCode{"ok", host.CodeQueueFull}},
+	{name: "one-shot alloc over limit", weight: 2, oneShot: true, input: fault("alloc", "mb", 200, "ms", 10), want: []host.ErrorCode{host.CodeMemoryLimit, host.CodeQueueFull}},
+	{name: "one-shot hang", weight: 1, oneShot: true, input: fault("hang"), want: []host.ErrorCode{host.CodeTaskTimeout, host.CodeQueueFull}},
 }
 
 // soakReport is what a soak found.
 type soakReport struct {
 	mu       sync.Mutex
 	sent     int
-	byCode   map[string]int
-	byAction map[string]map[string]int
+	byCode   map[host.ErrorCode]int
+	byAction map[string]map[host.ErrorCode]int
 	lost     []string // requests without exactly one well-formed answer
 	kills    atomic.Int64
 }
 
-func (r *soakReport) record(a soakAction, code string, problem string) {
+func (r *soakReport) record(a soakAction, code host.ErrorCode, problem string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sent++
 	r.byCode[code]++
 	if r.byAction[a.name] == nil {
-		r.byAction[a.name] = map[string]int{}
+		r.byAction[a.name] = map[host.ErrorCode]int{}
 	}
 	r.byAction[a.name][code]++
 	if problem != "" {
@@ -107,7 +108,7 @@ func TestSoak(t *testing.T) {
 	require.NoError(t, err)
 	waitReady(t, m, "M")
 
-	report := &soakReport{byCode: map[string]int{}, byAction: map[string]map[string]int{}}
+	report := &soakReport{byCode: map[host.ErrorCode]int{}, byAction: map[string]map[host.ErrorCode]int{}}
 	ctx, stop := context.WithTimeout(context.Background(), duration)
 	defer stop()
 	var wg sync.WaitGroup
@@ -174,7 +175,7 @@ func soakClient(ctx context.Context, m *host.Manager, report *soakReport, seed i
 
 // checkAnswer returns the answer's code and what is wrong with it, if
 // anything.
-func checkAnswer(a soakAction, res host.Result, err error) (code, problem string) {
+func checkAnswer(a soakAction, res host.Result, err error) (code host.ErrorCode, problem string) {
 	if err == nil {
 		var out map[string]any
 		if jerr := json.Unmarshal(res.Output, &out); jerr != nil || res.TaskID == "" || res.WorkerPID == 0 {
@@ -194,7 +195,7 @@ func checkAnswer(a soakAction, res host.Result, err error) (code, problem string
 			return code, "unknown error: " + err.Error()
 		}
 	}
-	if code == host.CodeWorkerCrashed || code == host.CodeTaskTimeout || slicesContains(a.want, code) {
+	if code == host.CodeWorkerCrashed || code == host.CodeTaskTimeout || slices.Contains(a.want, code) {
 		return code, ""
 	}
 	return code, fmt.Sprintf("answered %s, want one of %v (%v)", code, a.want, err)
@@ -250,20 +251,6 @@ func (r *soakReport) markdown(d time.Duration, restarts int) string {
 	return b.String()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func slicesContains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -41,7 +41,8 @@ type WorkerStats struct {
 	RSSBytes  uint64
 	StartedAt time.Time // zero while starting
 	// Restarts counts the workers this slot has replaced, and LastExit says
-	// why the last one went ("exited", "recycled", "task_timeout", ...).
+	// why the last one went ("exited", "recycled", "task_timeout", ...: a
+	// [Cause]'s name).
 	Restarts int
 	LastExit string
 }
@@ -126,7 +127,7 @@ func (p *pool) stats() PoolStats {
 			Running:   w.inflight,
 			TasksDone: w.tasksDone,
 			Restarts:  sl.restarts,
-			LastExit:  sl.lastReason,
+			LastExit:  sl.lastExit.String(),
 		}
 		if w.proc != nil {
 			ws.PID, ws.StartedAt = w.proc.PID(), w.proc.StartedAt()

@@ -26,7 +26,7 @@ type worker struct {
 	recycleAfter int           // tasks before it is recycled; 0 means never
 	retiring     bool          // takes no new tasks; stops once idle
 	retire       chan struct{} // closed when retiring and idle
-	retireWhy    string        // why it retires, when not recycled: reasonScaledDown
+	retireWhy    Cause         // why it retires, when not recycled: CauseScaledDown
 	idleSince    time.Time     // when it last became idle
 }
 

@@ -1,18 +1,22 @@
 package queue
 
-import "errors"
+import (
+	"errors"
 
-// Error codes this package adds to the API's table.
+	"github.com/wpmdev/wpm/host"
+)
+
+// Error codes this package adds to the API's table (host's are the rest).
 const (
 	// CodeUnknownTask: no task has that id (or its record expired).
-	CodeUnknownTask = "unknown_task"
+	CodeUnknownTask host.ErrorCode = "unknown_task"
 	// CodeTaskEnded: the task ended already and can not be canceled.
-	CodeTaskEnded = "task_ended"
+	CodeTaskEnded host.ErrorCode = "task_ended"
 	// CodeIdempotencyKeyReused: an idempotency key came back with another
 	// request than the one it was first used for.
-	CodeIdempotencyKeyReused = "idempotency_key_reused"
+	CodeIdempotencyKeyReused host.ErrorCode = "idempotency_key_reused"
 	// CodeResultTooLarge: a task's result was over async.maxResultBytes.
-	CodeResultTooLarge = "result_too_large"
+	CodeResultTooLarge host.ErrorCode = "result_too_large"
 )
 
 // Sentinel errors; match them with [errors.Is].
@@ -31,8 +35,8 @@ var (
 )
 
 // retryable lists the codes after which a pool's retries apply.
-var retryable = map[string]bool{
-	"worker_crashed":        true,
-	"memory_limit_exceeded": true,
-	"task_timeout":          true,
+var retryable = map[host.ErrorCode]bool{
+	host.CodeWorkerCrashed: true,
+	host.CodeMemoryLimit:   true,
+	host.CodeTaskTimeout:   true,
 }

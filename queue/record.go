@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
+
+	"github.com/wpmdev/wpm/host"
 )
 
 // State is where a task is in its life.
@@ -73,7 +75,7 @@ type Progress struct {
 // TaskError is a task's error, in SPEC §3's shape.
 type TaskError struct {
 	// Code is an error code of the API's table, or result_too_large.
-	Code string `json:"code"`
+	Code host.ErrorCode `json:"code"`
 	// Message says what happened and what to do.
 	Message string `json:"message"`
 	// Detail holds a dead worker's last stderr lines.

@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sys/unix"
+
+	"github.com/wpmdev/wpm/host"
 )
 
 // When the disk under the task store fills, NATS refuses writes with
@@ -27,7 +29,7 @@ import (
 var ErrStorageFull = errors.New("the task store is full")
 
 // CodeStorageFull is the code of ErrStorageFull.
-const CodeStorageFull = "storage_full"
+const CodeStorageFull host.ErrorCode = "storage_full"
 
 // storageRoom is the free space the embedded store's disk needs before
 // the server is restarted on it.

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/wpmdev/wpm/host"
 )
 
 // DefaultInflightBodyLimitBytes is Options.InflightBodyLimitBytes's default.
@@ -15,7 +17,7 @@ const DefaultInflightBodyLimitBytes = 256 << 20
 
 // codeOverloaded is the code of a request refused because wpm holds as
 // many request bodies as Options.InflightBodyLimitBytes allows.
-const codeOverloaded = "overloaded"
+const codeOverloaded host.ErrorCode = "overloaded"
 
 // ctxReservation is the echo context key of a request's *reservation.
 const ctxReservation = "wpm.reservation"

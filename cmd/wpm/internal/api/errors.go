@@ -11,17 +11,17 @@ import (
 
 // Codes the HTTP layer adds to host's.
 const (
-	codeBadRequest       = "bad_request"
-	codeBodyTooLarge     = "body_too_large"
-	codeUnauthorized     = "unauthorized"
-	codeNotFound         = "not_found"
-	codeMethodNotAllowed = "method_not_allowed"
-	codeNotReady         = "not_ready"
-	codeInvalidConfig    = "invalid_config"
+	codeBadRequest       host.ErrorCode = "bad_request"
+	codeBodyTooLarge     host.ErrorCode = "body_too_large"
+	codeUnauthorized     host.ErrorCode = "unauthorized"
+	codeNotFound         host.ErrorCode = "not_found"
+	codeMethodNotAllowed host.ErrorCode = "method_not_allowed"
+	codeNotReady         host.ErrorCode = "not_ready"
+	codeInvalidConfig    host.ErrorCode = "invalid_config"
 )
 
 // statusOf is the one table from error code to HTTP status.
-var statusOf = map[string]int{
+var statusOf = map[host.ErrorCode]int{
 	codeBadRequest:         http.StatusBadRequest,
 	host.CodeInvalidTask:   http.StatusBadRequest,
 	host.CodeUnknownPool:   http.StatusNotFound,
@@ -50,14 +50,14 @@ var statusOf = map[string]int{
 
 // Error is an error the API answers with its own code and message.
 type Error struct {
-	Code    string
+	Code    host.ErrorCode
 	Message string
 	TaskID  string
 	// Detail holds a dead worker's last stderr lines, when it ran elsewhere.
 	Detail string
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
 func badRequest(msg string) error { return &Error{Code: codeBadRequest, Message: msg} }
 
@@ -69,15 +69,15 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    host.ErrorCode `json:"code"`
+	Message string         `json:"message"`
 	// Detail holds a dead worker's last stderr lines.
 	Detail string `json:"detail,omitempty"`
 }
 
 // describe turns any error a handler returned into its code, message,
 // task ID and detail.
-func describe(err error) (code string, body errorBody) {
+func describe(err error) (code host.ErrorCode, body errorBody) {
 	var apiErr *Error
 	var taskErr *host.TaskError
 	var httpErr *echo.HTTPError
@@ -104,7 +104,7 @@ func describe(err error) (code string, body errorBody) {
 }
 
 // fromEcho maps echo's own errors (no route, wrong method, ...) to codes.
-func fromEcho(e *echo.HTTPError) (code, message string) {
+func fromEcho(e *echo.HTTPError) (code host.ErrorCode, message string) {
 	switch e.Code {
 	case http.StatusNotFound:
 		return codeNotFound, "no such endpoint; see GET /v1/openapi.json or the README for the API"
@@ -121,7 +121,7 @@ func fromEcho(e *echo.HTTPError) (code, message string) {
 }
 
 // status returns the HTTP status of code.
-func status(code string) int {
+func status(code host.ErrorCode) int {
 	if s, ok := statusOf[code]; ok {
 		return s
 	}

@@ -191,7 +191,7 @@ func finishedRecord(t queue.Task) events.Record {
 		r.DurationMs = float64(t.FinishedAt.Sub(t.CreatedAt).Microseconds()) / 1000
 	}
 	if t.Error != nil {
-		r.Code, r.Error = t.Error.Code, t.Error.Message
+		r.Code, r.Error = string(t.Error.Code), t.Error.Message
 	}
 	return r
 }

@@ -680,8 +680,8 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if v, ok := c.Get(ctxTaskID).(string); ok {
 			args = append(args, "task", v)
 		}
-		if v, ok := c.Get(ctxErrorCode).(string); ok {
-			args = append(args, "code", v)
+		if v, ok := c.Get(ctxErrorCode).(host.ErrorCode); ok {
+			args = append(args, "code", string(v))
 		}
 		s.logger.Info("request", args...)
 		return nil

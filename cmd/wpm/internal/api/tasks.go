@@ -18,11 +18,11 @@ import (
 
 // Codes of asynchronous tasks.
 const (
-	codeUnknownTask      = queue.CodeUnknownTask
-	codeTaskEnded        = queue.CodeTaskEnded
-	codeKeyReused        = queue.CodeIdempotencyKeyReused
-	codeStorageFull      = queue.CodeStorageFull
-	codeAsyncUnavailable = "async_unavailable"
+	codeUnknownTask                     = queue.CodeUnknownTask
+	codeTaskEnded                       = queue.CodeTaskEnded
+	codeKeyReused                       = queue.CodeIdempotencyKeyReused
+	codeStorageFull                     = queue.CodeStorageFull
+	codeAsyncUnavailable host.ErrorCode = "async_unavailable"
 )
 
 // Routes of asynchronous tasks.
@@ -126,7 +126,7 @@ func (s *Server) submitAsync(c echo.Context, req queue.Request) error {
 // place they are translated.
 var queueCodes = []struct {
 	err  error
-	code string
+	code host.ErrorCode
 }{
 	{queue.ErrUnknownTask, codeUnknownTask},
 	{queue.ErrTaskEnded, codeTaskEnded},
