@@ -90,7 +90,9 @@ func BenchmarkTrivial(b *testing.B) {
 			}
 			// The same with someone listening to the task's events, which
 			// also offers the task a progress callback stream.
-			b.Run("via=submit-events", func(b *testing.B) { benchCalls(b, callers, submit("T", host.TaskEvents(func(host.Event) {})), trivialInput) })
+			b.Run("via=submit-events", func(b *testing.B) {
+				benchCalls(b, callers, submit("T", host.TaskEvents(func(host.Event) {})), trivialInput)
+			})
 			if callers == 1 {
 				// The same without a memory limit (no watchdog) or timeout.
 				b.Run("via=submit-nolimit", func(b *testing.B) { benchCalls(b, callers, submit("T-nolimit"), trivialInput) })
