@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	oklog "github.com/oklog/run"
 	"github.com/spf13/pflag"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
@@ -105,21 +105,14 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		return err
 	}
 	if err := mx.WatchPools(mgr); err != nil {
-		_ = mgr.Shutdown(context.Background())
-		return fmt.Errorf("metrics: %w", err)
+		return undo(fmt.Errorf("metrics: %w", err), mgr.Shutdown)
 	}
 	tasks, err := startTasks(cfg, mgr, bus.Publish, logger)
 	if err != nil {
-		_ = mgr.Shutdown(context.Background())
-		return err
-	}
-	stopAll := func() {
-		_ = tasks.Stop(context.Background())
-		_ = mgr.Shutdown(context.Background())
+		return undo(err, mgr.Shutdown)
 	}
 	if err := mx.Registry().Register(tasks.Collector()); err != nil {
-		stopAll()
-		return fmt.Errorf("metrics: %w", err)
+		return undo(fmt.Errorf("metrics: %w", err), tasks.Stop, mgr.Shutdown)
 	}
 	reload := func() error {
 		next, err := reloadConfig(cfg, mgr, load, logger)
@@ -130,7 +123,54 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		reconcileTasks(tasks, logger)
 		return nil
 	}
-	srv := api.New(mgr, api.Options{
+	srv := newAPI(cfg, mgr, tasks, mx, bus, reload, logger)
+	ln, err := listen(cfg, srv, logger)
+	if err != nil {
+		return undo(err, tasks.Stop, mgr.Shutdown)
+	}
+
+	// The parts, in the order they stop. The first to return (a signal, or
+	// the HTTP server failing) ends the group, which then interrupts every
+	// part one after another in this order (oklog/run's deterministic
+	// teardown) and returns once all have.
+	stop := newShutdown(signals, cfg.Shutdown.Grace, logger)
+	defer stop.end()
+	var g oklog.Group
+	g.Add(stop.wait, stop.interrupt)       // the first SIGINT or SIGTERM; a second cuts the grace short
+	g.Add(reloadOnHangup(hangups, reload)) // SIGHUP re-reads the config
+	g.Add(stopping(srv.StartShutdown))     // new requests get 503 shutting_down
+	// Asynchronous tasks stop first: no new ones are taken off the queue,
+	// running ones get the grace period, and those cut off run again at
+	// the next start.
+	g.Add(stop.within(tasks.Stop, "asynchronous tasks were cut off"))
+	g.Add(stop.within(mgr.Shutdown, "tasks were cut off"))
+	// Every task has answered; let the answers be written, then close.
+	g.Add(serveHTTP(srv, ln, logger))
+	g.Add(publishStats(srv)) // the pools' live state, for the dashboard
+	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "role", cfg.Role, "host", tasks.Self(),
+		"pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
+	if cfg.Role != config.RoleWorker {
+		logger.Info("dashboard", "url", "http://"+ln.Addr().String()+"/ui/")
+	}
+	if err := g.Run(); err != nil {
+		return err
+	}
+	logger.Info("wpm stopped")
+	return nil
+}
+
+// undo stops the parts started before one that failed to start, in the
+// order given (the last started first), and returns err.
+func undo(err error, stops ...func(context.Context) error) error {
+	for _, stop := range stops {
+		_ = stop(context.Background())
+	}
+	return err
+}
+
+// newAPI makes the HTTP API over mgr and tasks.
+func newAPI(cfg config.Config, mgr *host.Manager, tasks *queue.Engine, mx *metrics.Metrics, bus *events.Bus, reload func() error, logger hclog.Logger) *api.Server {
+	return api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
 		Logger:         logger.Named("http"),
 		AuthToken:      cfg.HTTP.AuthToken,
@@ -149,75 +189,20 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		Events:                 bus,
 		UI:                     ui.Handler(),
 	})
+}
+
+// listen opens http.addr, warning when the API is open beyond this machine
+// without a token.
+func listen(cfg config.Config, srv *api.Server, logger hclog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		stopAll()
-		return fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
+		return nil, fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
 	}
 	if cfg.HTTP.AuthToken == "" && !api.Loopback(ln.Addr()) {
 		logger.Warn("the API listens beyond this machine without a token: anyone who reaches it can run tasks; set http.authToken (WPM_HTTP_AUTHTOKEN) or bind http.addr to 127.0.0.1",
 			"addr", ln.Addr().String())
 	}
-	statsCtx, stopStats := context.WithCancel(context.Background())
-	statsDone := make(chan struct{})
-	go func() {
-		defer close(statsDone)
-		srv.PublishStats(statsCtx, statsInterval)
-	}()
-	defer func() {
-		stopStats()
-		<-statsDone
-	}()
-	httpSrv := srv.HTTPServer()
-	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(srv.LimitListener(ln)) }()
-	logger.Info("wpm serving", "addr", ln.Addr().String(), "version", version, "role", cfg.Role, "host", tasks.Self(),
-		"pools", len(cfg.Host.Pools), "plugins", cfg.Host.PluginDir)
-	if cfg.Role != config.RoleWorker {
-		logger.Info("dashboard", "url", "http://"+ln.Addr().String()+"/ui/")
-	}
-
-wait:
-	for {
-		select {
-		case err := <-served:
-			stopAll()
-			return fmt.Errorf("http server: %w", err)
-		case <-hangups:
-			_ = reload() // logged there
-		case sig := <-signals:
-			logger.Info("shutting down", "signal", sig.String(), "grace", cfg.Shutdown.Grace)
-			break wait
-		}
-	}
-	srv.StartShutdown()
-	grace, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
-	defer cancel()
-	go func() {
-		select {
-		case sig := <-signals:
-			logger.Warn("second signal: stopping now", "signal", sig.String())
-			cancel()
-		case <-grace.Done():
-		}
-	}()
-	// Asynchronous tasks stop first: no new ones are taken off the queue,
-	// running ones get the grace period, and those cut off run again at
-	// the next start.
-	if err := tasks.Stop(grace); err != nil {
-		logger.Warn("asynchronous tasks were cut off", "error", err)
-	}
-	if err := mgr.Shutdown(grace); err != nil {
-		logger.Warn("tasks were cut off", "error", err)
-	}
-	// Every task has answered; let the answers be written, then close.
-	closing, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelClose()
-	if err := httpSrv.Shutdown(closing); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("closing connections", "error", err)
-	}
-	logger.Info("wpm stopped")
-	return nil
+	return srv.LimitListener(ln), nil
 }
 
 // forRole drops the pools and warm spares of a host of role api, which runs
@@ -297,10 +282,6 @@ func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), l
 	logger.Info("asynchronous tasks ready", "nats", where)
 	return tasks, nil
 }
-
-// statsInterval is how often the pools' live state goes to the event
-// stream, for the dashboard.
-const statsInterval = time.Second
 
 // setMemoryLimit gives wpm's own heap the soft limit runtime.memoryLimit,
 // so that the garbage collector works harder near it and returns freed
