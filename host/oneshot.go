@@ -1,7 +1,6 @@
 package host
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +41,7 @@ type oneShots struct {
 	mu      sync.Mutex
 	closed  bool
 	places  int       // processes counted against the cap
-	waiting list.List // of *placeWaiter, oldest first
+	waiting waitQueue[struct{}] // runs waiting for a place
 	active  int       // runs admitted and not ended
 	drainC  chan struct{}
 	spares  map[string]*pluginSpares // by plugin name; made on first run
@@ -72,11 +71,6 @@ type oneShot struct {
 	keeps  bool          // its place passed to a run when it was evicted
 	readyC chan struct{} // closed when its worker takes tasks
 	endedC chan struct{} // closed when the slot ended
-}
-
-// placeWaiter is a run waiting for a place.
-type placeWaiter struct {
-	got chan struct{} // closed when a place is handed over
 }
 
 func newOneShots(ctx context.Context, cfg OneShotConfig, socketDir string, logger hclog.Logger, start startFunc, spawn func(func()) bool) *oneShots {
@@ -168,7 +162,7 @@ func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB in
 	if ps != nil {
 		ps.cold++
 	}
-	if o.waiting.Len() == 0 && (o.places < o.cfg.MaxConcurrent || o.evictSpare()) {
+	if o.waiting.len() == 0 && (o.places < o.cfg.MaxConcurrent || o.evictSpare()) {
 		if o.places < o.cfg.MaxConcurrent {
 			o.places++
 		}
@@ -176,8 +170,7 @@ func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB in
 		o.mu.Unlock()
 		return one, nil
 	}
-	pw := &placeWaiter{got: make(chan struct{})}
-	elem := o.waiting.PushBack(pw)
+	pw := o.waiting.push(0)
 	o.mu.Unlock()
 
 	timer := time.NewTimer(o.cfg.MaxWait)
@@ -195,11 +188,8 @@ func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB in
 		err = contextFailure(ctx)
 	}
 	o.mu.Lock()
-	select {
-	case <-pw.got: // handed a place just now: pass it on
-		o.givePlace()
-	default:
-		o.waiting.Remove(elem)
+	if !o.waiting.remove(pw) {
+		o.givePlace() // handed a place just now: pass it on
 	}
 	o.mu.Unlock()
 	o.leave()
@@ -289,7 +279,7 @@ func (one *oneShot) slotReady(s *slot) {
 		} else {
 			ps.ready = append(ps.ready, one)
 			s.cfg.logger.Debug("warm spare ready", "pid", s.worker.proc.PID())
-			if o.waiting.Len() > 0 {
+			if o.waiting.len() > 0 {
 				// A run waits for this place: it gets it once the spare is gone.
 				ps.ready = ps.ready[:len(ps.ready)-1]
 				ps.evicted++
@@ -334,8 +324,8 @@ func (one *oneShot) slotEnded(s *slot, reason Cause, ending bool) {
 // givePlace frees a place: to the oldest waiting run, or for spares. o.mu
 // must be held.
 func (o *oneShots) givePlace() {
-	if f := o.waiting.Front(); f != nil {
-		close(o.waiting.Remove(f).(*placeWaiter).got)
+	if o.waiting.len() > 0 {
+		o.waiting.pop().got <- struct{}{}
 		return
 	}
 	o.places--
@@ -478,7 +468,7 @@ func (o *oneShots) refill() {
 		return
 	}
 	for _, ps := range o.spares {
-		for ps.ok && len(ps.ready)+len(ps.starting) < o.cfg.Spares && o.places < o.cfg.MaxConcurrent && o.waiting.Len() == 0 {
+		for ps.ok && len(ps.ready)+len(ps.starting) < o.cfg.Spares && o.places < o.cfg.MaxConcurrent && o.waiting.len() == 0 {
 			o.places++
 			one := o.startSlot(ps.name, ps.path, o.cfg.MemoryLimitMB, ps)
 			ps.starting = append(ps.starting, one)

@@ -28,7 +28,7 @@ type pool struct {
 	launch       launch     // changed by reconfigure
 	slots        []*slot    // live slots, oldest first
 	nextSlot     int
-	queue        waitQueue
+	queue        waitQueue[*lease]
 	closed       bool          // takes no new tasks
 	running      int           // tasks holding a worker
 	pending      int           // tasks between a worker that went before starting them and their next one
