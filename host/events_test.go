@@ -144,6 +144,42 @@ func TestManager_WithEvents_oneShot(t *testing.T) {
 	assert.True(t, started, "the one-shot's process reported its start")
 }
 
+// A task sent through a worker's pipeline (a pool with prefetch) reports
+// its start as any other.
+func TestManager_TaskEvents_pipelinedTaskStarts(t *testing.T) {
+	m := newManager(t, host.PoolConfig{Name: "CPU", Plugin: "cpuload", Workers: 1, Prefetch: 4})
+	waitReady(t, m, "CPU")
+	var mu sync.Mutex
+	var types []host.EventType
+	listen := host.TaskEvents(func(e host.Event) {
+		mu.Lock()
+		types = append(types, e.Type)
+		mu.Unlock()
+	})
+	var wg sync.WaitGroup
+	for range 4 { // more than the worker runs at once: some are pipelined
+		wg.Go(func() {
+			_, err := m.Submit(context.Background(), "CPU", []byte(`{"duration": 20}`), listen)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 4, count(types, host.EventTaskStarted), "%v", types)
+	assert.Equal(t, 4, count(types, host.EventTaskFinished), "%v", types)
+}
+
+func count[T comparable](s []T, v T) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
 // A caller's task id names the task in its result and its events.
 func TestManager_TaskID(t *testing.T) {
 	l := newEventLog()

@@ -79,6 +79,7 @@ func (w *pluginProc) openPipeline() bool {
 }
 
 func (w *pluginProc) runSeq(ctx context.Context, input []byte, concurrency int, doomed func(), moved <-chan struct{}) ([]byte, time.Duration, error, bool) {
+	taskStarted(ctx, w.p.pid)
 	return callSeq(ctx, w.p, w.pipe.pl, input, concurrency, doomed, moved)
 }
 

@@ -12,12 +12,15 @@
 //   - one durable pull consumer per pool ("pool-<hex of the name>") and one
 //     for one-shots ("oneshot"), with explicit acks;
 //   - key-value bucket wpm_tasks: each task's record under its id, and
-//     idempotency keys under idem.<sha256>; the bucket's TTL is
-//     async.retention.
+//     idempotency keys under idem.<hex> (the first 16 bytes of the key's
+//     SHA-256); the bucket has no TTL of its own: an ended record and a key
+//     carry theirs (async.retention, the dedup window).
 //
-// A runner per pool takes a message only while it holds a place on a free
-// worker ([host.Manager.Reserve]), so the queue stays in JetStream and the
-// pool's own queue stays short. Delivery is at least once: a task running
+// A runner per pool takes a message when its pool has a free place, and
+// reserves that place ([host.Manager.TryReserve]) before it runs the task;
+// when no place is free it takes a message first and waits for a place a
+// bounded time (a third of the ack wait) before it hands the message back,
+// so the queue stays in JetStream and the pool's own queue stays short. Delivery is at least once: a task running
 // when wpm dies runs again after a restart (its attempts show it).
 //
 // An ended task with a callback URL (under [Options.CallbackAllow],
