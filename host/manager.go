@@ -206,9 +206,8 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte, opt
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
-	return m.runTask(ctx, o, poolName, cfg.Plugin, func(ctx context.Context) ([]byte, int, time.Duration, error) {
-		return p.submit(ctx, input)
-	})
+	book, ctx := m.beginTask(ctx, o, poolName, cfg.Plugin)
+	return book.end(p.submit(ctx, input))
 }
 
 // timeoutError is the error of a task that ran past timeout.
@@ -286,9 +285,8 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, run Ru
 	}
 	ctx, cancel := m.oneShotContext(ctx, m.oneShots.timeout(run.Timeout))
 	defer cancel()
-	return m.runTask(ctx, o, "", plugin, func(ctx context.Context) ([]byte, int, time.Duration, error) {
-		return m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB)
-	})
+	book, ctx := m.beginTask(ctx, o, "", plugin)
+	return book.end(m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB))
 }
 
 // resolveOneShot returns the path of what a one-shot called name runs: a

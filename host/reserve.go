@@ -109,11 +109,10 @@ func (r *Reservation) Run(ctx context.Context, input []byte, opts ...TaskOption)
 func (r *Reservation) run(ctx context.Context, input []byte, o taskOptions) (Result, error) {
 	ctx, cancel, cfg := r.pool.taskContext(ctx)
 	defer cancel()
-	return r.m.runTask(ctx, o, r.pool.name, cfg.Plugin, func(ctx context.Context) ([]byte, int, time.Duration, error) {
-		wait := time.Since(r.start)
-		out, pid, err := r.lease.run(ctx, input)
-		return out, pid, wait, err
-	})
+	book, ctx := r.m.beginTask(ctx, o, r.pool.name, cfg.Plugin)
+	wait := time.Since(r.start)
+	out, pid, err := r.lease.run(ctx, input)
+	return book.end(out, pid, wait, err)
 }
 
 // Release gives the place back unused. It does nothing after Run or an

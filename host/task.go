@@ -32,34 +32,47 @@ func TaskEvents(fn func(Event)) TaskOption { return func(o *taskOptions) { o.eve
 // newTaskOptions applies opts, giving the task a random id when none is
 // set.
 func newTaskOptions(opts []TaskOption) taskOptions {
-	var o taskOptions
+	if len(opts) == 0 {
+		return taskOptions{id: randid.New()} // no allocation of its own
+	}
+	o := new(taskOptions)
 	for _, opt := range opts {
-		opt(&o)
+		opt(o)
 	}
 	if o.id == "" {
 		o.id = randid.New()
 	}
-	return o
+	return *o
 }
 
-// taskRun is what runs one task, once its bookkeeping is set up: on a
-// pool's worker, a reserved worker or a one-shot process. It returns the
-// output, the worker's pid (0 if none took it) and how long the task
-// waited for a worker.
-type taskRun func(ctx context.Context) (out []byte, pid int, wait time.Duration, err error)
+// taskBook is the bookkeeping of one task, whichever way it runs (on a
+// pool's worker, a reserved worker or a one-shot process): begun before
+// the task looks for a worker, ended with how it went. A value, so that
+// it costs no allocation.
+type taskBook struct {
+	m            *Manager
+	o            taskOptions
+	pool, plugin string // pool is empty for a one-shot
+	start        time.Time
+	tr           *tracker
+}
 
-// runTask is the one bookkeeping of a task, whichever way it runs: it
-// reports the task queued, runs it, tells the observer and the task's
-// events how it ended, and makes its Result or *TaskError. pool is empty
-// for a one-shot.
-func (m *Manager) runTask(ctx context.Context, o taskOptions, pool, plugin string, run taskRun) (Result, error) {
-	start := time.Now()
-	ctx, tr := m.track(ctx, o, pool, plugin)
-	out, pid, wait, err := run(ctx)
-	m.finished(pool, plugin, start, wait, err)
-	tr.finished(pid, time.Since(start), err)
+// beginTask reports the task queued and returns its bookkeeping and ctx
+// carrying what its worker reports to.
+func (m *Manager) beginTask(ctx context.Context, o taskOptions, pool, plugin string) (taskBook, context.Context) {
+	b := taskBook{m: m, o: o, pool: pool, plugin: plugin, start: time.Now()}
+	ctx, b.tr = m.track(ctx, o, pool, plugin)
+	return b, ctx
+}
+
+// end tells the observer and the task's events how it ended (its output,
+// its worker's pid or 0, how long it waited for a worker, its error), and
+// makes its Result or *TaskError.
+func (b taskBook) end(out []byte, pid int, wait time.Duration, err error) (Result, error) {
+	b.m.finished(b.pool, b.plugin, b.start, wait, err)
+	b.tr.finished(pid, time.Since(b.start), err)
 	if err != nil {
-		return Result{}, taskError(o.id, pool, plugin, pid, err)
+		return Result{}, taskError(b.o.id, b.pool, b.plugin, pid, err)
 	}
-	return Result{TaskID: o.id, Pool: pool, Plugin: plugin, WorkerPID: pid, Output: out, Duration: time.Since(start)}, nil
+	return Result{TaskID: b.o.id, Pool: b.pool, Plugin: b.plugin, WorkerPID: pid, Output: out, Duration: time.Since(b.start)}, nil
 }
