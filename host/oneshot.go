@@ -40,9 +40,9 @@ type oneShots struct {
 
 	mu      sync.Mutex
 	closed  bool
-	places  int       // processes counted against the cap
+	places  int                 // processes counted against the cap
 	waiting waitQueue[struct{}] // runs waiting for a place
-	active  int       // runs admitted and not ended
+	active  int                 // runs admitted and not ended
 	drainC  chan struct{}
 	spares  map[string]*pluginSpares // by plugin name; made on first run
 	nextID  int
