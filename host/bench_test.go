@@ -62,17 +62,17 @@ func BenchmarkTrivial(b *testing.B) {
 	// One worker that takes every caller at once, as the direct client
 	// does, with the shipped pool's memory limit and timeout.
 	pools := []host.PoolConfig{
-		{Name: "T", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+		{Name: "T", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4096, TaskTimeout: 5 * time.Minute},
 		{Name: "T-nolimit", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024},
 		// The shipped CPU pool: two workers, one task each at a time.
-		{Name: "T-2x1", Plugin: "cpuload", Workers: 2, Concurrency: 1, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+		{Name: "T-2x1", Plugin: "cpuload", Workers: 2, Concurrency: 1, QueueLimit: 1024, MemoryLimitMB: 4096, TaskTimeout: 5 * time.Minute},
 		// The same with the shipped prefetch: pipelined.
-		{Name: "T-2x1-prefetch", Plugin: "cpuload", Workers: 2, Concurrency: 1, Prefetch: 4, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+		{Name: "T-2x1-prefetch", Plugin: "cpuload", Workers: 2, Concurrency: 1, Prefetch: 4, QueueLimit: 1024, MemoryLimitMB: 4096, TaskTimeout: 5 * time.Minute},
 	}
 	python := testkit.HavePython()
 	if python {
 		// The same trivial round trip to a Python plugin over gRPC.
-		pools = append(pools, host.PoolConfig{Name: "T-python", Plugin: "pyfaults", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute})
+		pools = append(pools, host.PoolConfig{Name: "T-python", Plugin: "pyfaults", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4096, TaskTimeout: 5 * time.Minute})
 	}
 	m := mustBenchManager(b, host.Config{Pools: pools})
 	submit := func(pool string, opts ...host.TaskOption) func(ctx context.Context, in []byte) ([]byte, error) {
@@ -110,7 +110,7 @@ func BenchmarkPayload(b *testing.B) {
 	input := []byte(`{"fault": "echo", "lines": ["` + strings.Repeat("x", 1<<20) + `"]}`)
 	direct := mustDirect(b, "misbehave")
 	m := mustBenchManager(b, host.Config{Pools: []host.PoolConfig{
-		{Name: "E", Plugin: "misbehave", Workers: 1, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute},
+		{Name: "E", Plugin: "misbehave", Workers: 1, QueueLimit: 1024, MemoryLimitMB: 4096, TaskTimeout: 5 * time.Minute},
 	}})
 	submit := func(ctx context.Context, in []byte) ([]byte, error) {
 		res, err := m.Submit(ctx, "E", in)

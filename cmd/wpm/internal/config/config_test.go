@@ -438,7 +438,7 @@ func TestLoad_shippedConfig(t *testing.T) {
 		assert.Equal(t, want.name, p.Name)
 		assert.Equal(t, want.plugin, p.Plugin)
 		assert.Equal(t, 2, p.Workers)
-		assert.Equal(t, 4048, p.MemoryLimitMB)
+		assert.Equal(t, 4096, p.MemoryLimitMB)
 		assert.Equal(t, 1, p.Concurrency)
 		assert.Equal(t, 1024, p.QueueLimit)
 		assert.Equal(t, 5*time.Minute, p.TaskTimeout)
