@@ -59,7 +59,7 @@ func (e *Engine) repair(ctx context.Context) error {
 	if e.nc.Status() != nats.CONNECTED {
 		return errors.New("NATS is not connected")
 	}
-	if _, err := ensureStream(ctx, e.js, e.workQueue(streamName, subjectPrefix)); err != nil {
+	if _, err := ensureStream(ctx, e.js, e.taskStreamConfig()); err != nil {
 		return fmt.Errorf("task stream: %w", err)
 	}
 	if _, err := ensureStream(ctx, e.js, e.workQueue(callbackStream, callbackPrefix)); err != nil {
