@@ -436,7 +436,7 @@ func (e *Engine) DeleteSchedule(ctx context.Context, name string) (Schedule, err
 // PauseSchedule stops the schedule's ticks until ResumeSchedule; it is
 // cluster-wide and survives restarts.
 func (e *Engine) PauseSchedule(ctx context.Context, name string) (Schedule, error) {
-	s, err := e.modifySchedule(ctx, name, func(s *Schedule) { s.Paused = true })
+	s, err := e.modifySchedule(ctx, name, func(s *Schedule) { s.Paused, s.NextRun = true, nil })
 	if err != nil {
 		return s, e.unavailable(err)
 	}
