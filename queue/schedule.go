@@ -82,9 +82,23 @@ func (e *Engine) publishJob(ctx context.Context, j job, subj string, data []byte
 		_, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID))
 		return err
 	}
+	if err := e.schedulesAllowed(); err != nil {
+		return err
+	}
 	_, err := e.js.Publish(ctx, delayPrefix+j.ID, data, jetstream.WithMsgID(j.ID),
 		jetstream.WithScheduleAt(*j.RunAt), jetstream.WithScheduleTarget(subj))
 	return err
+}
+
+// schedulesAllowed fails when the task stream holds no message schedules:
+// an external NATS server older than 2.12 takes the stream's setting
+// without knowing it, and would keep a schedule as a plain message that
+// never fires.
+func (e *Engine) schedulesAllowed() error {
+	if info := e.stream.CachedInfo(); info != nil && !info.Config.AllowMsgSchedules {
+		return fmt.Errorf("%w: the NATS server does not support message schedules (nats-server 2.12 or later; 2.14 for every and cron), so delayed tasks and schedules are off", ErrUnavailable)
+	}
+	return nil
 }
 
 // unschedule removes a canceled delayed task's schedule, so that it never
@@ -288,6 +302,9 @@ func (e *Engine) schedules() jetstream.KeyValue {
 
 // publishSchedule publishes s's definition, replacing any earlier one.
 func (e *Engine) publishSchedule(ctx context.Context, s Schedule) error {
+	if err := e.schedulesAllowed(); err != nil {
+		return err
+	}
 	subj := schedPrefix + nameToken(s.Name)
 	if _, err := e.purgeSubject(ctx, subj); err != nil {
 		return err
@@ -308,7 +325,10 @@ func (e *Engine) publishSchedule(ctx context.Context, s Schedule) error {
 	body, _ := json.Marshal(tick{Schedule: s.Name})
 	_, err := e.js.Publish(ctx, subj, body, opts...)
 	if errors.Is(err, jetstream.ErrSchedulePatternInvalid) {
-		return badSchedule("cron", "%q is refused by NATS: %v", clipKey(s.Cron), err)
+		if s.Every != "" { // a server before 2.14 knows only @at
+			return badSchedule("every", "%q is refused by NATS (every and cron need nats-server 2.14 or later): %v", clipKey(s.Every), err)
+		}
+		return badSchedule("cron", "%q is refused by NATS (every and cron need nats-server 2.14 or later): %v", clipKey(s.Cron), err)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,6 +24,7 @@ func TestSchedule_delayedTaskWaits(t *testing.T) {
 	require.Equal(t, StateScheduled, task.State)
 	require.NotNil(t, task.RunAt)
 	assert.False(t, task.RunAt.Before(runAt), "runAt is rounded up, never down")
+	assert.InDelta(t, 1, testutil.ToFloat64(e.counters.delayed.WithLabelValues("M")), 0.5, "wpm_async_tasks_delayed_total")
 
 	time.Sleep(1200 * time.Millisecond)
 	got, err := e.Get(context.Background(), task.ID)
@@ -132,6 +134,7 @@ func TestSchedule_every(t *testing.T) {
 	assert.True(t, got.Paused)
 	assert.Nil(t, got.NextRun)
 	assert.Len(t, got.LastRuns, len(made))
+	assert.InDelta(t, len(made), testutil.ToFloat64(e.counters.scheduleRuns.WithLabelValues("tick")), 0.5, "wpm_async_schedule_runs_total")
 	for _, task := range made {
 		assert.Equal(t, StateSucceeded, waitFor(t, e, task.ID, ended).State)
 	}
