@@ -77,6 +77,9 @@ func (e *Engine) repair(ctx context.Context) error {
 	if _, err := ensureKV(ctx, e.js, e.hostsBucketConfig()); err != nil {
 		return fmt.Errorf("hosts bucket: %w", err)
 	}
+	if err := e.setUpSchedules(ctx); err != nil { // schedule.go
+		return err
+	}
 	e.mu.Lock()
 	pools := make([]string, 0, len(e.runnerOf))
 	for pool := range e.runnerOf {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -530,6 +531,10 @@ func (e *Engine) tickLoop() {
 		}
 		for msg := range batch.Messages() {
 			e.tick(ctx, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			cons = nil // gone with a restart of the server, say: made again
+			idle(ctx, nil, e.opts.PollInterval)
 		}
 	}
 }

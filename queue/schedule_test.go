@@ -230,3 +230,25 @@ func TestSchedule_reconcile(t *testing.T) {
 	_, err = e.GetSchedule(ctx, "api")
 	require.NoError(t, err)
 }
+
+// A cron schedule in a time zone ticks through NATS, and a schedule may
+// run one-shots of a plugin.
+func TestSchedule_cronOneShot(t *testing.T) {
+	e := newEngine(t)
+	ctx := context.Background()
+	s, err := e.CreateSchedule(ctx, Schedule{Name: "cron", Plugin: "misbehave", Input: []byte(`{"fault": "echo"}`), Cron: "* * * * * *", Timezone: "Asia/Kolkata"})
+	require.NoError(t, err)
+	require.NotNil(t, s.NextRun)
+	assert.WithinDuration(t, time.Now(), *s.NextRun, 2*time.Second)
+	var made []Task
+	require.Eventually(t, func() bool { made = scheduleTasks(t, e, "cron"); return len(made) >= 2 }, 10*time.Second, 100*time.Millisecond)
+	done := waitFor(t, e, made[0].ID, ended)
+	assert.Equal(t, StateSucceeded, done.State, "%+v", done)
+	assert.Empty(t, done.Pool)
+	assert.Equal(t, "misbehave", done.Plugin)
+	_, err = e.DeleteSchedule(ctx, "cron")
+	require.NoError(t, err)
+	n := len(scheduleTasks(t, e, "cron"))
+	time.Sleep(2 * time.Second)
+	assert.LessOrEqual(t, len(scheduleTasks(t, e, "cron")), n+1, "a deleted schedule stops ticking (one tick may be in flight)")
+}
