@@ -102,20 +102,26 @@ func TestCluster_scheduleOncePerTick(t *testing.T) {
 	time.Sleep(7500 * time.Millisecond)
 	status, body = postJSON(t, b.url+"/v1/schedules/two/pause", ``)
 	require.Equal(t, http.StatusOK, status, body)
-	_, rec := scheduleOf(t, b, "two")
+	made := func() int {
+		var list struct {
+			Tasks []struct{ ID, Schedule, Host string }
+		}
+		require.Equal(t, http.StatusOK, getJSON(t, a.url+"/v1/tasks?limit=1000", &list))
+		n := 0
+		for _, task := range list.Tasks {
+			if task.Schedule == "two" {
+				n++
+			}
+		}
+		return n
+	}
+	var rec scheduleRecord
+	// A tick taken just before the pause is recorded in its schedule just
+	// after its task is made.
+	require.Eventually(t, func() bool { _, rec = scheduleOf(t, b, "two"); return len(rec.LastRuns) == made() },
+		5*time.Second, 50*time.Millisecond, "one task per tick, not one per host")
 	assert.GreaterOrEqual(t, len(rec.LastRuns), 3)
 	assert.LessOrEqual(t, len(rec.LastRuns), 5)
-	var list struct {
-		Tasks []struct{ ID, Schedule, Host string }
-	}
-	require.Equal(t, http.StatusOK, getJSON(t, a.url+"/v1/tasks?limit=1000", &list))
-	made := 0
-	for _, task := range list.Tasks {
-		if task.Schedule == "two" {
-			made++
-		}
-	}
-	assert.Equal(t, len(rec.LastRuns), made, "one task per tick, not one per host")
 }
 
 // Schedules declared in the config are made at start, updated and removed
