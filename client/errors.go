@@ -38,6 +38,8 @@ const (
 	CodeResultTooLarge       Code = "result_too_large"
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	CodeStorageFull          Code = "storage_full"
+	CodeUnknownSchedule      Code = "unknown_schedule"
+	CodeScheduleExists       Code = "schedule_exists"
 )
 
 // Sentinels to compare an error with [errors.Is]: an [*Error] is one of
@@ -67,6 +69,8 @@ var (
 	ErrResultTooLarge       = &Error{Code: CodeResultTooLarge}
 	ErrIdempotencyKeyReused = &Error{Code: CodeIdempotencyKeyReused}
 	ErrStorageFull          = &Error{Code: CodeStorageFull}
+	ErrUnknownSchedule      = &Error{Code: CodeUnknownSchedule}
+	ErrScheduleExists       = &Error{Code: CodeScheduleExists}
 )
 
 // Error is an error answer of the API, or the error an asynchronous task

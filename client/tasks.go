@@ -73,6 +73,14 @@ func (c *Client) Submit(ctx context.Context, s SubmitRequest) (*Accepted, error)
 	if s.CallbackURL != "" {
 		r.query.Set("callbackUrl", s.CallbackURL)
 	}
+	switch {
+	case s.Delay != 0 && !s.RunAt.IsZero():
+		return nil, errors.New("client: a SubmitRequest has Delay or RunAt, not both")
+	case s.Delay != 0:
+		r.query.Set("delay", s.Delay.String())
+	case !s.RunAt.IsZero():
+		r.query.Set("runAt", s.RunAt.UTC().Format(time.RFC3339))
+	}
 	if s.IdempotencyKey != "" {
 		r.header.Set("Idempotency-Key", s.IdempotencyKey)
 		r.idempotent = true

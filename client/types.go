@@ -52,6 +52,11 @@ type SubmitRequest struct {
 	// CallbackURL receives a POST of the task's final record; it must be
 	// under the server's async.callbackAllow.
 	CallbackURL string
+	// Delay, or RunAt, delays the task: it is scheduled until then
+	// (?delay, ?runAt; at most the server's async.maxDelay). A RunAt in
+	// the past runs now.
+	Delay time.Duration
+	RunAt time.Time
 }
 
 // TaskState is where an asynchronous task is.
@@ -59,6 +64,7 @@ type TaskState string
 
 // The states of an asynchronous task.
 const (
+	StateScheduled TaskState = "scheduled"
 	StateQueued    TaskState = "queued"
 	StateRunning   TaskState = "running"
 	StateSucceeded TaskState = "succeeded"
@@ -116,6 +122,10 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+	// RunAt is when a delayed task is due.
+	RunAt *time.Time `json:"runAt,omitempty"`
+	// Schedule names the schedule whose tick made the task.
+	Schedule string `json:"schedule,omitempty"`
 	// Raw is the record as the server sent it.
 	Raw json.RawMessage `json:"-"`
 }

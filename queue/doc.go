@@ -11,6 +11,12 @@
 //     (its id as message id), removed when acknowledged;
 //   - one durable pull consumer per pool ("pool-<hex of the name>") and one
 //     for one-shots ("oneshot"), with explicit acks;
+//   - the stream allows message schedules: a delayed task ([Request.RunAt])
+//     waits as an "@at" schedule on wpm.tasks.delay.<id>, and a
+//     [Schedule] ticks from wpm.tasks.sched.<hex of the name> into
+//     wpm.tasks.tick.<hex of the name>, taken through the one durable
+//     consumer "ticks"; the schedules are kept in the bucket
+//     wpm_schedules (schedule.go);
 //   - key-value bucket wpm_tasks: each task's record under its id, and
 //     idempotency keys under idem.<hex> (the first 16 bytes of the key's
 //     SHA-256); the bucket has no TTL of its own: an ended record and a key

@@ -71,6 +71,9 @@ type Options struct {
 	// with MaxResultBytes it sizes the embedded server's max_payload. 0
 	// means 10 MB.
 	MaxInputBytes int64
+	// MaxDelay bounds a delayed task's wait (async.maxDelay); 0 means
+	// MaxDelayDefault.
+	MaxDelay time.Duration
 	// DedupWindow is how long an idempotency key holds (async.dedupWindow).
 	DedupWindow time.Duration
 	// AckWait is how long a task whose runner went silent waits before it
@@ -206,6 +209,9 @@ type Engine struct {
 	storeFull   atomic.Bool
 	storageWake chan struct{}
 	allow       []callbackURL // async.callbackAllow, parsed
+	// scheds is the schedules' bucket (schedule.go), set by setUp.
+	schedMu sync.Mutex
+	scheds  jetstream.KeyValue
 }
 
 // Start connects to NATS (starting the embedded server unless opts.URL is
@@ -251,6 +257,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 			e.abort()
 			return nil, err
 		}
+		e.runners.Go(e.tickLoop) // schedule.go
 	}
 	return e, nil
 }
@@ -294,7 +301,7 @@ func (e *Engine) setUp(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	e.js = js
-	e.stream, err = ensureStream(ctx, js, e.workQueue(streamName, subjectPrefix))
+	e.stream, err = ensureStream(ctx, js, e.taskStreamConfig())
 	if err != nil {
 		return fmt.Errorf("make the task stream %s: %w", streamName, err)
 	}
@@ -305,6 +312,9 @@ func (e *Engine) setUp(ctx context.Context) error {
 	e.results, err = ensureResults(ctx, js, e.resultsConfig())
 	if err != nil {
 		return fmt.Errorf("make the results store %s: %w", resultsBucket, err)
+	}
+	if err := e.setUpSchedules(ctx); err != nil {
+		return err
 	}
 	return e.setUpCallbacks(ctx)
 }

@@ -37,7 +37,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	if err != nil {
 		return nil, err
 	}
-	if got := s.CachedInfo().Config; got.Duplicates != cfg.Duplicates || got.Replicas != cfg.Replicas {
+	if got := s.CachedInfo().Config; got.Duplicates != cfg.Duplicates || got.Replicas != cfg.Replicas ||
+		got.AllowMsgSchedules != cfg.AllowMsgSchedules {
 		return js.UpdateStream(ctx, cfg)
 	}
 	return s, nil

@@ -17,6 +17,10 @@ const (
 	CodeIdempotencyKeyReused host.ErrorCode = "idempotency_key_reused"
 	// CodeResultTooLarge: a task's result was over async.maxResultBytes.
 	CodeResultTooLarge host.ErrorCode = "result_too_large"
+	// CodeUnknownSchedule: no schedule has that name.
+	CodeUnknownSchedule host.ErrorCode = "unknown_schedule"
+	// CodeScheduleExists: a schedule of that name exists already.
+	CodeScheduleExists host.ErrorCode = "schedule_exists"
 )
 
 // Sentinel errors; match them with [errors.Is].
@@ -32,6 +36,12 @@ var (
 	ErrKeyReused = errors.New("idempotency key reused for another request")
 	// ErrUnavailable means NATS can not be reached now.
 	ErrUnavailable = errors.New("task queue unavailable")
+	// ErrUnknownSchedule means no schedule has the name.
+	ErrUnknownSchedule = errors.New("unknown schedule")
+	// ErrScheduleExists means a schedule of the name exists already.
+	ErrScheduleExists = errors.New("schedule exists")
+	// ErrBadSchedule means a schedule's field is wrong; the message names it.
+	ErrBadSchedule = errors.New("bad schedule")
 )
 
 // retryable lists the codes after which a pool's retries apply.

@@ -16,6 +16,9 @@ type counters struct {
 	ended        *prometheus.CounterVec
 	retries      *prometheus.CounterVec
 	redeliveries *prometheus.CounterVec
+	// delayed and scheduleRuns are schedule.go's.
+	delayed      *prometheus.CounterVec
+	scheduleRuns *prometheus.CounterVec
 }
 
 func newCounters() counters {
@@ -31,6 +34,10 @@ func newCounters() counters {
 			"Attempts of asynchronous tasks that failed and were queued again for a retry, by pool."), []string{"pool"}),
 		redeliveries: prometheus.NewCounterVec(opts("redeliveries_total",
 			`Asynchronous tasks that were running when their runner went away (wpm killed) and run again, by pool ("" for one-shots).`), []string{"pool"}),
+		delayed: prometheus.NewCounterVec(opts("tasks_delayed_total",
+			`Asynchronous tasks accepted with a delay (?delay, ?runAt in the future), scheduled until then, by pool ("" for one-shots).`), []string{"pool"}),
+		scheduleRuns: prometheus.NewCounterVec(opts("schedule_runs_total",
+			"Tasks made by a schedule's ticks (one per tick across the cluster), by schedule."), []string{"schedule"}),
 	}
 }
 
@@ -55,6 +62,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	c.e.counters.ended.Describe(ch)
 	c.e.counters.retries.Describe(ch)
 	c.e.counters.redeliveries.Describe(ch)
+	c.e.counters.delayed.Describe(ch)
+	c.e.counters.scheduleRuns.Describe(ch)
 	ch <- queueDepthDesc
 	ch <- runningDesc
 }
@@ -66,6 +75,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	e.counters.ended.Collect(ch)
 	e.counters.retries.Collect(ch)
 	e.counters.redeliveries.Collect(ch)
+	e.counters.delayed.Collect(ch)
+	e.counters.scheduleRuns.Collect(ch)
 	e.mu.Lock()
 	running := len(e.running)
 	runners := make(map[string]*runner, len(e.runnerOf))

@@ -18,10 +18,12 @@ const (
 	StateSucceeded State = "succeeded"
 	StateFailed    State = "failed"
 	StateCanceled  State = "canceled"
+	// StateScheduled is a delayed task waiting for its runAt (schedule.go).
+	StateScheduled State = "scheduled"
 )
 
 // States lists every state, live ones first.
-var States = []State{StateQueued, StateRunning, StateSucceeded, StateFailed, StateCanceled}
+var States = []State{StateScheduled, StateQueued, StateRunning, StateSucceeded, StateFailed, StateCanceled}
 
 // Ended reports whether s is an end state.
 func (s State) Ended() bool {
@@ -62,6 +64,10 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+	// RunAt is when a delayed task is due (?delay, ?runAt).
+	RunAt *time.Time `json:"runAt,omitempty"`
+	// Schedule names the schedule whose tick made the task.
+	Schedule string `json:"schedule,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.
@@ -96,11 +102,19 @@ type job struct {
 	// caller on another host: its result has no async.maxResultBytes
 	// bound, as it has none when run locally.
 	Forwarded bool `json:"forwarded,omitempty"`
+	// RunAt and Schedule are the record's (schedule.go).
+	RunAt    *time.Time `json:"runAt,omitempty"`
+	Schedule string     `json:"schedule,omitempty"`
 }
 
 // record returns a new job's first record.
 func (j job) record() Task {
-	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL}
+	t := Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL,
+		RunAt: j.RunAt, Schedule: j.Schedule}
+	if j.RunAt != nil && j.RunAt.After(time.Now()) {
+		t.State = StateScheduled
+	}
+	return t
 }
 
 // now returns the current time in UTC, as records keep it.

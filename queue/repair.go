@@ -59,7 +59,7 @@ func (e *Engine) repair(ctx context.Context) error {
 	if e.nc.Status() != nats.CONNECTED {
 		return errors.New("NATS is not connected")
 	}
-	if _, err := ensureStream(ctx, e.js, e.workQueue(streamName, subjectPrefix)); err != nil {
+	if _, err := ensureStream(ctx, e.js, e.taskStreamConfig()); err != nil {
 		return fmt.Errorf("task stream: %w", err)
 	}
 	if _, err := ensureStream(ctx, e.js, e.workQueue(callbackStream, callbackPrefix)); err != nil {
@@ -76,6 +76,9 @@ func (e *Engine) repair(ctx context.Context) error {
 	}
 	if _, err := ensureKV(ctx, e.js, e.hostsBucketConfig()); err != nil {
 		return fmt.Errorf("hosts bucket: %w", err)
+	}
+	if err := e.setUpSchedules(ctx); err != nil { // schedule.go
+		return err
 	}
 	e.mu.Lock()
 	pools := make([]string, 0, len(e.runnerOf))

@@ -37,8 +37,16 @@ type Request struct {
 	// it must start with a prefix of Options.CallbackAllow.
 	CallbackURL string
 
+	// RunAt, when set and in the future, delays the task until then
+	// (schedule.go); one in the past runs now.
+	RunAt time.Time
+	// Schedule names the schedule a tick of which made the task.
+	Schedule string
+
 	// forwarded is set by RunRemote (job.Forwarded).
 	forwarded bool
+	// id, when set, is the task's id (a schedule's tick's).
+	id string
 }
 
 // Submit checks req without running it (unknown pool or plugin, input too
@@ -81,7 +89,7 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
 	subj := subject(j.Pool)
-	if _, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID)); err != nil {
+	if err := e.publishJob(ctx, j, subj, data); err != nil {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
@@ -91,6 +99,9 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	e.signal(subj)
 	e.wakeAll(subj)
 	e.counters.submitted.WithLabelValues(j.Pool).Inc()
+	if rec.State == StateScheduled {
+		e.counters.delayed.WithLabelValues(j.Pool).Inc()
+	}
 	return rec, nil
 }
 
@@ -105,6 +116,7 @@ func (e *Engine) newJob(req Request) (job, error) {
 	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
 		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded}
+	j.withSchedule(req)
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
@@ -353,7 +365,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
 func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
 	t, _, err := e.modify(ctx, Task{ID: id}, 0, casOnce, func(t *Task) error {
 		if t.State.Ended() {
-			return fmt.Errorf("%w: task %s is %s already; only queued and running tasks can be canceled", ErrTaskEnded, id, t.State)
+			return fmt.Errorf("%w: task %s is %s already; only scheduled, queued and running tasks can be canceled", ErrTaskEnded, id, t.State)
 		}
 		t.State, t.FinishedAt = StateCanceled, now()
 		t.Error = &TaskError{Code: host.CodeCanceled, Message: "the task was canceled by DELETE /v1/tasks/" + id}
@@ -366,6 +378,7 @@ func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
 		return Task{}, err
 	}
 	e.stopLocal(id)
+	e.unschedule(ctx, t)                        // a delayed task's message never comes
 	_ = e.nc.Publish(cancelSubject, []byte(id)) // the host running it stops it
 	e.counters.ended.WithLabelValues(t.Pool, string(t.State)).Inc()
 	if err := e.storeCallback(ctx, t); err != nil {

@@ -71,6 +71,7 @@ func commands() []command {
 		{"new", "wpm new plugin NAME [flags]\n\n" + newUsage, "write a new plugin (Go, Python or Node.js) with its test", runNew},
 		{"status", "wpm status [--url URL] [--token T] [flags]", "show a running wpm's pools and workers", runStatus},
 		{"tasks", "wpm tasks submit|get|wait|cancel|list [ID] [flags]\n\n" + tasksUsage, "submit, read, await, cancel and list a running wpm's asynchronous tasks", runTasks},
+		{"schedules", "wpm schedules list|get|add|rm|pause|resume [NAME] [flags]\n\n" + schedulesUsage, "list, make, delete, pause and resume a running wpm's schedules", runSchedules},
 		{"version", "wpm version", "print wpm's version", runVersion},
 	}
 }

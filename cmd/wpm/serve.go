@@ -114,6 +114,7 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 	if err := mx.Registry().Register(tasks.Collector()); err != nil {
 		return undo(fmt.Errorf("metrics: %w", err), tasks.Stop, mgr.Shutdown)
 	}
+	reconcileSchedules(tasks, cfg, logger)
 	reload := func() error {
 		next, err := reloadConfig(cfg, mgr, load, logger)
 		if err != nil {
@@ -121,6 +122,7 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		}
 		tasks.SetRetries(next.Retries)
 		reconcileTasks(tasks, logger)
+		reconcileSchedules(tasks, next, logger)
 		return nil
 	}
 	srv := newAPI(cfg, mgr, tasks, mx, bus, reload, logger)
@@ -255,6 +257,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), l
 		MaxInputBytes:      cfg.HTTP.BodyLimitBytes,
 		DedupWindow:        cfg.Async.DedupWindow,
 		AckWait:            cfg.Async.AckWait,
+		MaxDelay:           cfg.Async.MaxDelay,
 		CallbackAllow:      cfg.Async.CallbackAllow,
 		CallbackSecret:     cfg.Async.CallbackSecret,
 		OneShotConcurrency: max(1, cfg.Host.OneShot.MaxConcurrent/2),
@@ -307,6 +310,18 @@ func reconcileTasks(tasks *queue.Engine, logger hclog.Logger) {
 	defer cancel()
 	if err := tasks.Reconcile(ctx); err != nil {
 		logger.Warn("asynchronous tasks: the runners do not match the reloaded pools yet", "error", err)
+	}
+}
+
+// reconcileSchedules makes, updates and removes the schedules the config
+// declares (schedules:); those made through the API stay. A failure is
+// logged: the config was checked, so it is NATS not answering, or a
+// plugin missing from the plugins directory.
+func reconcileSchedules(tasks *queue.Engine, cfg config.Config, logger hclog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), reconcileBound)
+	defer cancel()
+	if err := tasks.ReconcileSchedules(ctx, cfg.QueueSchedules()); err != nil {
+		logger.Warn("schedules: the config's schedules are not all in place", "error", err)
 	}
 }
 

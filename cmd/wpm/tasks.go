@@ -17,7 +17,8 @@ import (
 
 // tasksUsage lists wpm tasks' subcommands.
 const tasksUsage = `Subcommands:
-  submit --pool P | --plugin X --task JSON|@FILE|-   submit a task asynchronously, print {"id",…}
+  submit --pool P | --plugin X --task JSON|@FILE|-   submit a task asynchronously, print {"id",…};
+         [--delay D | --run-at RFC3339]             run it later (it is scheduled until then)
   get ID                                            print the task's record
   wait ID                                           wait until the task ends, print its record
   cancel ID                                         cancel a queued or running task
@@ -43,7 +44,9 @@ func runTasks(args []string, e env) int {
 	task := fs.String("task", "", "submit: the task's JSON input; @FILE reads it from a file, - from standard input")
 	key := fs.String("idempotency-key", "", "submit: a repeat with the same key within async.dedupWindow returns the first task")
 	callback := fs.String("callback-url", "", "submit: URL (under async.callbackAllow) that receives the final record")
-	state := fs.String("state", "", "list: only tasks in this state (queued, running, succeeded, failed, canceled)")
+	delay := fs.Duration("delay", 0, "submit: run the task this long from now (like 90s, 2h; at most async.maxDelay)")
+	runAt := fs.String("run-at", "", "submit: run the task at this RFC 3339 time (like 2030-01-02T15:04:05Z); one in the past runs now")
+	state := fs.String("state", "", "list: only tasks in this state (scheduled, queued, running, succeeded, failed, canceled)")
 	limit := fs.Int("limit", 20, "list: at most this many tasks")
 	config.RegisterConfigFlag(fs)
 	if st, done := parseFlags(fs, lookup("tasks"), args, e); done {
@@ -67,7 +70,14 @@ func runTasks(args []string, e env) int {
 	sub, rest := fs.Arg(0), fs.Args()[1:]
 	switch {
 	case sub == "submit" && len(rest) == 0:
-		return tc.submit(client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback}, *task)
+		req := client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback, Delay: *delay}
+		if *runAt != "" {
+			if req.RunAt, err = time.Parse(time.RFC3339, *runAt); err != nil || *delay != 0 {
+				fmt.Fprintf(e.stderr, "wpm tasks submit: --run-at must be an RFC 3339 time like 2030-01-02T15:04:05Z, and goes without --delay; got %q\n", *runAt)
+				return 2
+			}
+		}
+		return tc.submit(req, *task)
 	case sub == "list" && len(rest) == 0:
 		return tc.list(client.ListOptions{State: client.TaskState(*state), Pool: *pool, Limit: *limit})
 	case (sub == "get" || sub == "wait" || sub == "cancel") && len(rest) == 1:

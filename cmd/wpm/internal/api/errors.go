@@ -44,6 +44,8 @@ var statusOf = map[host.ErrorCode]int{
 	codeKeyReused:          http.StatusUnprocessableEntity,
 	codeStorageFull:        http.StatusServiceUnavailable,
 	codeAsyncUnavailable:   http.StatusServiceUnavailable,
+	codeUnknownSchedule:    http.StatusNotFound,
+	codeScheduleExists:     http.StatusConflict,
 	host.CodeCanceled:      499, // client closed request; nobody reads it
 	host.CodeInternal:      http.StatusInternalServerError,
 }

@@ -370,7 +370,7 @@ func TestOpenAPI_everyRouteDocumented(t *testing.T) {
 
 // pathOf fills a documented path's parameters with names that exist.
 func pathOf(path string) string {
-	return strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{file}", "app.js", "{id}", "0123456789abcdef").Replace(path)
+	return strings.NewReplacer("{pool}", "CPU", "{plugin}", "cpuload", "{file}", "app.js", "{id}", "0123456789abcdef", "{name}", "nightly").Replace(path)
 }
 
 func asAnyList(v any) []any { l, _ := v.([]any); return l }
@@ -465,6 +465,24 @@ func TestOpenAPI_responses(t *testing.T) {
 	require.NotNil(t, es)
 	es, _ = s.openStream(t, "GET", "/v1/tasks/"+task+"/events", "", token, nil)
 	require.NotNil(t, es)
+	// Delayed tasks and schedules.
+	req("POST", "/v1/pools/CPU/tasks?async=true&delay=1h", `{"duration": 1}`)
+	req("POST", "/v1/pools/CPU/tasks?async=true&runAt=never", `{"duration": 1}`)
+	req("POST", "/v1/schedules", `{"name": "nightly", "pool": "CPU", "input": {"duration": 1}, "cron": "0 0 3 * * *", "timezone": "Europe/Paris"}`)
+	req("POST", "/v1/schedules", `{"name": "nightly", "pool": "CPU", "every": "1h"}`)
+	req("POST", "/v1/schedules", `{"name": "", "pool": "CPU", "every": "1h"}`)
+	req("POST", "/v1/schedules", `{"name": "gpu", "pool": "GPU", "every": "1h"}`)
+	req("GET", "/v1/schedules", "")
+	req("GET", "/v1/schedules?x=1", "")
+	req("GET", "/v1/schedules/nightly", "")
+	req("POST", "/v1/schedules/nightly/pause", "")
+	req("POST", "/v1/schedules/nightly/resume", "")
+	req("DELETE", "/v1/schedules/nightly", "")
+	for _, op := range []string{"GET", "DELETE"} {
+		req(op, "/v1/schedules/nightly", "")
+	}
+	req("POST", "/v1/schedules/nightly/pause", "")
+	req("POST", "/v1/schedules/nightly/resume", "")
 	req("GET", "/ui/nope.js", "")
 	req("GET", "/v1/tasks/nope/events", "")
 	s.send(t, "GET", "/v1/events?since=1", nil, "Bearer "+token)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -76,12 +77,42 @@ const routePoolTasks = "/v1/pools/:pool/tasks"
 // queryParams are the query parameters each route takes; a route not
 // listed takes none.
 var queryParams = map[string][]string{
-	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl"},
-	routePoolTasks:      {"async", "callbackUrl"},
-	"/example/pool":     {"async", "callbackUrl"},
-	routeExampleOneShot: {"async", "callbackUrl"},
+	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl", "delay", "runAt"},
+	routePoolTasks:      {"async", "callbackUrl", "delay", "runAt"},
+	"/example/pool":     {"async", "callbackUrl", "delay", "runAt"},
+	routeExampleOneShot: {"async", "callbackUrl", "delay", "runAt"},
 	routeTasks:          {"state", "pool", "limit"},
 	routeTask:           {"wait"},
+}
+
+// runAt reads an asynchronous submit's delay (a Go duration, like 90s) or
+// runAt (RFC 3339), at most one of them, and returns when the task is due;
+// zero when neither is given. A runAt in the past is due now; a delay that
+// is negative, or either beyond maxDelay (async.maxDelay) from now, is 400
+// naming the parameter.
+func runAt(c echo.Context, maxDelay time.Duration) (time.Time, error) {
+	delay, at := c.QueryParam("delay"), c.QueryParam("runAt")
+	now := time.Now()
+	switch {
+	case delay != "" && at != "":
+		return time.Time{}, badRequest("query parameters delay and runAt go one at a time; give one of them")
+	case delay != "":
+		d, err := time.ParseDuration(delay)
+		if err != nil || d < 0 || d > maxDelay {
+			return time.Time{}, badRequest(fmt.Sprintf("query parameter delay must be a Go duration from 0 to %s (async.maxDelay), like 90s or 2h, got %q", maxDelay, clip(delay)))
+		}
+		return now.Add(d), nil
+	case at != "":
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return time.Time{}, badRequest(fmt.Sprintf("query parameter runAt must be an RFC 3339 time, like 2030-01-02T15:04:05Z, got %q", clip(at)))
+		}
+		if t.Sub(now) > maxDelay {
+			return time.Time{}, badRequest(fmt.Sprintf("query parameter runAt is more than %s (async.maxDelay) from now, got %q", maxDelay, clip(at)))
+		}
+		return t, nil
+	}
+	return time.Time{}, nil
 }
 
 // checkQuery refuses a query parameter the route does not take, or one

@@ -162,6 +162,7 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.GET("/v1/openapi.json", s.openAPIJSON, apiRoute...)
 	e.GET("/v1/openapi.yaml", s.openAPIYAML, apiRoute...)
 	s.eventRoutes(apiRoute)
+	s.scheduleRoutes(apiRoute)
 	return s
 }
 

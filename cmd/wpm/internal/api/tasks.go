@@ -57,6 +57,11 @@ func asyncWanted(c echo.Context) (bool, error) {
 	if err == nil && !wanted && c.QueryParam("callbackUrl") != "" {
 		err = badRequest("query parameter callbackUrl needs async=true (or Prefer: respond-async): only asynchronous tasks call back")
 	}
+	for _, p := range []string{"delay", "runAt"} {
+		if err == nil && !wanted && c.QueryParam(p) != "" {
+			err = badRequest("query parameter " + p + " needs async=true (or Prefer: respond-async): only asynchronous tasks wait for their time")
+		}
+	}
 	return wanted, err
 }
 
@@ -110,6 +115,9 @@ func (s *Server) submitAsync(c echo.Context, req queue.Request) error {
 		return badRequest(fmt.Sprintf("the Idempotency-Key header is %d bytes; send at most %d", len(req.IdempotencyKey), maxIdempotencyKey))
 	}
 	req.CallbackURL = c.QueryParam("callbackUrl")
+	if req.RunAt, err = runAt(c, e.MaxDelay()); err != nil {
+		return err
+	}
 	t, err := e.Submit(c.Request().Context(), req)
 	if err != nil {
 		return taskError("", err)
@@ -135,6 +143,9 @@ var queueCodes = []struct {
 	{queue.ErrTooLarge, codeBodyTooLarge},
 	{queue.ErrCallbackRefused, codeBadRequest},
 	{queue.ErrKeyReused, codeKeyReused},
+	{queue.ErrUnknownSchedule, codeUnknownSchedule},
+	{queue.ErrScheduleExists, codeScheduleExists},
+	{queue.ErrBadSchedule, codeBadRequest},
 }
 
 // taskError turns the queue's errors about task id ("" before it has one)
@@ -204,7 +215,7 @@ func (s *Server) listTasks(c echo.Context) error {
 	}
 	f := queue.Filter{State: queue.State(c.QueryParam("state")), Pool: c.QueryParam("pool"), Limit: 100}
 	if f.State != "" && !slices.Contains(queue.States, f.State) {
-		return badRequest(fmt.Sprintf("query parameter state must be one of queued, running, succeeded, failed, canceled, got %q", clip(string(f.State))))
+		return badRequest(fmt.Sprintf("query parameter state must be one of scheduled, queued, running, succeeded, failed, canceled, got %q", clip(string(f.State))))
 	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -47,6 +48,54 @@ type Config struct {
 	// Retries are the pools' retry policies for asynchronous tasks
 	// (pools[].retries), by pool name: the queue's, not the host's.
 	Retries map[string]queue.Retries
+	// Schedules are the schedules declared in the config (section
+	// schedules), made, updated and removed with it at start and reload.
+	Schedules []Schedule
+}
+
+// Schedule is one entry of schedules: a recurring asynchronous task
+// (queue.Schedule), declared in the config.
+type Schedule struct {
+	// Name identifies it: letters, digits, - and _.
+	Name string `koanf:"name"`
+	// Pool, or Plugin for a one-shot, runs its tasks.
+	Pool   string `koanf:"pool"`
+	Plugin string `koanf:"plugin"`
+	// Input is each task's input, any YAML or JSON value; none means {}.
+	Input any `koanf:"input"`
+	// Cron is 6 fields, seconds first, in Timezone (UTC when empty).
+	Cron     string `koanf:"cron"`
+	Timezone string `koanf:"timezone"`
+	// Every is the interval, at least 1s, when Cron is empty.
+	Every time.Duration `koanf:"every"`
+}
+
+// Queue returns the schedule as the queue takes it.
+func (s Schedule) Queue() (queue.Schedule, error) {
+	q := queue.Schedule{Name: s.Name, Pool: s.Pool, Plugin: s.Plugin, Cron: s.Cron, Timezone: s.Timezone}
+	if s.Every != 0 {
+		q.Every = s.Every.String()
+	}
+	if s.Input != nil {
+		b, err := json.Marshal(s.Input)
+		if err != nil {
+			return q, fmt.Errorf("input can not be written as JSON: %w", err)
+		}
+		q.Input = b
+	}
+	return q, nil
+}
+
+// QueueSchedules returns the config's schedules as the queue takes them;
+// the config's checks made sure they convert.
+func (c Config) QueueSchedules() []queue.Schedule {
+	out := make([]queue.Schedule, 0, len(c.Schedules))
+	for _, s := range c.Schedules {
+		if q, err := s.Queue(); err == nil {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // Pool is one entry of pools: the host's settings of a pool and the
@@ -165,6 +214,8 @@ type Async struct {
 	CallbackAllow []string `koanf:"callbackAllow"`
 	// CallbackSecret, when set, signs callbacks with HMAC-SHA256.
 	CallbackSecret string `koanf:"callbackSecret"`
+	// MaxDelay bounds ?delay and ?runAt of an asynchronous submit.
+	MaxDelay time.Duration `koanf:"maxDelay"`
 }
 
 // Log is the log section; the koanf tags are its keys.
@@ -208,7 +259,7 @@ func Default() Config {
 		Shutdown: Shutdown{Grace: 30 * time.Second},
 		Runtime:  Runtime{MemoryLimitBytes: 1_000_000_000},
 		NATS:     NATS{StoreDir: "data/nats", Replicas: 1},
-		Async:    Async{Retention: 24 * time.Hour, MaxResultBytes: 1_000_000, DedupWindow: 2 * time.Minute, AckWait: 30 * time.Second},
+		Async:    Async{Retention: 24 * time.Hour, MaxResultBytes: 1_000_000, DedupWindow: 2 * time.Minute, AckWait: 30 * time.Second, MaxDelay: queue.MaxDelayDefault},
 		Host:     h,
 	}
 }
@@ -228,6 +279,8 @@ type shape struct {
 	Async    *Async              `koanf:"async"`
 	Node     node                `koanf:"node"`
 	Pools    *[]Pool             `koanf:"pools"`
+	// Schedules is the schedules section (Config.Schedules).
+	Schedules *[]Schedule `koanf:"schedules"`
 }
 
 // node is the node section: Node.js worker scripts.
@@ -244,17 +297,18 @@ type plugins struct {
 // shapeOf returns the shape over c, with the pools in pools.
 func shapeOf(c *Config, pools *[]Pool) *shape {
 	return &shape{
-		Role:     &c.Role,
-		HTTP:     &c.HTTP,
-		Log:      &c.Log,
-		Plugins:  plugins{Dir: &c.Host.PluginDir, Checksums: &c.Host.Checksums},
-		Shutdown: &c.Shutdown,
-		OneShot:  &c.Host.OneShot,
-		Runtime:  &c.Runtime,
-		NATS:     &c.NATS,
-		Async:    &c.Async,
-		Node:     node{ScriptsDir: &c.Host.ScriptsDir},
-		Pools:    pools,
+		Role:      &c.Role,
+		HTTP:      &c.HTTP,
+		Log:       &c.Log,
+		Plugins:   plugins{Dir: &c.Host.PluginDir, Checksums: &c.Host.Checksums},
+		Shutdown:  &c.Shutdown,
+		OneShot:   &c.Host.OneShot,
+		Runtime:   &c.Runtime,
+		NATS:      &c.NATS,
+		Async:     &c.Async,
+		Node:      node{ScriptsDir: &c.Host.ScriptsDir},
+		Pools:     pools,
+		Schedules: &c.Schedules,
 	}
 }
 

@@ -206,7 +206,7 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"unknown section key", "http: { adr: x }",
 			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, node, pools)`},
+			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, node, pools, schedules)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
 			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, script, workers, minWorkers, maxWorkers, scaleDownAfter, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
@@ -355,7 +355,7 @@ pools:
 		Log:      Log{Level: "warn", Format: "json"},
 		Shutdown: Shutdown{Grace: time.Minute},
 		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", ListenAuth: NATSAuth{Token: "nt"}, SyncAlways: true, Replicas: 1},
-		Async:    Async{Retention: time.Hour, MaxResultBytes: 2_000_000, DedupWindow: time.Minute, AckWait: 5 * time.Second},
+		Async:    Async{Retention: time.Hour, MaxResultBytes: 2_000_000, DedupWindow: time.Minute, AckWait: 5 * time.Second, MaxDelay: queue.MaxDelayDefault},
 		Host: host.Config{
 			PluginDir: "/p",
 			OneShot: host.OneShotConfig{MemoryLimitMB: 64, Timeout: time.Second, MaxConcurrent: 2,

@@ -66,6 +66,9 @@ func (l *loader) decode() (Config, error) {
 	if len(c.Host.Checksums) == 0 {
 		c.Host.Checksums = nil // "checksums: {}" pins nothing, like no key
 	}
+	if len(c.Schedules) == 0 {
+		c.Schedules = nil // "schedules: []" declares none, like no key
+	}
 	if len(c.Async.CallbackAllow) == 0 {
 		c.Async.CallbackAllow = nil // "callbackAllow: []" allows nothing, like no key
 	}
@@ -155,6 +158,7 @@ func (c *Config) check() error {
 	}
 	c.NATS.check(&p)
 	c.Async.check(&p)
+	c.checkSchedules(&p)
 	return errors.Join(p...)
 }
 
@@ -208,12 +212,45 @@ func (n NATS) check(p *checks) {
 	}
 }
 
+// checkSchedules adds the problems of the schedules section to p, each
+// under the key of the field to blame: queue.CheckSchedule's, a name
+// given twice, a pool the config does not declare. A plugin is checked
+// when the schedule is made (the plugins directory is read then).
+func (c Config) checkSchedules(p *checks) {
+	seen := map[string]bool{}
+	for i, s := range c.Schedules {
+		key := fmt.Sprintf("schedules[%d]", i)
+		q, err := s.Queue()
+		if err != nil {
+			p.add(key+".input", "%s", err)
+			continue
+		}
+		if err := queue.CheckSchedule(q); err != nil {
+			field, msg := "", err.Error()
+			if _, after, ok := strings.Cut(msg, ": "); ok {
+				field, _, _ = strings.Cut(after, " ")
+				msg = strings.TrimPrefix(after, field+" ")
+			}
+			p.add(key+"."+field, "%s", msg)
+			continue
+		}
+		if seen[s.Name] {
+			p.add(key+".name", "%q is the name of an earlier schedule; each needs its own", s.Name)
+		}
+		seen[s.Name] = true
+		if s.Pool != "" && !slices.ContainsFunc(c.Host.Pools, func(pc host.PoolConfig) bool { return pc.Name == s.Pool }) {
+			p.add(key+".pool", "%q is no pool of this config's pools", s.Pool)
+		}
+	}
+}
+
 // check adds the problems of the async section to p.
 func (a Async) check(p *checks) {
 	p.positiveDuration("async.retention", a.Retention)
 	p.positiveSize("async.maxResultBytes", a.MaxResultBytes)
 	p.positiveDuration("async.dedupWindow", a.DedupWindow)
 	p.positiveDuration("async.ackWait", a.AckWait)
+	p.positiveDuration("async.maxDelay", a.MaxDelay)
 	for i, entry := range a.CallbackAllow {
 		if err := queue.CheckCallbackAllow(entry); err != nil {
 			p.add(fmt.Sprintf("async.callbackAllow[%d]", i), "%s; write an http or https URL prefix like http://127.0.0.1:1880/wpm/", err)
