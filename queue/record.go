@@ -62,6 +62,9 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+	// TraceID is the OpenTelemetry trace the task was submitted in, when
+	// tracing is on (trace.go).
+	TraceID string `json:"traceId,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.

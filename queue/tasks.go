@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wpmdev/wpm/host"
 )
@@ -59,6 +60,9 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
+	ctx, span := e.startSpan(ctx, SpanSubmit, trace.SpanKindProducer, j.Pool, j.Plugin)
+	defer span.End()
+	span.SetAttributes(host.AttrTaskID.String(j.ID))
 	if req.IdempotencyKey != "" {
 		first, found, err := e.claimKey(ctx, req.IdempotencyKey, j.ID, req.fingerprint())
 		if err != nil || found {
@@ -81,10 +85,11 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
 	subj := subject(j.Pool)
-	if _, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID)); err != nil {
+	if err := e.publishTask(ctx, subj, data, j.ID); err != nil {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
+	rec.TraceID = e.traceID(ctx)
 	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return Task{}, err // the runner makes the record from the message
 	}
