@@ -334,8 +334,8 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		return config.Config{}, err
 	}
 	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
-		next.NATS != running.NATS || next.Role != running.Role || !reflect.DeepEqual(next.Async, running.Async) {
-		logger.Warn("role, http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
+		next.NATS != running.NATS || next.Role != running.Role || !reflect.DeepEqual(next.Async, running.Async) || next.Tracing != running.Tracing {
+		logger.Warn("role, http, log, shutdown, runtime, nats, async and tracing settings changed; they apply on restart")
 	}
 	return next, nil
 }
