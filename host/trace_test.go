@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/internal/testkit"
 )
 
 // newTracedManager starts a manager with pools whose spans go to the
@@ -168,4 +169,27 @@ func TestTracing_pipelined(t *testing.T) {
 		attempts := spansNamed(rec, host.SpanAttempt)
 		assert.Equal(t, host.TraceParent(attempts[len(attempts)-1].SpanContext()), traceParentOf(t, res.Output))
 	}
+}
+
+// A gRPC plugin gets the attempt's traceparent as metadata of its Run
+// call; the Python SDK's wpm_plugin.traceparent() reads it.
+func TestTracing_grpcPlugin(t *testing.T) {
+	testkit.RequirePython(t)
+	m, rec := newTracedManager(t, pyfaultsPool("py", 1))
+	ctx, _ := remoteParent(t)
+	res, err := m.Submit(ctx, "py", pyfaults("trace"))
+	require.NoError(t, err)
+	attempts := spansNamed(rec, host.SpanAttempt)
+	require.Len(t, attempts, 1)
+	assert.Equal(t, host.TraceParent(attempts[0].SpanContext()), traceParentOf(t, res.Output))
+}
+
+// Without tracing a gRPC plugin gets no traceparent.
+func TestTracing_grpcPluginOff(t *testing.T) {
+	testkit.RequirePython(t)
+	m := newManager(t, pyfaultsPool("py", 1))
+	ctx, _ := remoteParent(t)
+	res, err := m.Submit(ctx, "py", pyfaults("trace"))
+	require.NoError(t, err)
+	assert.Empty(t, traceParentOf(t, res.Output))
 }
