@@ -193,3 +193,39 @@ func TestTracing_grpcPluginOff(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, traceParentOf(t, res.Output))
 }
+
+// What tracing costs a trivial task when on: BenchmarkTrivial's
+// callers=1/via=submit with a tracer provider whose spans are recorded
+// (sampled) and dropped, and with a caller's span or without.
+func BenchmarkTraced(b *testing.B) {
+	requireNoChildrenAtEnd(b)
+	tp := sdktrace.NewTracerProvider() // records sampled spans, exports none
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	cfg := host.DefaultConfig()
+	cfg.PluginDir = pluginDir
+	cfg.Pools = []host.PoolConfig{{Name: "T", Plugin: "cpuload", Workers: 1, Concurrency: 64, QueueLimit: 1024, MemoryLimitMB: 4048, TaskTimeout: 5 * time.Minute}}
+	m, err := host.New(cfg, host.WithTracerProvider(tp))
+	require.NoError(b, err)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(b, m.Shutdown(ctx))
+	})
+	require.Eventually(b, func() bool {
+		s, err := m.Pool("T")
+		return err == nil && s.Ready == 1
+	}, 10*time.Second, time.Millisecond)
+	caller, span := tp.Tracer("bench").Start(context.Background(), "caller")
+	defer span.End()
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{{"root", context.Background()}, {"under-caller", caller}} {
+		b.Run(c.name, func(b *testing.B) {
+			benchCalls(b, 1, func(_ context.Context, in []byte) ([]byte, error) {
+				res, err := m.Submit(c.ctx, "T", in)
+				return res.Output, err
+			}, trivialInput)
+		})
+	}
+}
