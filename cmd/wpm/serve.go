@@ -347,7 +347,7 @@ const tracingFlushBound = 5 * time.Second
 // otherwise the Tracing is off (a nil Provider) and costs nothing.
 func startTracing(cfg config.Config, logger hclog.Logger) (tracing.Tracing, error) {
 	tr, err := tracing.Start(tracing.Config{Endpoint: cfg.Tracing.Endpoint, ServiceName: cfg.Tracing.ServiceName,
-		SampleRatio: cfg.Tracing.SampleRatio, Version: version})
+		SampleRatio: cfg.Tracing.SampleRatio, Version: version, Instance: hostName(cfg)})
 	if err != nil {
 		return tracing.Tracing{}, err
 	}

@@ -145,6 +145,8 @@ func TestTracing_forwardedTask(t *testing.T) {
 	assert.Equal(t, forward.SpanID, submit.ParentSpanID)
 	attempt := waitSpan(t, rec, "wpm-worker", "wpm.attempt")
 	assert.Equal(t, submit.SpanID, attempt.ParentSpanID, "the worker host continues the api host's trace")
+	assert.Equal(t, "w", attempt.Instance, "service.instance.id names the host")
+	assert.Equal(t, "a", forward.Instance)
 	assert.Equal(t, "S", attempt.Attrs["wpm.pool"])
 	assert.Equal(t, "00-"+callerTrace+"-"+attempt.SpanID+"-01", pluginTraceparent(t, answer["result"]))
 }

@@ -20,6 +20,7 @@ import (
 // Span is a span an [OTLPReceiver] received, its ids in hex.
 type Span struct {
 	Service      string // its resource's service.name
+	Instance     string // its resource's service.instance.id
 	Name         string
 	Kind         string // SPAN_KIND_SERVER, …
 	TraceID      string
@@ -74,15 +75,18 @@ func (r *OTLPReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	var got []Span
 	for _, rs := range export.GetResourceSpans() {
-		service := ""
+		service, instance := "", ""
 		for _, kv := range rs.GetResource().GetAttributes() {
-			if kv.GetKey() == "service.name" {
+			switch kv.GetKey() {
+			case "service.name":
 				service = kv.GetValue().GetStringValue()
+			case "service.instance.id":
+				instance = kv.GetValue().GetStringValue()
 			}
 		}
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
-				sp := Span{Service: service, Name: s.GetName(), Kind: s.GetKind().String(),
+				sp := Span{Service: service, Instance: instance, Name: s.GetName(), Kind: s.GetKind().String(),
 					TraceID: hex.EncodeToString(s.GetTraceId()), SpanID: hex.EncodeToString(s.GetSpanId()),
 					Attrs: map[string]string{}, StatusError: s.GetStatus().GetCode() == 2}
 				if p := s.GetParentSpanId(); len(p) > 0 {

@@ -31,6 +31,9 @@ type Config struct {
 	SampleRatio float64
 	// Version is wpm's version, the spans' service.version.
 	Version string
+	// Instance names this host (nats.name), the spans'
+	// service.instance.id: which host of a cluster made a span.
+	Instance string
 }
 
 // Propagator is the one propagator wpm speaks: W3C trace context
@@ -64,6 +67,9 @@ func Start(cfg Config) (Tracing, error) {
 	attrs := []attribute.KeyValue{attribute.String("service.name", cfg.ServiceName)}
 	if cfg.Version != "" {
 		attrs = append(attrs, attribute.String("service.version", cfg.Version))
+	}
+	if cfg.Instance != "" {
+		attrs = append(attrs, attribute.String("service.instance.id", cfg.Instance))
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 	if err != nil {

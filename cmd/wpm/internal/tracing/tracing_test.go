@@ -23,7 +23,7 @@ func TestTracing_offWithoutEndpoint(t *testing.T) {
 // the service's name and version; Shutdown sends what is left.
 func TestTracing_exportsToTheEndpoint(t *testing.T) {
 	rec := testkit.NewOTLPReceiver(t)
-	tr, err := Start(Config{Endpoint: rec.URL, ServiceName: "svc", SampleRatio: 1, Version: "v9"})
+	tr, err := Start(Config{Endpoint: rec.URL, ServiceName: "svc", SampleRatio: 1, Version: "v9", Instance: "h1"})
 	require.NoError(t, err)
 	_, span := tr.Provider.Tracer("test").Start(context.Background(), "hello")
 	span.End()
@@ -33,6 +33,7 @@ func TestTracing_exportsToTheEndpoint(t *testing.T) {
 	got, ok := rec.WaitSpan(time.Second, func(s testkit.Span) bool { return s.Name == "hello" })
 	require.True(t, ok, "no span received: %v", rec.Spans())
 	assert.Equal(t, "svc", got.Service)
+	assert.Equal(t, "h1", got.Instance)
 	assert.Equal(t, span.SpanContext().TraceID().String(), got.TraceID)
 }
 
