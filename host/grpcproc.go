@@ -14,6 +14,7 @@ import (
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/wpmdev/wpm/internal/taskpb"
@@ -117,6 +118,11 @@ func (t *grpcTask) Run(ctx context.Context, input []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", wire.ErrNotSent, ctx.Err())
 	}
 	id, _ := ctx.Value(taskIDKey{}).(string)
+	if tp := wire.TraceParent(ctx); tp != "" {
+		// gRPC's own place for a trace context: OpenTelemetry's gRPC
+		// instrumentation in the plugin continues it.
+		ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", tp)
+	}
 	stream, err := t.client.Run(ctx, &taskpb.RunRequest{Input: input, TaskId: id})
 	if err != nil {
 		return nil, grpcError(ctx, err)

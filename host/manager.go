@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Manager runs wpm's pools and one-shots. Create it with [New]; all its
@@ -34,7 +35,8 @@ type Manager struct {
 	oneShots  *oneShots
 
 	observer Observer
-	events   func(Event) // nil: nobody listens
+	events   func(Event)  // nil: nobody listens
+	tracer   trace.Tracer // nil: no spans (trace.go)
 	start    startFunc
 	sup      *supervisor // owns every slot and draining pool
 

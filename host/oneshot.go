@@ -121,8 +121,10 @@ func (o *oneShots) run(ctx context.Context, name, path string, input []byte, mem
 		return nil, 0, wait, err
 	}
 	defer o.leave()
+	starting := startChild(ctx, SpanOneShotStart)
 	select {
 	case <-one.readyC:
+		endChild(starting, nil)
 	case <-one.endedC:
 		o.mu.Lock()
 		err := one.slot.worker.startErr
@@ -130,9 +132,11 @@ func (o *oneShots) run(ctx context.Context, name, path string, input []byte, mem
 		if err == nil {
 			err = fmt.Errorf("%w: the process ended before its task", ErrWorkerCrashed)
 		}
+		endChild(starting, err)
 		return nil, 0, wait, err
 	case <-ctx.Done():
 		err := contextFailure(ctx)
+		endChild(starting, err)
 		one.slot.stop(err)
 		return nil, 0, wait, err
 	}

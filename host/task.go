@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wpmdev/wpm/internal/randid"
 )
 
@@ -55,12 +57,14 @@ type taskBook struct {
 	pool, plugin string // pool is empty for a one-shot
 	start        time.Time
 	tr           *tracker
+	span         trace.Span // the attempt's; nil when the manager traces nothing
 }
 
 // beginTask reports the task queued and returns its bookkeeping and ctx
 // carrying what its worker reports to.
 func (m *Manager) beginTask(ctx context.Context, o taskOptions, pool, plugin string) (taskBook, context.Context) {
 	b := taskBook{m: m, o: o, pool: pool, plugin: plugin, start: time.Now()}
+	ctx, b.span = m.startAttempt(ctx, o.id, pool, plugin)
 	ctx, b.tr = m.track(ctx, o, pool, plugin)
 	return b, ctx
 }
@@ -71,6 +75,7 @@ func (m *Manager) beginTask(ctx context.Context, o taskOptions, pool, plugin str
 func (b taskBook) end(out []byte, pid int, wait time.Duration, err error) (Result, error) {
 	b.m.finished(b.pool, b.plugin, b.start, wait, err)
 	b.tr.finished(pid, time.Since(b.start), err)
+	b.endAttempt(pid, wait, err)
 	if err != nil {
 		return Result{}, taskError(b.o.id, b.pool, b.plugin, pid, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wpmdev/wpm/host"
 )
@@ -107,6 +108,9 @@ type Options struct {
 	Events func(host.Event)
 	// Logger receives the engine's log; nil discards it.
 	Logger hclog.Logger
+	// TracerProvider, when set, traces submits, forwards and the tasks
+	// this engine runs (trace.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults fills the zero fields that have defaults.

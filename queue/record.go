@@ -68,6 +68,9 @@ type Task struct {
 	RunAt *time.Time `json:"runAt,omitempty"`
 	// Schedule names the schedule whose tick made the task.
 	Schedule string `json:"schedule,omitempty"`
+	// TraceID is the OpenTelemetry trace the task was submitted in, when
+	// tracing is on (trace.go).
+	TraceID string `json:"traceId,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.

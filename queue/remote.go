@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wpmdev/wpm/host"
 )
 
@@ -22,6 +25,20 @@ const livenessCheck = time.Second
 // host.ErrWorkerCrashed; when ctx ends first, it cancels the task and
 // returns ctx's error. The returned record is the task's last.
 func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
+	ctx, span := e.startSpan(ctx, SpanForward, trace.SpanKindClient, req.Pool, req.Plugin)
+	t, err := e.runRemote(ctx, req)
+	if t.Host != "" {
+		span.SetAttributes(attrHost.String(t.Host))
+	}
+	endSpan(span, t.ID, err)
+	return t, err
+}
+
+// attrHost names the host that ran a forwarded task.
+const attrHost = attribute.Key("wpm.host")
+
+// runRemote is RunRemote within its span.
+func (e *Engine) runRemote(ctx context.Context, req Request) (Task, error) {
 	limit := req.Run.Timeout
 	if req.Pool != "" {
 		if hp, ok := e.remotePool(req.Pool); ok && hp.TaskTimeoutMs > 0 {

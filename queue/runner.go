@@ -259,7 +259,7 @@ func (e *Engine) handle(msg jetstream.Msg, p place) {
 	}
 	stopBeat := e.heartbeat(msg)
 	progress := e.watchProgress(t, rev)
-	res, err := p.run(taskCtx, j, progress.event)
+	res, err := p.run(e.traceContext(taskCtx, msg), j, progress.event)
 	t, rev = progress.stop()
 	stopBeat()
 	e.finish(ctx, msg, j, t, rev, res, err, context.Cause(taskCtx))

@@ -80,15 +80,13 @@ func (j job) delayed() bool { return j.RunAt != nil && j.RunAt.After(time.Now())
 // a schedule that the server publishes to subj at its runAt.
 func (e *Engine) publishJob(ctx context.Context, j job, subj string, data []byte) error {
 	if !j.delayed() {
-		_, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID))
-		return err
+		return e.publishTask(ctx, subj, data, j.ID)
 	}
 	if err := e.schedulesAllowed(); err != nil {
 		return err
 	}
-	_, err := e.js.Publish(ctx, delayPrefix+j.ID, data, jetstream.WithMsgID(j.ID),
+	return e.publishTask(ctx, delayPrefix+j.ID, data, j.ID,
 		jetstream.WithScheduleAt(*j.RunAt), jetstream.WithScheduleTarget(subj))
-	return err
 }
 
 // schedulesAllowed fails when the task stream holds no message schedules:

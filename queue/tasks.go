@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wpmdev/wpm/host"
 )
@@ -67,6 +68,9 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
+	ctx, span := e.startSpan(ctx, SpanSubmit, trace.SpanKindProducer, j.Pool, j.Plugin)
+	defer span.End()
+	span.SetAttributes(host.AttrTaskID.String(j.ID))
 	if req.IdempotencyKey != "" {
 		first, found, err := e.claimKey(ctx, req.IdempotencyKey, j.ID, req.fingerprint())
 		if err != nil || found {
@@ -93,6 +97,7 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
+	rec.TraceID = e.traceID(ctx)
 	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return Task{}, err // the runner makes the record from the message
 	}

@@ -40,6 +40,7 @@ var sdk = []string{
 	"Task.Run",
 	"TaskFunc",
 	"TaskFunc.Run",
+	"TraceParent",
 	"WithProgressTo",
 }
 

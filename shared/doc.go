@@ -8,8 +8,9 @@
 // reads its input with [ParseObject]; reports how far it is with
 // [Progress] ([WithProgressTo] sees those reports in a unit test); logs
 // with [Logger], whose JSON lines the host logs at their own level and
-// keeps for the report of a crash; and may measure itself with
-// [ResidentMemory].
+// keeps for the report of a crash; may measure itself with
+// [ResidentMemory]; and may join the task's OpenTelemetry trace with
+// [TraceParent].
 //
 // The protocol behind Serve — the handshake, the net/rpc pair, errors as
 // data, progress callbacks, pipelining — is in wpm's internal/wire

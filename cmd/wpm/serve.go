@@ -16,11 +16,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/metrics"
+	"github.com/wpmdev/wpm/cmd/wpm/internal/tracing"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/ui"
 	"github.com/wpmdev/wpm/host"
 	"github.com/wpmdev/wpm/queue"
@@ -100,14 +102,20 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 	cfg = forRole(cfg)
 	mx := metrics.New()
 	bus := events.New(0, 0)
-	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx), host.WithEvents(bus.Publish))
+	tr, err := startTracing(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tr, logger)
+	mgr, err := host.New(cfg.Host, host.WithLogger(logger), host.WithObserver(mx), host.WithEvents(bus.Publish),
+		host.WithTracerProvider(tr.Provider))
 	if err != nil {
 		return err
 	}
 	if err := mx.WatchPools(mgr); err != nil {
 		return undo(fmt.Errorf("metrics: %w", err), mgr.Shutdown)
 	}
-	tasks, err := startTasks(cfg, mgr, bus.Publish, logger)
+	tasks, err := startTasks(cfg, mgr, bus.Publish, tr.Provider, logger)
 	if err != nil {
 		return undo(err, mgr.Shutdown)
 	}
@@ -125,7 +133,7 @@ func serve(cfg config.Config, logger hclog.Logger, signals, hangups <-chan os.Si
 		reconcileSchedules(tasks, next, logger)
 		return nil
 	}
-	srv := newAPI(cfg, mgr, tasks, mx, bus, reload, logger)
+	srv := newAPI(cfg, mgr, tasks, mx, bus, reload, tr.Provider, logger)
 	ln, err := listen(cfg, srv, logger)
 	if err != nil {
 		return undo(err, tasks.Stop, mgr.Shutdown)
@@ -171,7 +179,7 @@ func undo(err error, stops ...func(context.Context) error) error {
 }
 
 // newAPI makes the HTTP API over mgr and tasks.
-func newAPI(cfg config.Config, mgr *host.Manager, tasks *queue.Engine, mx *metrics.Metrics, bus *events.Bus, reload func() error, logger hclog.Logger) *api.Server {
+func newAPI(cfg config.Config, mgr *host.Manager, tasks *queue.Engine, mx *metrics.Metrics, bus *events.Bus, reload func() error, tp trace.TracerProvider, logger hclog.Logger) *api.Server {
 	return api.New(mgr, api.Options{
 		BodyLimitBytes: cfg.HTTP.BodyLimitBytes,
 		Logger:         logger.Named("http"),
@@ -190,6 +198,7 @@ func newAPI(cfg config.Config, mgr *host.Manager, tasks *queue.Engine, mx *metri
 		HealthOnly:             cfg.Role == config.RoleWorker,
 		Events:                 bus,
 		UI:                     ui.Handler(),
+		TracerProvider:         tp,
 	})
 }
 
@@ -240,7 +249,7 @@ const tasksStartBound = 30 * time.Second
 // startTasks starts the asynchronous-task engine over mgr: an embedded
 // NATS server on nats.storeDir, or the server at nats.url. events receives
 // the events of tasks other hosts run.
-func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), logger hclog.Logger) (*queue.Engine, error) {
+func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), tp trace.TracerProvider, logger hclog.Logger) (*queue.Engine, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), tasksStartBound)
 	defer cancel()
 	tasks, err := queue.Start(ctx, mgr, queue.Options{
@@ -274,6 +283,7 @@ func startTasks(cfg config.Config, mgr *host.Manager, events func(host.Event), l
 		APIOnly:            cfg.Role == config.RoleAPI,
 		Events:             events,
 		Logger:             logger.Named("async"),
+		TracerProvider:     tp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("asynchronous tasks: %w", err)
@@ -339,8 +349,34 @@ func reloadConfig(running config.Config, mgr *host.Manager, load func() (config.
 		return config.Config{}, err
 	}
 	if next.HTTP != running.HTTP || next.Log != running.Log || next.Shutdown != running.Shutdown || next.Runtime != running.Runtime ||
-		next.NATS != running.NATS || next.Role != running.Role || !reflect.DeepEqual(next.Async, running.Async) {
-		logger.Warn("role, http, log, shutdown, runtime, nats and async settings changed; they apply on restart")
+		next.NATS != running.NATS || next.Role != running.Role || !reflect.DeepEqual(next.Async, running.Async) || next.Tracing != running.Tracing {
+		logger.Warn("role, http, log, shutdown, runtime, nats, async and tracing settings changed; they apply on restart")
 	}
 	return next, nil
+}
+
+// tracingFlushBound bounds sending the last spans at the end of serve.
+const tracingFlushBound = 5 * time.Second
+
+// startTracing starts OpenTelemetry traces when tracing.endpoint is set;
+// otherwise the Tracing is off (a nil Provider) and costs nothing.
+func startTracing(cfg config.Config, logger hclog.Logger) (tracing.Tracing, error) {
+	tr, err := tracing.Start(tracing.Config{Endpoint: cfg.Tracing.Endpoint, ServiceName: cfg.Tracing.ServiceName,
+		SampleRatio: cfg.Tracing.SampleRatio, Version: version, Instance: hostName(cfg)})
+	if err != nil {
+		return tracing.Tracing{}, err
+	}
+	if tr.Provider != nil {
+		logger.Info("tracing", "endpoint", cfg.Tracing.Endpoint, "service", cfg.Tracing.ServiceName, "sampleRatio", cfg.Tracing.SampleRatio)
+	}
+	return tr, nil
+}
+
+// stopTracing sends the spans not sent yet and stops the provider.
+func stopTracing(tr tracing.Tracing, logger hclog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), tracingFlushBound)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		logger.Warn("tracing: the last spans were not sent", "error", err)
+	}
 }

@@ -15,7 +15,14 @@ const module = "github.com/wpmdev/wpm"
 
 // hostBanned are the import path prefixes host may not depend on, even
 // through another package.
-var hostBanned = []string{module + "/cmd", "github.com/labstack/echo", "github.com/knadh/koanf", "github.com/prometheus"}
+var hostBanned = []string{module + "/cmd", "github.com/labstack/echo", "github.com/knadh/koanf", "github.com/prometheus", otelSDK, otelExporters}
+
+// OpenTelemetry's SDK and exporters are the command's (cmd/wpm/internal/
+// tracing): the libraries, host and queue, use its API only.
+const (
+	otelSDK       = "go.opentelemetry.io/otel/sdk"
+	otelExporters = "go.opentelemetry.io/otel/exporters"
+)
 
 // wire is the protocol package the plugin SDK and the host share; shared
 // may depend on it alone of wpm's, and a plugin through shared only.
@@ -53,6 +60,7 @@ func TestImportViolations_transitive(t *testing.T) {
 		{ImportPath: module + "/host", Deps: []string{module + "/shared", module + "/host/internal/x", "github.com/labstack/echo/v4"}},
 		{ImportPath: module + "/cmd/wpm", Deps: []string{module + "/host", "github.com/labstack/echo/v4"}},
 		{ImportPath: module + "/client", Deps: []string{"net/http", module + "/cmd/wpm/internal/api", "github.com/labstack/echo/v4"}},
+		{ImportPath: module + "/queue", Deps: []string{"go.opentelemetry.io/otel/trace", otelSDK + "/trace"}},
 	}
 	assert.ElementsMatch(t, []string{
 		"client depends on " + module + "/cmd/wpm/internal/api; client uses the standard library only",
@@ -62,6 +70,7 @@ func TestImportViolations_transitive(t *testing.T) {
 		"plugins/cpuload depends on " + module + "/internal/latency; plugins depend only on shared",
 		"plugins/memusage imports " + wire + "; plugins import only shared",
 		"host depends on github.com/labstack/echo/v4",
+		"queue depends on " + otelSDK + "/trace; the libraries use OpenTelemetry's API only",
 	}, importViolations(pkgs))
 }
 
@@ -119,6 +128,10 @@ func violation(rel, dep string) string {
 	case rel == "client":
 		if first, _, _ := strings.Cut(dep, "/"); strings.Contains(first, ".") {
 			return fmt.Sprintf("client depends on %s; client uses the standard library only", dep)
+		}
+	case rel == "queue" || strings.HasPrefix(rel, "queue/"):
+		if strings.HasPrefix(dep, otelSDK) || strings.HasPrefix(dep, otelExporters) {
+			return fmt.Sprintf("%s depends on %s; the libraries use OpenTelemetry's API only", rel, dep)
 		}
 	case rel == "host" || strings.HasPrefix(rel, "host/"):
 		for _, banned := range hostBanned {

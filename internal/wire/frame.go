@@ -26,6 +26,10 @@ const (
 	// (int64 ns), the concurrency (uint32), the progress stream (uint32)
 	// and call (uint64); the payload is the task's input.
 	frameTask byte = 'T'
+	// frameTaskTraced, host to plugin (version 3): a numbered task with
+	// its traceparent. Fields: a task frame's, then the traceparent's
+	// length (one byte) and the traceparent; the payload is the input.
+	frameTaskTraced byte = 'P'
 	// frameCancel, host to plugin: drop the task unless it started.
 	frameCancel byte = 'C'
 	// frameStarted, plugin to host: the task started. It is flushed before
@@ -49,6 +53,15 @@ const (
 )
 
 const taskFields = 8 + 4 + 4 + 8
+
+// tracedFields returns a traced task frame's fields: f, then tp with its
+// length.
+func tracedFields(f [taskFields]byte, tp string) []byte {
+	b := make([]byte, 0, taskFields+1+len(tp))
+	b = append(b, f[:]...)
+	b = append(b, byte(len(tp)))
+	return append(b, tp...)
+}
 
 // frameWriter writes frames to a buffered connection. Writers that meet
 // at once share one flush: the last of them to write flushes, so a burst

@@ -41,9 +41,17 @@ import (
 // A plugin built before pipelining has no Plugin.Open method, and one
 // built with version 1 answers an older version; the host then sends it
 // one task per free place through Plugin.Run, as before.
+//
+// Version 3 adds the traced task frame (frameTaskTraced); the two sides
+// speak the lower of their versions, so a version 2 plugin gets plain
+// task frames from a newer host and a version 3 plugin serves an older
+// host as before.
 
 // PipelineVersion is the pipelining protocol this SDK speaks.
-const PipelineVersion = 2
+const PipelineVersion = 3
+
+// minPipelineVersion is the oldest version either side still speaks.
+const minPipelineVersion = 2
 
 // rpcOpen is the net/rpc name of the method that opens a pipeline.
 const rpcOpen = "Plugin.Open"
@@ -105,8 +113,8 @@ func (s *pipelineServer) Run(args RunArgs, reply *RunReply) error {
 
 // Open listens for the host's pipeline connection and tells it where.
 func (s *pipelineServer) Open(args OpenArgs, reply *OpenReply) error {
-	if args.Version < PipelineVersion {
-		return fmt.Errorf("the host speaks pipelining version %d; this plugin needs %d", args.Version, PipelineVersion)
+	if args.Version < minPipelineVersion {
+		return fmt.Errorf("the host speaks pipelining version %d; this plugin needs %d", args.Version, minPipelineVersion)
 	}
 	if !s.opened.CompareAndSwap(false, true) {
 		return errors.New("the pipeline is open already")
@@ -119,7 +127,7 @@ func (s *pipelineServer) Open(args OpenArgs, reply *OpenReply) error {
 		return err
 	}
 	go s.accept(l, token)
-	reply.Version, reply.Addr, reply.Token = PipelineVersion, l.Addr().String(), token
+	reply.Version, reply.Addr, reply.Token = min(args.Version, PipelineVersion), l.Addr().String(), token
 	return nil
 }
 
@@ -185,7 +193,15 @@ func (s *pipelineServer) serve(conn net.Conn) {
 			if len(body) < taskFields {
 				return
 			}
-			go s.runSeq(out, seq, body, arrived)
+			go s.runSeq(out, seq, body, "", arrived)
+		case frameTaskTraced:
+			if len(body) < taskFields+1 || len(body) < taskFields+1+int(body[taskFields]) {
+				return
+			}
+			n := int(body[taskFields])
+			tp := string(body[taskFields+1 : taskFields+1+n])
+			body = append(body[:taskFields:taskFields], body[taskFields+1+n:]...)
+			go s.runSeq(out, seq, body, tp, arrived)
 		case frameCancel:
 			var started byte
 			if s.gate.cancel(seq) {
@@ -203,13 +219,15 @@ func (s *pipelineServer) serve(conn net.Conn) {
 // [RPCServer.Run] runs it, with the host's timeout counted from the
 // task's arrival. Its answer leaves with the next task's start report
 // when there is one.
-func (s *pipelineServer) runSeq(out *frameWriter, seq uint64, body []byte, arrived time.Time) {
+func (s *pipelineServer) runSeq(out *frameWriter, seq uint64, body []byte, traceParent string, arrived time.Time) {
 	timeout := time.Duration(binary.LittleEndian.Uint64(body[0:]))
 	concurrency := int(binary.LittleEndian.Uint32(body[8:]))
 	run := RunArgs{
 		Input:    body[taskFields:],
 		Progress: binary.LittleEndian.Uint32(body[12:]),
 		Call:     binary.LittleEndian.Uint64(body[16:]),
+
+		TraceParent: traceParent,
 	}
 	var f [10]byte
 	if !s.gate.enter(seq, concurrency) {
@@ -247,7 +265,7 @@ func (c *PipelineClient) OpenPipeline() (*Pipeline, error) {
 	if err := c.client.Call(rpcOpen, OpenArgs{Version: PipelineVersion}, &reply); err != nil {
 		return nil, fmt.Errorf("open a pipeline: %w", err)
 	}
-	if reply.Version != PipelineVersion || reply.Addr == "" {
+	if reply.Version < minPipelineVersion || reply.Version > PipelineVersion || reply.Addr == "" {
 		return nil, fmt.Errorf("open a pipeline: the plugin speaks version %d, the host %d", reply.Version, PipelineVersion)
 	}
 	conn, err := net.DialTimeout("unix", reply.Addr, pipelineTokenTimeout)
@@ -259,6 +277,7 @@ func (c *PipelineClient) OpenPipeline() (*Pipeline, error) {
 		return nil, fmt.Errorf("open a pipeline: %w", err)
 	}
 	p := &Pipeline{
+		traced:   reply.Version >= 3,
 		conn:     conn,
 		out:      newFrameWriter(conn),
 		progress: c.progress,
@@ -273,6 +292,7 @@ func (c *PipelineClient) OpenPipeline() (*Pipeline, error) {
 // Pipeline sends numbered tasks to one worker and knows which of them
 // started. It is safe for concurrent use.
 type Pipeline struct {
+	traced   bool // the plugin takes frameTaskTraced (version 3)
 	conn     net.Conn
 	out      *frameWriter
 	progress *progressHost // nil: no progress reports
@@ -336,7 +356,11 @@ func (p *Pipeline) Send(ctx context.Context, input []byte, timeout time.Duration
 		close(c.done)
 		return c
 	}
-	p.out.put(frameTask, c.Seq, f[:], input)
+	if tp := TraceParent(ctx); tp != "" && p.traced && len(tp) < 256 {
+		p.out.put(frameTaskTraced, c.Seq, tracedFields(f, tp), input)
+	} else {
+		p.out.put(frameTask, c.Seq, f[:], input)
+	}
 	if p.out.unlock(flushAuto) != nil {
 		_ = p.conn.Close() // the reader ends every call
 	}

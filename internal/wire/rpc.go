@@ -24,6 +24,9 @@ type RunArgs struct {
 	// (progress.go).
 	Progress uint32
 	Call     uint64
+	// TraceParent, when not empty, is the W3C traceparent of the task's
+	// attempt (trace.go); plugins built before it ignore it.
+	TraceParent string
 }
 
 // RunReply is the answer of one task over the wire. The error travels as
@@ -52,6 +55,7 @@ func (s *RPCServer) Run(args RunArgs, reply *RunReply) error {
 		ctx, cancel = context.WithTimeout(ctx, args.Timeout)
 		defer cancel()
 	}
+	ctx = WithTraceParent(ctx, args.TraceParent)
 	ctx, flush := s.progress.withReporter(ctx, args)
 	defer flush()
 	out, err := s.run(ctx, args.Input)
@@ -89,7 +93,7 @@ var _ Task = (*RPCClient)(nil)
 // expected to kill the worker. A broken connection is reported as an error
 // matching [ErrTransport]; a task's own error as a [*Error].
 func (c *RPCClient) Run(ctx context.Context, input []byte) ([]byte, error) {
-	args := RunArgs{Input: input}
+	args := RunArgs{Input: input, TraceParent: TraceParent(ctx)}
 	if deadline, ok := ctx.Deadline(); ok {
 		args.Timeout = time.Until(deadline)
 		if args.Timeout <= 0 {

@@ -79,6 +79,7 @@ var faults = map[string]faultFunc{
 	"invalid":  (*misbehave).invalid,
 	"spawn":    (*misbehave).spawn,
 	"mapwrite": (*misbehave).mapWrite,
+	"trace":    (*misbehave).trace,
 }
 
 // misbehave is the misbehave [shared.Task]: it does what its input asks,
@@ -240,6 +241,14 @@ type (
 // echo answers with the input.
 func (m *misbehave) echo(_ context.Context, req *request) (any, error) {
 	return echoAnswer{PID: os.Getpid(), Input: req.raw}, nil
+}
+
+// trace answers the task's traceparent, as shared.TraceParent reads it.
+func (m *misbehave) trace(ctx context.Context, _ *request) (any, error) {
+	return struct {
+		PID         int    `json:"pid"`
+		TraceParent string `json:"traceparent"`
+	}{os.Getpid(), shared.TraceParent(ctx)}, nil
 }
 
 // big answers a result of req.MB MiB: a string of that many x.

@@ -44,10 +44,10 @@ func mustAnswer(tb testing.TB, m *misbehave, input string) map[string]any {
 
 func TestMisbehave_faultsAreKnown(t *testing.T) {
 	for _, name := range []string{"echo", "sleep", "hang", "busyhang", "panic", "crash", "exit",
-		"sigkill", "alloc", "leak", "garbage", "log", "fail", "invalid", "spawn", "mapwrite", "big"} {
+		"sigkill", "alloc", "leak", "garbage", "log", "fail", "invalid", "spawn", "mapwrite", "big", "trace"} {
 		assert.Contains(t, faults, name)
 	}
-	assert.Len(t, faults, 17)
+	assert.Len(t, faults, 18)
 }
 
 func TestMisbehave_Run_echo(t *testing.T) {

@@ -9,6 +9,7 @@
 {"mode": "invalid"}            raises InvalidInput
 {"mode": "fail"}               raises an exception
 {"mode": "pid"}                answers {"pid": its pid}
+{"mode": "trace"}              answers {"traceparent": the task's traceparent}
 """
 
 import os
@@ -26,6 +27,8 @@ def run(task):
         return task
     if mode == "pid":
         return {"pid": os.getpid()}
+    if mode == "trace":
+        return {"traceparent": wpm_plugin.traceparent()}
     if mode == "alloc" and task.get("once"):
         # Under RLIMIT_DATA malloc fails at once: MemoryError, which the
         # SDK turns into an exit the host reads as out of memory.

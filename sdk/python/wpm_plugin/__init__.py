@@ -25,6 +25,9 @@ needed, only the messages in task_pb2.
   memory_limit_exceeded and starts another worker.
 - Log with the logging module (or print): it goes to stderr, which the
   host logs with the worker's pool and pid.
+- traceparent() is the running task's W3C traceparent when wpm traces
+  (tracing.endpoint): extract it with OpenTelemetry's propagator so that
+  the plugin's own spans join the task's trace.
 """
 
 import concurrent.futures
@@ -45,7 +48,7 @@ import grpc
 
 from . import task_pb2
 
-__all__ = ["serve", "progress", "InvalidInput", "PROGRESS_INTERVAL", "MAX_PROGRESS_MESSAGE"]
+__all__ = ["serve", "progress", "traceparent", "InvalidInput", "PROGRESS_INTERVAL", "MAX_PROGRESS_MESSAGE"]
 
 # The handshake, as in internal/wire/handshake.go: the host sets the cookie in
 # the plugin's environment, and the plugin names the app protocol version.
@@ -83,6 +86,24 @@ def progress(fraction, message=""):
     r = _reporter.get()
     if r is not None:
         r.report(fraction, message)
+
+
+_traceparent = contextvars.ContextVar("wpm_plugin_traceparent", default="")
+
+
+def traceparent():
+    """The running task's W3C traceparent ("00-<trace id>-<span id>-<flags>").
+
+    It names the host's span of this attempt, so spans the plugin makes
+    under it join the task's trace::
+
+        from opentelemetry.propagate import extract
+        ctx = extract({"traceparent": wpm_plugin.traceparent()})
+        with tracer.start_as_current_span("resize", context=ctx): ...
+
+    "" when the host traces nothing, or outside a task.
+    """
+    return _traceparent.get()
 
 
 def _clean(fraction, message):
@@ -155,7 +176,11 @@ class _TaskService:
 
     def run(self, request, context):
         events = queue.SimpleQueue()
-        self._tasks.submit(self._call, request, events)
+        tp = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "traceparent":
+                tp = value
+        self._tasks.submit(self._call, request, events, tp)
         while True:
             ev = events.get()
             yield ev
@@ -165,9 +190,10 @@ class _TaskService:
     def info(self, request, context):
         return task_pb2.InfoResponse(concurrency=self._concurrency)
 
-    def _call(self, request, events):
+    def _call(self, request, events, tp=""):
         rep = _Reporter(events)
         token = _reporter.set(rep)
+        tp_token = _traceparent.set(tp)
         try:
             events.put(self._answer(request, rep))
         except MemoryError:
@@ -175,6 +201,7 @@ class _TaskService:
         except BaseException as e:  # never leave the host without an answer
             events.put(_error_event(task_pb2.Error.FAILURE, "task failed: %s" % (e,)))
         finally:
+            _traceparent.reset(tp_token)
             _reporter.reset(token)
 
     def _answer(self, request, rep):

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
@@ -82,6 +83,10 @@ type Options struct {
 	// HealthOnly is set on a host of role worker: it serves /healthz,
 	// /readyz and /metrics only.
 	HealthOnly bool
+	// TracerProvider, when not nil, makes a span of each request,
+	// continuing its traceparent (trace.go), and puts the trace id in the
+	// request's and its task's log lines.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is wpm's HTTP API over one manager.
@@ -133,6 +138,9 @@ func New(mgr *host.Manager, opts Options) *Server {
 		s.tokenSum = sum[:]
 	}
 	e.HTTPErrorHandler = s.handleError
+	if opts.TracerProvider != nil {
+		e.Use(s.traceRequests)
+	}
 	e.Use(s.logRequests, s.authenticate, s.refuseWhileShuttingDown)
 
 	// API routes decode their path parameters and refuse unknown query
@@ -650,8 +658,8 @@ func (s *Server) logTask(c echo.Context, res host.Result, err error) {
 		var te *host.TaskError
 		if errors.As(err, &te) {
 			c.Set(ctxTaskID, te.TaskID)
-			s.logger.Info("task failed", "request", reqID, "task", te.TaskID, "pool", te.Pool, "plugin", te.Plugin,
-				"pid", te.WorkerPID, "code", host.Code(err), "error", te.Err)
+			s.logger.Info("task failed", traceArgs(c.Request().Context(), []any{"request", reqID, "task", te.TaskID, "pool", te.Pool, "plugin", te.Plugin,
+				"pid", te.WorkerPID, "code", host.Code(err), "error", te.Err})...)
 		}
 		return
 	}
@@ -659,8 +667,8 @@ func (s *Server) logTask(c echo.Context, res host.Result, err error) {
 	if !s.logger.IsDebug() {
 		return
 	}
-	s.logger.Debug("task done", "request", reqID, "task", res.TaskID, "pool", res.Pool, "plugin", res.Plugin,
-		"pid", res.WorkerPID, "duration", res.Duration)
+	s.logger.Debug("task done", traceArgs(c.Request().Context(), []any{"request", reqID, "task", res.TaskID, "pool", res.Pool, "plugin", res.Plugin,
+		"pid", res.WorkerPID, "duration", res.Duration})...)
 }
 
 // logRequests gives each request an ID and logs one line when it ends.
@@ -684,7 +692,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if v, ok := c.Get(ctxErrorCode).(host.ErrorCode); ok {
 			args = append(args, "code", string(v))
 		}
-		s.logger.Info("request", args...)
+		s.logger.Info("request", traceArgs(c.Request().Context(), args)...)
 		return nil
 	}
 }

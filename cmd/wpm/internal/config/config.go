@@ -42,6 +42,8 @@ type Config struct {
 	NATS NATS
 	// Async configures asynchronous tasks (section async).
 	Async Async
+	// Tracing configures OpenTelemetry traces (section tracing).
+	Tracing Tracing
 	// Host is what the host library needs: plugins.dir, plugins.checksums,
 	// oneShot, node and pools.
 	Host host.Config
@@ -218,6 +220,19 @@ type Async struct {
 	MaxDelay time.Duration `koanf:"maxDelay"`
 }
 
+// Tracing is the tracing section; the koanf tags are its keys.
+type Tracing struct {
+	// Endpoint, when not empty, turns tracing on: the OTLP/HTTP collector
+	// spans are exported to, its base URL (http://127.0.0.1:4318) as
+	// OTEL_EXPORTER_OTLP_ENDPOINT gives it, which sets it too.
+	Endpoint string `koanf:"endpoint"`
+	// ServiceName is the service.name of wpm's spans.
+	ServiceName string `koanf:"serviceName"`
+	// SampleRatio is the share of new traces recorded, 0 to 1; a trace
+	// continued from a request's traceparent follows its sampled flag.
+	SampleRatio float64 `koanf:"sampleRatio"`
+}
+
 // Log is the log section; the koanf tags are its keys.
 type Log struct {
 	// Level is one of trace, debug, info, warn and error, in lower case.
@@ -260,6 +275,7 @@ func Default() Config {
 		Runtime:  Runtime{MemoryLimitBytes: 1_000_000_000},
 		NATS:     NATS{StoreDir: "data/nats", Replicas: 1},
 		Async:    Async{Retention: 24 * time.Hour, MaxResultBytes: 1_000_000, DedupWindow: 2 * time.Minute, AckWait: 30 * time.Second, MaxDelay: queue.MaxDelayDefault},
+		Tracing:  Tracing{ServiceName: "wpm", SampleRatio: 1},
 		Host:     h,
 	}
 }
@@ -277,6 +293,7 @@ type shape struct {
 	Runtime  *Runtime            `koanf:"runtime"`
 	NATS     *NATS               `koanf:"nats"`
 	Async    *Async              `koanf:"async"`
+	Tracing  *Tracing            `koanf:"tracing"`
 	Node     node                `koanf:"node"`
 	Pools    *[]Pool             `koanf:"pools"`
 	// Schedules is the schedules section (Config.Schedules).
@@ -306,6 +323,7 @@ func shapeOf(c *Config, pools *[]Pool) *shape {
 		Runtime:   &c.Runtime,
 		NATS:      &c.NATS,
 		Async:     &c.Async,
+		Tracing:   &c.Tracing,
 		Node:      node{ScriptsDir: &c.Host.ScriptsDir},
 		Pools:     pools,
 		Schedules: &c.Schedules,
@@ -380,6 +398,7 @@ func Load(opts Options) (Config, error) {
 			}
 		}
 	}
+	l.otelEnv(opts.Environ)
 	environ := func() []string { return opts.Environ }
 	if err := l.k.Load(env.Provider(".", env.Opt{Prefix: EnvPrefix, TransformFunc: l.envVar, EnvironFunc: environ}), nil); err != nil {
 		return Config{}, fmt.Errorf("reading the environment: %w", err)
@@ -519,4 +538,23 @@ func (l *loader) flag(f *pflag.Flag) (string, any) {
 	}
 	l.origin[key] = "--" + f.Name
 	return key, f.Value.String()
+}
+
+// otelEnv reads OpenTelemetry's own variables in environ as a layer
+// under WPM_*: OTEL_EXPORTER_OTLP_ENDPOINT sets tracing.endpoint and
+// OTEL_SERVICE_NAME tracing.serviceName, so a deployment that configures
+// every service's exporter alike configures wpm's too.
+func (l *loader) otelEnv(environ []string) {
+	vars := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "endpoint", "OTEL_SERVICE_NAME": "serviceName"}
+	set := map[string]any{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if key, ok := vars[name]; ok && value != "" {
+			set[key] = value
+			l.origin["tracing."+key] = name
+		}
+	}
+	if len(set) > 0 {
+		_ = l.k.Load(mapProvider{"tracing": set}, nil)
+	}
 }

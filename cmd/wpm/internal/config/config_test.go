@@ -206,7 +206,7 @@ func TestLoad_validationMessagesNameTheKey(t *testing.T) {
 		{"unknown section key", "http: { adr: x }",
 			`unknown key "http.adr" (known keys under http: addr, bodyLimit, authToken, metricsAuth, readTimeout, idleTimeout, maxConns, inflightBodyLimit)`},
 		{"unknown top-level key", "htp: { addr: x }",
-			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, node, pools, schedules)`},
+			`unknown key "htp" (known top-level keys: role, http, log, plugins, shutdown, oneShot, runtime, nats, async, tracing, node, pools, schedules)`},
 		{"unknown pool key", "pools: [{ name: CPU, plugin: cpuload, workers: 1, wrokers: 2 }]",
 			`unknown key "pools[0].wrokers" (known keys in a pool: name, plugin, script, workers, minWorkers, maxWorkers, scaleDownAfter, memoryLimitMB, concurrency, prefetch, queueLimit, taskTimeout, maxTasksPerWorker, maxWorkerAge, startTimeout, retries)`},
 		{"key differs only in case", "oneShot: { memorylimitmb: 1 }",
@@ -328,6 +328,7 @@ plugins: { dir: /p }
 shutdown: { grace: 1m }
 nats: { storeDir: /s, listen: "127.0.0.1:4222", listenAuth: { token: nt }, url: "", syncAlways: true }
 async: { retention: 1h, maxResultBytes: 2MB, dedupWindow: 1m, ackWait: 5s }
+tracing: { endpoint: "http://127.0.0.1:4318", serviceName: svc, sampleRatio: 0.5 }
 oneShot: { memoryLimitMB: 64, timeout: 1s, maxConcurrent: 2, maxWait: 100ms, spares: 1, startTimeout: 3s }
 pools:
   - { name: A, plugin: cpuload, workers: 3, memoryLimitMB: 128, concurrency: 2, queueLimit: 5,
@@ -343,6 +344,7 @@ pools:
   "shutdown": {"grace": "1m"},
   "nats": {"storeDir": "/s", "listen": "127.0.0.1:4222", "listenAuth": {"token": "nt"}, "url": "", "syncAlways": true},
   "async": {"retention": "1h", "maxResultBytes": "2MB", "dedupWindow": "1m", "ackWait": "5s"},
+  "tracing": {"endpoint": "http://127.0.0.1:4318", "serviceName": "svc", "sampleRatio": 0.5},
   "oneShot": {"memoryLimitMB": 64, "timeout": "1s", "maxConcurrent": 2, "maxWait": "100ms", "spares": 1, "startTimeout": "3s"},
   "pools": [{"name": "A", "plugin": "cpuload", "workers": 3, "memoryLimitMB": 128, "concurrency": 2, "queueLimit": 5,
              "taskTimeout": "2s", "maxTasksPerWorker": 100, "maxWorkerAge": "1h", "startTimeout": "4s",
@@ -356,6 +358,7 @@ pools:
 		Shutdown: Shutdown{Grace: time.Minute},
 		NATS:     NATS{StoreDir: "/s", Listen: "127.0.0.1:4222", ListenAuth: NATSAuth{Token: "nt"}, SyncAlways: true, Replicas: 1},
 		Async:    Async{Retention: time.Hour, MaxResultBytes: 2_000_000, DedupWindow: time.Minute, AckWait: 5 * time.Second, MaxDelay: queue.MaxDelayDefault},
+		Tracing:  Tracing{Endpoint: "http://127.0.0.1:4318", ServiceName: "svc", SampleRatio: 0.5},
 		Host: host.Config{
 			PluginDir: "/p",
 			OneShot: host.OneShotConfig{MemoryLimitMB: 64, Timeout: time.Second, MaxConcurrent: 2,
@@ -765,4 +768,33 @@ pools:
 	require.Len(t, probs, 2)
 	assert.Contains(t, probs[0], `pools[0].script: pool "BOTH" sets both plugin and script`)
 	assert.Contains(t, probs[1], `pools[1].plugin: pool "NEITHER" must name a plugin in the plugins directory, or set script`)
+}
+
+// Tracing is off by default; tracing.endpoint turns it on, from the
+// file, WPM_TRACING_ENDPOINT or OpenTelemetry's own variable, which
+// WPM_* overrides.
+func TestLoad_tracing(t *testing.T) {
+	c, err := Load(Options{})
+	require.NoError(t, err)
+	assert.Equal(t, Tracing{ServiceName: "wpm", SampleRatio: 1}, c.Tracing)
+
+	c, err = Load(Options{Environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318", "OTEL_SERVICE_NAME=edge"}})
+	require.NoError(t, err)
+	assert.Equal(t, Tracing{Endpoint: "http://collector:4318", ServiceName: "edge", SampleRatio: 1}, c.Tracing)
+
+	c, err = Load(Options{Environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318",
+		"WPM_TRACING_ENDPOINT=https://other:4318", "WPM_TRACING_SAMPLERATIO=0.25"}})
+	require.NoError(t, err)
+	assert.Equal(t, Tracing{Endpoint: "https://other:4318", ServiceName: "wpm", SampleRatio: 0.25}, c.Tracing)
+
+	_, err = Load(Options{Environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "OTEL_EXPORTER_OTLP_ENDPOINT")
+	assert.Contains(t, err.Error(), "tracing.endpoint")
+	_, err = Load(Options{Environ: []string{"WPM_TRACING_SAMPLERATIO=2"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tracing.sampleRatio")
+	_, err = Load(Options{Environ: []string{"WPM_TRACING_SAMPLERATIO=half"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "must be a number")
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -125,6 +126,8 @@ func convert(from, to reflect.Value) (any, error) {
 		return toDuration(v)
 	case reflect.TypeFor[int64]():
 		return toSizeOrZero(v)
+	case reflect.TypeFor[float64]():
+		return toFloat(v)
 	}
 	switch to.Kind() {
 	case reflect.Int:
@@ -159,6 +162,7 @@ func (c *Config) check() error {
 	c.NATS.check(&p)
 	c.Async.check(&p)
 	c.checkSchedules(&p)
+	c.Tracing.check(&p)
 	return errors.Join(p...)
 }
 
@@ -258,6 +262,22 @@ func (a Async) check(p *checks) {
 	}
 }
 
+// check adds the problems of the tracing section to p.
+func (t Tracing) check(p *checks) {
+	if t.Endpoint != "" {
+		u, err := url.Parse(t.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add("tracing.endpoint", "%q is not an http or https URL like http://127.0.0.1:4318 (an OTLP/HTTP collector)", t.Endpoint)
+		}
+	}
+	if t.ServiceName == "" {
+		p.add("tracing.serviceName", "must not be empty; the default is wpm")
+	}
+	if math.IsNaN(t.SampleRatio) || t.SampleRatio < 0 || t.SampleRatio > 1 {
+		p.add("tracing.sampleRatio", "must be from 0 to 1, got %v", t.SampleRatio)
+	}
+}
+
 // checks collects the problems check finds.
 type checks []error
 
@@ -353,6 +373,24 @@ func toInt(v any) (int, error) {
 		}
 	}
 	return 0, bad
+}
+
+func toFloat(v any) (float64, error) {
+	switch v := v.(type) {
+	case float64:
+		return v, nil
+	case int:
+		return float64(v), nil
+	case int64:
+		return float64(v), nil
+	case uint64:
+		return float64(v), nil
+	case string:
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("must be a number, got %s", describe(v))
 }
 
 func toBool(v any) (bool, error) {
