@@ -207,7 +207,7 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte, opt
 		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
 	book, ctx := m.beginTask(ctx, o, poolName, cfg.Plugin)
-	return book.end(p.submit(ctx, input))
+	return book.end(p.submit(ctx, input, o.prio))
 }
 
 // timeoutError is the error of a task that ran past timeout.
@@ -286,7 +286,7 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, run Ru
 	ctx, cancel := m.oneShotContext(ctx, m.oneShots.timeout(run.Timeout))
 	defer cancel()
 	book, ctx := m.beginTask(ctx, o, "", plugin)
-	return book.end(m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB))
+	return book.end(m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB, o.prio))
 }
 
 // resolveOneShot returns the path of what a one-shot called name runs: a
