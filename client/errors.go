@@ -38,6 +38,7 @@ const (
 	CodeResultTooLarge       Code = "result_too_large"
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	CodeStorageFull          Code = "storage_full"
+	CodePoolPaused           Code = "pool_paused"
 )
 
 // Sentinels to compare an error with [errors.Is]: an [*Error] is one of
@@ -67,6 +68,7 @@ var (
 	ErrResultTooLarge       = &Error{Code: CodeResultTooLarge}
 	ErrIdempotencyKeyReused = &Error{Code: CodeIdempotencyKeyReused}
 	ErrStorageFull          = &Error{Code: CodeStorageFull}
+	ErrPoolPaused           = &Error{Code: CodePoolPaused}
 )
 
 // Error is an error answer of the API, or the error an asynchronous task

@@ -73,6 +73,9 @@ func (c *Client) Submit(ctx context.Context, s SubmitRequest) (*Accepted, error)
 	if s.CallbackURL != "" {
 		r.query.Set("callbackUrl", s.CallbackURL)
 	}
+	if s.Priority != "" {
+		r.query.Set("priority", s.Priority)
+	}
 	if s.IdempotencyKey != "" {
 		r.header.Set("Idempotency-Key", s.IdempotencyKey)
 		r.idempotent = true

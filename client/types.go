@@ -52,6 +52,9 @@ type SubmitRequest struct {
 	// CallbackURL receives a POST of the task's final record; it must be
 	// under the server's async.callbackAllow.
 	CallbackURL string
+	// Priority is high, normal or low: where the task waits among its
+	// pool's waiting ones; empty means normal.
+	Priority string
 }
 
 // TaskState is where an asynchronous task is.
@@ -116,6 +119,8 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+	// Priority is the task's priority: high, normal or low.
+	Priority string `json:"priority,omitempty"`
 	// Raw is the record as the server sent it.
 	Raw json.RawMessage `json:"-"`
 }
@@ -204,6 +209,9 @@ type Pool struct {
 	Ready int `json:"ready"`
 	// Degraded is set when fewer workers are ready than Size.
 	Degraded bool `json:"degraded"`
+	// Paused is set while the pool is paused, for the whole cluster
+	// ([Client.Pause]).
+	Paused bool `json:"paused"`
 	// LastError is the last failure to start a worker, and LastErrorAt
 	// when it was.
 	LastError   string     `json:"lastError,omitempty"`
@@ -244,6 +252,8 @@ type ClusterPool struct {
 	Capacity int `json:"capacity"`
 	Running  int `json:"running"`
 	Queued   int `json:"queued"`
+	// Paused is set while the pool is paused.
+	Paused bool `json:"paused"`
 }
 
 // Plugin is a plugin binary in the server's plugins directory.

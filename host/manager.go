@@ -26,6 +26,7 @@ type Manager struct {
 	ownSocket bool // socketDir was made by New and is removed by Shutdown
 	dirLock   *os.File
 
+	paused    pausedPools // pause.go
 	mu        sync.RWMutex
 	pools     map[string]*pool   // changed by Reload
 	poolNames []string           // sorted
@@ -205,6 +206,9 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte, opt
 	defer cancel()
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
+	}
+	if m.paused.has(poolName) {
+		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: pausedError(poolName)}
 	}
 	book, ctx := m.beginTask(ctx, o, poolName, cfg.Plugin)
 	return book.end(p.submit(ctx, input, o.prio))

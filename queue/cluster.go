@@ -334,6 +334,8 @@ type ClusterPool struct {
 	Capacity int `json:"capacity"`
 	Running  int `json:"running"`
 	Queued   int `json:"queued"`
+	// Paused says the pool is paused for the whole cluster (pause.go).
+	Paused bool `json:"paused"`
 }
 
 // ClusterPools sums every pool's figures over the live hosts, by pool.
@@ -348,6 +350,7 @@ func (e *Engine) ClusterPools() map[string]ClusterPool {
 			c.Capacity += p.Capacity
 			c.Running += p.Running
 			c.Queued += p.Queued
+			c.Paused = e.Paused(p.Name)
 			out[p.Name] = c
 		}
 	}

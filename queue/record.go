@@ -62,6 +62,9 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+	// Priority is the task's priority: high, normal or low (empty in
+	// records of older versions: normal).
+	Priority host.TaskPriority `json:"priority,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.
@@ -96,11 +99,13 @@ type job struct {
 	// caller on another host: its result has no async.maxResultBytes
 	// bound, as it has none when run locally.
 	Forwarded bool `json:"forwarded,omitempty"`
+	// Priority is the task's priority; empty (older versions) is normal.
+	Priority host.TaskPriority `json:"priority,omitempty"`
 }
 
 // record returns a new job's first record.
 func (j job) record() Task {
-	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL}
+	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL, Priority: j.Priority}
 }
 
 // now returns the current time in UTC, as records keep it.

@@ -22,6 +22,9 @@ const livenessCheck = time.Second
 // host.ErrWorkerCrashed; when ctx ends first, it cancels the task and
 // returns ctx's error. The returned record is the task's last.
 func (e *Engine) RunRemote(ctx context.Context, req Request) (Task, error) {
+	if err := e.refusePaused(req.Pool); err != nil {
+		return Task{}, err
+	}
 	limit := req.Run.Timeout
 	if req.Pool != "" {
 		if hp, ok := e.remotePool(req.Pool); ok && hp.TaskTimeoutMs > 0 {

@@ -19,8 +19,13 @@ import (
 type runner struct {
 	e    *Engine
 	pool string // "" for one-shots
-	cons jetstream.Consumer
-	wake chan struct{}
+	// cons are the pool's consumers, by priority rank (priority.go);
+	// passed counts, by rank, the tasks of higher ones taken since that
+	// rank's last (fetch).
+	cons   [ranks]jetstream.Consumer
+	passed [ranks]int
+	owed   bool // the last task fetched was taken for its turn (MaxOvertakes)
+	wake   chan struct{}
 	// slots caps one-shots running at once; nil for a pool.
 	slots chan struct{}
 	// ctx ends the loop (with the engine's loops, or by stop when the
@@ -50,6 +55,10 @@ func (r *runner) loop() {
 	defer close(r.done)
 	ctx := r.ctx
 	for ctx.Err() == nil {
+		if r.pausedHere() { // its tasks wait (pause.go)
+			r.idle(ctx)
+			continue
+		}
 		var p place
 		if !r.hasRoom() {
 			if r.slots == nil {
@@ -57,11 +66,11 @@ func (r *runner) loop() {
 				continue
 			}
 			var err error
-			if p, err = r.reserve(ctx); err != nil {
+			if p, err = r.reserve(ctx, host.Priority(host.PriorityNormal)); err != nil {
 				continue // the engine stops
 			}
 		}
-		msg, err := fetchOne(r.cons)
+		msg, _, err := r.fetch()
 		if err != nil || msg == nil {
 			if p != nil {
 				p.release()
@@ -93,7 +102,7 @@ func (r *runner) loop() {
 // the ack wait, after which the task is handed back for later, here or
 // on another host.
 func (r *runner) takeThenReserve(ctx context.Context) {
-	msg, err := fetchOne(r.cons)
+	msg, prio, err := r.fetch()
 	if err != nil || msg == nil {
 		if err != nil {
 			r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
@@ -103,7 +112,7 @@ func (r *runner) takeThenReserve(ctx context.Context) {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.e.opts.AckWait/3)
-	p, err := r.reserve(rctx)
+	p, err := r.reserveHolding(rctx, &msg, &prio)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil { // the runner stops: the task goes back at once
@@ -113,6 +122,11 @@ func (r *runner) takeThenReserve(ctx context.Context) {
 		r.e.logger.Debug("no room for an asynchronous task yet; handed back", "pool", r.pool, "error", err)
 		_ = msg.NakWithDelay(r.e.opts.PollInterval)
 		r.idle(ctx)
+		return
+	}
+	if r.pausedHere() { // paused meanwhile: the task waits with the others
+		p.release()
+		_ = msg.Nak()
 		return
 	}
 	r.e.tasks.Go(func() { r.e.handle(msg, p) })
@@ -174,10 +188,11 @@ func (r *runner) tryReserve() (place, bool) {
 	}
 }
 
-// reserve waits for room for one task.
-func (r *runner) reserve(ctx context.Context) (place, error) {
+// reserve waits for room for one task; prio is its place in the pool's
+// queue.
+func (r *runner) reserve(ctx context.Context, prio host.TaskOption) (place, error) {
 	if r.slots == nil {
-		res, err := r.e.mgr.Reserve(ctx, r.pool)
+		res, err := r.e.mgr.Reserve(ctx, r.pool, prio)
 		if err != nil {
 			return nil, err
 		}

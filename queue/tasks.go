@@ -36,6 +36,9 @@ type Request struct {
 	// CallbackURL, when not empty, receives a POST of the final record;
 	// it must start with a prefix of Options.CallbackAllow.
 	CallbackURL string
+	// Priority orders the task among its pool's waiting ones
+	// (priority.go); empty means normal.
+	Priority host.TaskPriority
 
 	// forwarded is set by RunRemote (job.Forwarded).
 	forwarded bool
@@ -80,8 +83,8 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if limit := e.maxMessage(); int64(len(data)) > limit {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
-	subj := subject(j.Pool)
-	if _, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID)); err != nil {
+	subj := subject(j.Pool) // the runner's signal
+	if _, err := e.js.Publish(ctx, subjectOf(j.Pool, j.Priority), data, jetstream.WithMsgID(j.ID)); err != nil {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
@@ -104,7 +107,8 @@ func (e *Engine) newJob(req Request) (job, error) {
 		}
 	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded}
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded,
+		Priority: host.Priorities[req.Priority.Rank()]}
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
@@ -145,7 +149,11 @@ type idempotency struct {
 // draft binds a key to its request's route and body.
 func (req Request) fingerprint() string {
 	h := sha256.New()
-	head, _ := json.Marshal([]any{req.Pool, req.Plugin, req.Run.MemoryLimitMB, req.Run.Timeout, req.CallbackURL})
+	fields := []any{req.Pool, req.Plugin, req.Run.MemoryLimitMB, req.Run.Timeout, req.CallbackURL}
+	if p := req.Priority.Rank(); p != 1 {
+		fields = append(fields, p) // normal keeps older versions' fingerprints
+	}
+	head, _ := json.Marshal(fields)
 	h.Write(head)
 	h.Write([]byte{0})
 	h.Write(req.Input)

@@ -76,10 +76,10 @@ const routePoolTasks = "/v1/pools/:pool/tasks"
 // queryParams are the query parameters each route takes; a route not
 // listed takes none.
 var queryParams = map[string][]string{
-	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl"},
-	routePoolTasks:      {"async", "callbackUrl"},
-	"/example/pool":     {"async", "callbackUrl"},
-	routeExampleOneShot: {"async", "callbackUrl"},
+	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl", "priority"},
+	routePoolTasks:      {"async", "callbackUrl", "priority"},
+	"/example/pool":     {"async", "callbackUrl", "priority"},
+	routeExampleOneShot: {"async", "callbackUrl", "priority"},
 	routeTasks:          {"state", "pool", "limit"},
 	routeTask:           {"wait"},
 }
