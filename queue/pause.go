@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -116,9 +117,9 @@ func (e *Engine) followPauses(w jetstream.KeyWatcher) {
 			case <-time.After(time.Second):
 			}
 			ctx, cancel := context.WithTimeout(e.loops, setUpAttempt)
-			kv, err := ensureKV(ctx, e.js, e.pausesBucketConfig())
+			// The handle names the bucket: it works again once it exists.
+			_, err := ensureKV(ctx, e.js, e.pausesBucketConfig())
 			if err == nil {
-				e.pausesKV = kv
 				w, err = e.watchPauses(ctx)
 			}
 			cancel()
@@ -137,8 +138,9 @@ func (e *Engine) followPauses(w jetstream.KeyWatcher) {
 func (e *Engine) applyPause(entry jetstream.KeyValueEntry) {
 	var st poolState
 	if entry.Operation() != jetstream.KeyValuePut {
-		name, err := hex.DecodeString(entry.Key()[len("pool-"):])
-		if err != nil {
+		hexName, ok := strings.CutPrefix(entry.Key(), "pool-")
+		name, err := hex.DecodeString(hexName)
+		if !ok || err != nil {
 			return
 		}
 		st.Pool = string(name)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -35,9 +36,14 @@ func TestCLI_poolsPauseResume(t *testing.T) {
 	assert.Contains(t, string(body), `"pool_paused"`)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 
-	status, sub := postJSON(t, s.url+"/v1/pools/M/tasks?async=true&priority=high", `{"fault": "echo"}`)
-	require.Equal(t, http.StatusAccepted, status, sub)
-	id := sub["id"].(string)
+	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--priority", "high", "--task", `{"fault": "echo"}`)
+	require.Equal(t, 0, code, errOut)
+	var queued struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &queued), out)
+	id := queued.ID
+	code, _, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--priority", "urgent", "--task", `{}`)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "priority")
 
 	require.NoError(t, s.cmd.Process.Kill())
 	s.done <- <-s.done

@@ -18,6 +18,7 @@ import (
 // tasksUsage lists wpm tasks' subcommands.
 const tasksUsage = `Subcommands:
   submit --pool P | --plugin X --task JSON|@FILE|-   submit a task asynchronously, print {"id",…}
+         [--priority high|normal|low]
   get ID                                            print the task's record
   wait ID                                           wait until the task ends, print its record
   cancel ID                                         cancel a queued or running task
@@ -43,6 +44,7 @@ func runTasks(args []string, e env) int {
 	task := fs.String("task", "", "submit: the task's JSON input; @FILE reads it from a file, - from standard input")
 	key := fs.String("idempotency-key", "", "submit: a repeat with the same key within async.dedupWindow returns the first task")
 	callback := fs.String("callback-url", "", "submit: URL (under async.callbackAllow) that receives the final record")
+	priority := fs.String("priority", "", "submit: high, normal (the default) or low: where the task waits among its pool's")
 	state := fs.String("state", "", "list: only tasks in this state (queued, running, succeeded, failed, canceled)")
 	limit := fs.Int("limit", 20, "list: at most this many tasks")
 	config.RegisterConfigFlag(fs)
@@ -67,7 +69,7 @@ func runTasks(args []string, e env) int {
 	sub, rest := fs.Arg(0), fs.Args()[1:]
 	switch {
 	case sub == "submit" && len(rest) == 0:
-		return tc.submit(client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback}, *task)
+		return tc.submit(client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback, Priority: *priority}, *task)
 	case sub == "list" && len(rest) == 0:
 		return tc.list(client.ListOptions{State: client.TaskState(*state), Pool: *pool, Limit: *limit})
 	case (sub == "get" || sub == "wait" || sub == "cancel") && len(rest) == 1:
