@@ -125,6 +125,7 @@ func (r *runner) reserveHolding(ctx context.Context, msg *jetstream.Msg, prio *h
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		looked := make(chan struct{})
+		woken := false // set before cancel; read once looked is closed
 		go func() {
 			defer close(looked)
 			t := time.NewTimer(r.e.opts.PollInterval)
@@ -135,13 +136,19 @@ func (r *runner) reserveHolding(ctx context.Context, msg *jetstream.Msg, prio *h
 			case <-r.wake:
 			case <-t.C:
 			}
+			woken = true
 			cancel()
 		}()
 		p, err := r.reserve(wctx, host.Priority(*prio))
 		cancel()
 		<-looked
-		if err == nil || ctx.Err() != nil {
-			return p, err
+		if err == nil || ctx.Err() != nil || !woken {
+			if err == nil && woken {
+				// Woken as the place came: the higher task, if any, is
+				// taken at the next fetch.
+				r.e.signal(subject(r.pool))
+			}
+			return p, err // a place, or the reservation's own error (queue_full, say)
 		}
 		if higher, hp, ferr := r.fetchAbove(prio.Rank()); ferr == nil && higher != nil {
 			_ = (*msg).Nak()
