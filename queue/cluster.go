@@ -108,7 +108,7 @@ func (e *Engine) startCluster(ctx context.Context) error {
 		Name: e.opts.Name, Address: e.opts.Address, Role: e.opts.Role, Version: e.opts.Version,
 		StartedAt: time.Now().UTC(),
 	}}
-	if _, err := e.nc.Subscribe(wakePrefix+">", func(m *nats.Msg) { e.signal(m.Subject[len(wakePrefix):]) }); err != nil {
+	if _, err := e.nc.Subscribe(wakePrefix+">", func(m *nats.Msg) { e.woken(m.Subject[len(wakePrefix):], m.Data) }); err != nil {
 		return fmt.Errorf("subscribe to wake-ups: %w", err)
 	}
 	if _, err := e.nc.Subscribe(cancelSubject, func(m *nats.Msg) { e.stopLocal(string(m.Data)) }); err != nil {

@@ -395,7 +395,7 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	}
 	wake := make(chan struct{}, 1)
 	e.wake[subj] = wake
-	r := &runner{e: e, pool: pool, cons: cons, wake: wake, done: make(chan struct{})}
+	r := &runner{e: e, pool: pool, cons: cons, wake: wake, done: make(chan struct{}), higher: make(chan struct{}, 1)}
 	r.ctx, r.stop = context.WithCancel(e.loops)
 	if pool == "" {
 		r.slots = make(chan struct{}, e.opts.OneShotConcurrency)

@@ -161,7 +161,8 @@ func (e *Engine) applyPause(entry jetstream.KeyValueEntry) {
 		e.logger.Info("pool paused state changed", "pool", st.Pool, "paused", st.Paused, "by", st.Host)
 	}
 	if !st.Paused {
-		e.signal(subject(st.Pool)) // its queued tasks run again
+		e.notePriority(st.Pool, "") // its queued tasks run again
+		e.signal(subject(st.Pool))
 	}
 }
 
@@ -217,6 +218,7 @@ func (e *Engine) setPaused(ctx context.Context, pool string, paused bool) error 
 	e.mu.Unlock()
 	e.mgr.SetPaused(pool, paused)
 	if !paused {
+		e.notePriority(pool, "")
 		e.signal(subject(pool))
 		e.wakeAll(subject(pool))
 	}

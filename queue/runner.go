@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,7 +26,12 @@ type runner struct {
 	cons   [ranks]jetstream.Consumer
 	passed [ranks]int
 	owed   bool // the last task fetched was taken for its turn (MaxOvertakes)
-	wake   chan struct{}
+	// pending says, by rank, that the level may hold a task; lastPoll is
+	// when all were last set; higher is signalled by notePriority.
+	pending  [ranks]atomic.Bool
+	lastPoll time.Time
+	higher   chan struct{}
+	wake     chan struct{}
 	// slots caps one-shots running at once; nil for a pool.
 	slots chan struct{}
 	// ctx ends the loop (with the engine's loops, or by stop when the
@@ -70,7 +76,7 @@ func (r *runner) loop() {
 				continue // the engine stops
 			}
 		}
-		msg, _, err := r.fetch()
+		msg, prio, err := r.fetch()
 		if err != nil || msg == nil {
 			if p != nil {
 				p.release()
@@ -88,7 +94,7 @@ func (r *runner) loop() {
 				// The free place went meanwhile (to a synchronous task,
 				// say): the task goes back to the queue at once, for this
 				// runner's next place or another host's.
-				_ = msg.Nak()
+				r.handBack(msg, prio)
 				continue
 			}
 		}
@@ -126,7 +132,7 @@ func (r *runner) takeThenReserve(ctx context.Context) {
 	}
 	if r.pausedHere() { // paused meanwhile: the task waits with the others
 		p.release()
-		_ = msg.Nak()
+		r.handBack(msg, prio)
 		return
 	}
 	r.e.tasks.Go(func() { r.e.handle(msg, p) })

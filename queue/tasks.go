@@ -91,8 +91,9 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return Task{}, err // the runner makes the record from the message
 	}
+	e.notePriority(j.Pool, j.Priority)
 	e.signal(subj)
-	e.wakeAll(subj)
+	e.wakeAllPrio(j.Pool, j.Priority)
 	e.counters.submitted.WithLabelValues(j.Pool).Inc()
 	return rec, nil
 }
