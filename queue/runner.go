@@ -126,7 +126,14 @@ func (r *runner) takeThenReserve(ctx context.Context) {
 			return
 		}
 		r.e.logger.Debug("no room for an asynchronous task yet; handed back", "pool", r.pool, "error", err)
-		_ = msg.NakWithDelay(r.e.opts.PollInterval)
+		if prio.Rank() == 0 {
+			// A high task keeps its turn: back at once, and every host's
+			// runner told, so that one holding a lower task swaps it.
+			r.handBack(msg, prio)
+			r.e.wakeAllPrio(r.pool, prio)
+		} else {
+			_ = msg.NakWithDelay(r.e.opts.PollInterval)
+		}
 		r.idle(ctx)
 		return
 	}
