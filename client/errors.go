@@ -40,6 +40,7 @@ const (
 	CodeStorageFull          Code = "storage_full"
 	CodeUnknownSchedule      Code = "unknown_schedule"
 	CodeScheduleExists       Code = "schedule_exists"
+	CodePoolPaused           Code = "pool_paused"
 )
 
 // Sentinels to compare an error with [errors.Is]: an [*Error] is one of
@@ -71,6 +72,7 @@ var (
 	ErrStorageFull          = &Error{Code: CodeStorageFull}
 	ErrUnknownSchedule      = &Error{Code: CodeUnknownSchedule}
 	ErrScheduleExists       = &Error{Code: CodeScheduleExists}
+	ErrPoolPaused           = &Error{Code: CodePoolPaused}
 )
 
 // Error is an error answer of the API, or the error an asynchronous task

@@ -81,6 +81,9 @@ func (c *Client) Submit(ctx context.Context, s SubmitRequest) (*Accepted, error)
 	case !s.RunAt.IsZero():
 		r.query.Set("runAt", s.RunAt.UTC().Format(time.RFC3339))
 	}
+	if s.Priority != "" {
+		r.query.Set("priority", s.Priority)
+	}
 	if s.IdempotencyKey != "" {
 		r.header.Set("Idempotency-Key", s.IdempotencyKey)
 		r.idempotent = true

@@ -57,6 +57,9 @@ type SubmitRequest struct {
 	// the past runs now.
 	Delay time.Duration
 	RunAt time.Time
+	// Priority is high, normal or low: where the task waits among its
+	// pool's waiting ones; empty means normal.
+	Priority string
 }
 
 // TaskState is where an asynchronous task is.
@@ -126,6 +129,8 @@ type Task struct {
 	RunAt *time.Time `json:"runAt,omitempty"`
 	// Schedule names the schedule whose tick made the task.
 	Schedule string `json:"schedule,omitempty"`
+	// Priority is the task's priority: high, normal or low.
+	Priority string `json:"priority,omitempty"`
 	// Raw is the record as the server sent it.
 	Raw json.RawMessage `json:"-"`
 }
@@ -214,6 +219,9 @@ type Pool struct {
 	Ready int `json:"ready"`
 	// Degraded is set when fewer workers are ready than Size.
 	Degraded bool `json:"degraded"`
+	// Paused is set while the pool is paused, for the whole cluster
+	// ([Client.Pause]).
+	Paused bool `json:"paused"`
 	// LastError is the last failure to start a worker, and LastErrorAt
 	// when it was.
 	LastError   string     `json:"lastError,omitempty"`
@@ -254,6 +262,8 @@ type ClusterPool struct {
 	Capacity int `json:"capacity"`
 	Running  int `json:"running"`
 	Queued   int `json:"queued"`
+	// Paused is set while the pool is paused.
+	Paused bool `json:"paused"`
 }
 
 // Plugin is a plugin binary in the server's plugins directory.

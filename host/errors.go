@@ -90,6 +90,7 @@ var codes = []struct {
 	{ErrUnknownPlugin, CodeUnknownPlugin},
 	{ErrQueueFull, CodeQueueFull},
 	{ErrShuttingDown, CodeShuttingDown},
+	{ErrPoolPaused, CodePoolPaused},
 	{ErrTimeout, CodeTaskTimeout},
 	{ErrMemoryLimit, CodeMemoryLimit},
 	{ErrWorkerCrashed, CodeWorkerCrashed},

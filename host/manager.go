@@ -27,6 +27,7 @@ type Manager struct {
 	ownSocket bool // socketDir was made by New and is removed by Shutdown
 	dirLock   *os.File
 
+	paused    pausedPools // pause.go
 	mu        sync.RWMutex
 	pools     map[string]*pool   // changed by Reload
 	poolNames []string           // sorted
@@ -208,8 +209,11 @@ func (m *Manager) Submit(ctx context.Context, poolName string, input []byte, opt
 	if m.closed.Load() {
 		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: fmt.Errorf("%w: wpm takes no new tasks", ErrShuttingDown)}
 	}
+	if m.paused.has(poolName) {
+		return Result{}, &TaskError{TaskID: o.id, Pool: poolName, Plugin: cfg.Plugin, Err: pausedError(poolName)}
+	}
 	book, ctx := m.beginTask(ctx, o, poolName, cfg.Plugin)
-	return book.end(p.submit(ctx, input))
+	return book.end(p.submit(ctx, input, o.prio))
 }
 
 // timeoutError is the error of a task that ran past timeout.
@@ -288,7 +292,7 @@ func (m *Manager) RunOnce(ctx context.Context, name string, input []byte, run Ru
 	ctx, cancel := m.oneShotContext(ctx, m.oneShots.timeout(run.Timeout))
 	defer cancel()
 	book, ctx := m.beginTask(ctx, o, "", plugin)
-	return book.end(m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB))
+	return book.end(m.oneShots.run(ctx, plugin, path, input, run.MemoryLimitMB, o.prio))
 }
 
 // resolveOneShot returns the path of what a one-shot called name runs: a

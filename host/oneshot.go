@@ -110,12 +110,12 @@ func (o *oneShots) launchOf(name, path string, memoryLimitMB int) launch {
 // run runs input once in a process of the plugin name (whose binary is at
 // path), a warm spare if one fits, and says how long it waited for a place.
 // ctx bounds the whole run: the wait for a place, the start and the task.
-func (o *oneShots) run(ctx context.Context, name, path string, input []byte, memoryLimitMB int) (out []byte, pid int, wait time.Duration, err error) {
+func (o *oneShots) run(ctx context.Context, name, path string, input []byte, memoryLimitMB, rank int) (out []byte, pid int, wait time.Duration, err error) {
 	if memoryLimitMB <= 0 {
 		memoryLimitMB = o.cfg.MemoryLimitMB
 	}
 	began := time.Now()
-	one, err := o.take(ctx, name, path, memoryLimitMB)
+	one, err := o.take(ctx, name, path, memoryLimitMB, rank)
 	wait = time.Since(began)
 	if err != nil {
 		return nil, 0, wait, err
@@ -150,7 +150,7 @@ func (o *oneShots) run(ctx context.Context, name, path string, input []byte, mem
 // spare of its plugin that can hold memoryLimitMB, or a slot started for
 // it in a free place, in the place of a spare, or in the first place freed
 // within cfg.MaxWait.
-func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB int) (*oneShot, error) {
+func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB, rank int) (*oneShot, error) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
@@ -174,7 +174,7 @@ func (o *oneShots) take(ctx context.Context, name, path string, memoryLimitMB in
 		o.mu.Unlock()
 		return one, nil
 	}
-	pw := o.waiting.push(0)
+	pw := o.waiting.push(0, rank)
 	o.mu.Unlock()
 
 	timer := time.NewTimer(o.cfg.MaxWait)

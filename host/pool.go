@@ -14,7 +14,7 @@ import (
 // pool is a named set of worker slots running one plugin. Tasks get a
 // place on the least-busy ready worker through the dispatch seam
 // ([pool.acquire], [lease.run]); those that find none wait in the pool's
-// FIFO queue (queue.go).
+// queue (queue.go): high priority first, FIFO within a priority.
 type pool struct {
 	name     string
 	logger   hclog.Logger
@@ -171,15 +171,15 @@ func (p *pool) slotEnded(s *slot, reason Cause, ending bool) {
 // on the first one freed while the task waits in the queue. It is the
 // dispatch seam: whatever feeds tasks to the pool (an HTTP request, a queue
 // consumer) asks it for capacity and then runs the task on the lease.
-func (p *pool) acquire(ctx context.Context) (*lease, error) {
-	return p.acquireTask(ctx, 0)
+func (p *pool) acquire(ctx context.Context, rank int) (*lease, error) {
+	return p.acquireTask(ctx, 0, rank)
 }
 
 // acquireTask is acquire for a task sent tries times before: one whose
 // worker went before starting it, or that was taken back from a busy
 // worker, waits at the front of the queue, beyond its limit, and is served
 // by a pool that was closed but not yet stopped.
-func (p *pool) acquireTask(ctx context.Context, tries int) (*lease, error) {
+func (p *pool) acquireTask(ctx context.Context, tries, rank int) (*lease, error) {
 	again := tries > 0
 	p.mu.Lock()
 	if again {
@@ -199,7 +199,7 @@ func (p *pool) acquireTask(ctx context.Context, tries int) (*lease, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: pool %s has %d tasks waiting, its queue limit; retry later or raise queueLimit", ErrQueueFull, p.name, p.cfg.QueueLimit)
 	}
-	wt := p.queue.push(tries)
+	wt := p.queue.push(tries, rank)
 	p.grow()
 	p.mu.Unlock()
 
@@ -301,7 +301,8 @@ func (p *pool) reserveTask(s *slot, tries int) *lease {
 	return l
 }
 
-// dispatch hands queued tasks to ready workers, oldest first. p.mu must be
+// dispatch hands queued tasks to ready workers in the queue's order
+// (high priority first, oldest first within one). p.mu must be
 // held.
 func (p *pool) dispatch() {
 	for p.queue.len() > 0 {
@@ -444,10 +445,10 @@ func (l *lease) release(counted bool, ran time.Duration, again bool) {
 
 // submit runs one task on the pool and says how long it waited for a
 // worker. ctx bounds the whole task, queue wait included.
-func (p *pool) submit(ctx context.Context, input []byte) (out []byte, pid int, wait time.Duration, err error) {
+func (p *pool) submit(ctx context.Context, input []byte, rank int) (out []byte, pid int, wait time.Duration, err error) {
 	start := time.Now()
 	for tries := 0; ; tries++ {
-		l, err := p.acquireTask(ctx, tries)
+		l, err := p.acquireTask(ctx, tries, rank)
 		if tries == 0 {
 			wait = time.Since(start)
 		}

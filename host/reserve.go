@@ -32,14 +32,15 @@ type Reservation struct {
 // take; one that only looks for tasks should not hold a reservation at a
 // pool with no free place, or it keeps a worker running. A reservation
 // given back unused with Release does not count as the worker's activity:
-// an idle worker is still stopped after ScaleDownAfter.
-func (m *Manager) Reserve(ctx context.Context, poolName string) (*Reservation, error) {
+// an idle worker is still stopped after ScaleDownAfter. Of opts only
+// [Priority] counts: the place in the queue of the task it is for.
+func (m *Manager) Reserve(ctx context.Context, poolName string, opts ...TaskOption) (*Reservation, error) {
 	p, err := m.reservable(poolName)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	l, err := p.acquire(ctx)
+	l, err := p.acquire(ctx, reserveRank(opts))
 	if err != nil {
 		return nil, err
 	}
@@ -123,3 +124,13 @@ func (r *Reservation) Release() {
 
 // Pool returns the name of the reserved pool.
 func (r *Reservation) Pool() string { return r.pool.name }
+
+// reserveRank is the priority rank opts give a reservation's wait; only
+// [Priority] counts.
+func reserveRank(opts []TaskOption) int {
+	o := taskOptions{prio: normalRank}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.prio
+}

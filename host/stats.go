@@ -8,6 +8,8 @@ import (
 type PoolStats struct {
 	// Config is the pool's configuration, defaults filled in.
 	Config PoolConfig
+	// Paused says the pool is paused ([Manager.SetPaused]).
+	Paused bool
 	// QueueDepth is how many tasks wait for a worker.
 	QueueDepth int
 	// OldestQueued is how long the oldest waiting task has waited.
@@ -77,6 +79,7 @@ func (m *Manager) Pools() []PoolStats {
 	out := make([]PoolStats, len(pools))
 	for i, p := range pools {
 		out[i] = p.stats()
+		out[i].Paused = m.paused.has(p.name)
 	}
 	return out
 }
@@ -88,7 +91,9 @@ func (m *Manager) Pool(name string) (PoolStats, error) {
 	if !ok {
 		return PoolStats{}, m.unknownPool(name)
 	}
-	return p.stats(), nil
+	s := p.stats()
+	s.Paused = m.paused.has(name)
+	return s, nil
 }
 
 // PoolConfig returns the named pool's current configuration, defaults

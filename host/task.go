@@ -18,6 +18,7 @@ type TaskOption func(*taskOptions)
 type taskOptions struct {
 	id     string
 	events func(Event)
+	prio   int // TaskPriority.Rank; 0 is high, so unset means normal (see newTaskOptions)
 }
 
 // TaskID gives the task id instead of a new random one: in its [Result],
@@ -35,9 +36,9 @@ func TaskEvents(fn func(Event)) TaskOption { return func(o *taskOptions) { o.eve
 // set.
 func newTaskOptions(opts []TaskOption) taskOptions {
 	if len(opts) == 0 {
-		return taskOptions{id: randid.New()} // no allocation of its own
+		return taskOptions{id: randid.New(), prio: normalRank} // no allocation of its own
 	}
-	o := new(taskOptions)
+	o := &taskOptions{prio: normalRank}
 	for _, opt := range opts {
 		opt(o)
 	}

@@ -108,7 +108,7 @@ func (e *Engine) startCluster(ctx context.Context) error {
 		Name: e.opts.Name, Address: e.opts.Address, Role: e.opts.Role, Version: e.opts.Version,
 		StartedAt: time.Now().UTC(),
 	}}
-	if _, err := e.nc.Subscribe(wakePrefix+">", func(m *nats.Msg) { e.signal(m.Subject[len(wakePrefix):]) }); err != nil {
+	if _, err := e.nc.Subscribe(wakePrefix+">", func(m *nats.Msg) { e.woken(m.Subject[len(wakePrefix):], m.Data) }); err != nil {
 		return fmt.Errorf("subscribe to wake-ups: %w", err)
 	}
 	if _, err := e.nc.Subscribe(cancelSubject, func(m *nats.Msg) { e.stopLocal(string(m.Data)) }); err != nil {
@@ -334,6 +334,8 @@ type ClusterPool struct {
 	Capacity int `json:"capacity"`
 	Running  int `json:"running"`
 	Queued   int `json:"queued"`
+	// Paused says the pool is paused for the whole cluster (pause.go).
+	Paused bool `json:"paused"`
 }
 
 // ClusterPools sums every pool's figures over the live hosts, by pool.
@@ -348,6 +350,7 @@ func (e *Engine) ClusterPools() map[string]ClusterPool {
 			c.Capacity += p.Capacity
 			c.Running += p.Running
 			c.Queued += p.Queued
+			c.Paused = e.Paused(p.Name)
 			out[p.Name] = c
 		}
 	}

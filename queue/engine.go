@@ -206,6 +206,11 @@ type Engine struct {
 	running  map[string]context.CancelCauseFunc // by task id
 	stopped  bool
 
+	// pausesKV is the pools bucket; paused the paused pools, by name,
+	// guarded by mu (pause.go).
+	pausesKV jetstream.KeyValue
+	paused   map[string]bool
+
 	members *members      // the cluster's hosts (cluster.go)
 	repairs chan struct{} // asks repairLoop to run (repair.go)
 	// storeFull is set while the store takes no writes; storageWake
@@ -235,7 +240,7 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		wake: map[string]chan struct{}{}, running: map[string]context.CancelCauseFunc{},
 		runnerOf: map[string]*runner{}, counters: newCounters(), client: newCallbackClient(), allow: allow,
 		cbWake: make(chan struct{}, 1), cbPending: map[string]struct{}{}, repairs: make(chan struct{}, 1),
-		storageWake: make(chan struct{}, 1), retries: opts.Retries}
+		storageWake: make(chan struct{}, 1), retries: opts.Retries, paused: map[string]bool{}}
 	e.loops, e.stopLoops = context.WithCancel(context.Background())
 	e.work, e.stopWork = context.WithCancelCause(context.Background())
 	e.cbCtx, e.stopCbs = context.WithCancel(context.Background())
@@ -247,6 +252,10 @@ func Start(ctx context.Context, mgr *host.Manager, opts Options) (*Engine, error
 		e.callbacks.Go(e.deliverLoop)
 	}
 	if err := e.startCluster(ctx); err != nil {
+		e.abort()
+		return nil, err
+	}
+	if err := e.startPauses(ctx); err != nil {
 		e.abort()
 		return nil, err
 	}
@@ -387,9 +396,9 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	if ok || stopped {
 		return nil
 	}
-	cons, err := ensureConsumer(ctx, e.js, streamName, e.consumerConfig(pool))
+	cons, err := e.ensureConsumers(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("make the consumer of %s: %w", subj, err)
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -400,7 +409,7 @@ func (e *Engine) ensureRunner(ctx context.Context, pool string) error {
 	}
 	wake := make(chan struct{}, 1)
 	e.wake[subj] = wake
-	r := &runner{e: e, pool: pool, cons: cons, wake: wake, done: make(chan struct{})}
+	r := &runner{e: e, pool: pool, cons: cons, wake: wake, done: make(chan struct{}), higher: make(chan struct{}, 1)}
 	r.ctx, r.stop = context.WithCancel(e.loops)
 	if pool == "" {
 		r.slots = make(chan struct{}, e.opts.OneShotConcurrency)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -66,6 +67,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	c.e.counters.scheduleRuns.Describe(ch)
 	ch <- queueDepthDesc
 	ch <- runningDesc
+	ch <- pausedDesc
 }
 
 // Collect sends every metric's value.
@@ -85,13 +87,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	e.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, float64(running))
+	e.collectPaused(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), collectBound)
 	defer cancel()
 	for pool, r := range runners {
-		info, err := r.cons.Info(ctx)
+		var depth uint64
+		var err error
+		for _, cons := range r.cons {
+			var info *jetstream.ConsumerInfo
+			if info, err = cons.Info(ctx); err != nil {
+				break
+			}
+			depth += info.NumPending
+		}
 		if err != nil {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(info.NumPending), pool)
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(depth), pool)
 	}
 }

@@ -71,6 +71,9 @@ type Task struct {
 	// TraceID is the OpenTelemetry trace the task was submitted in, when
 	// tracing is on (trace.go).
 	TraceID string `json:"traceId,omitempty"`
+	// Priority is the task's priority: high, normal or low (empty in
+	// records of older versions: normal).
+	Priority host.TaskPriority `json:"priority,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.
@@ -108,12 +111,14 @@ type job struct {
 	// RunAt and Schedule are the record's (schedule.go).
 	RunAt    *time.Time `json:"runAt,omitempty"`
 	Schedule string     `json:"schedule,omitempty"`
+	// Priority is the task's priority; empty (older versions) is normal.
+	Priority host.TaskPriority `json:"priority,omitempty"`
 }
 
 // record returns a new job's first record.
 func (j job) record() Task {
 	t := Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL,
-		RunAt: j.RunAt, Schedule: j.Schedule}
+		RunAt: j.RunAt, Schedule: j.Schedule, Priority: j.Priority}
 	if j.RunAt != nil && j.RunAt.After(time.Now()) {
 		t.State = StateScheduled
 	}

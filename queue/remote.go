@@ -39,6 +39,9 @@ const attrHost = attribute.Key("wpm.host")
 
 // runRemote is RunRemote within its span.
 func (e *Engine) runRemote(ctx context.Context, req Request) (Task, error) {
+	if err := e.refusePaused(req.Pool); err != nil {
+		return Task{}, err
+	}
 	limit := req.Run.Timeout
 	if req.Pool != "" {
 		if hp, ok := e.remotePool(req.Pool); ok && hp.TaskTimeoutMs > 0 {

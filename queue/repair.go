@@ -80,6 +80,9 @@ func (e *Engine) repair(ctx context.Context) error {
 	if err := e.setUpSchedules(ctx); err != nil { // schedule.go
 		return err
 	}
+	if _, err := ensureKV(ctx, e.js, e.pausesBucketConfig()); err != nil {
+		return fmt.Errorf("pools bucket: %w", err)
+	}
 	e.mu.Lock()
 	pools := make([]string, 0, len(e.runnerOf))
 	for pool := range e.runnerOf {
@@ -87,8 +90,8 @@ func (e *Engine) repair(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	for _, pool := range pools {
-		if _, err := ensureConsumer(ctx, e.js, streamName, e.consumerConfig(pool)); err != nil {
-			return fmt.Errorf("consumer of %s: %w", subject(pool), err)
+		if _, err := e.ensureConsumers(ctx, pool); err != nil {
+			return err
 		}
 	}
 	if !e.opts.APIOnly {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,8 +20,18 @@ import (
 type runner struct {
 	e    *Engine
 	pool string // "" for one-shots
-	cons jetstream.Consumer
-	wake chan struct{}
+	// cons are the pool's consumers, by priority rank (priority.go);
+	// passed counts, by rank, the tasks of higher ones taken since that
+	// rank's last (fetch).
+	cons   [ranks]jetstream.Consumer
+	passed [ranks]int
+	owed   bool // the last task fetched was taken for its turn (MaxOvertakes)
+	// pending says, by rank, that the level may hold a task; lastPoll is
+	// when all were last set; higher is signalled by notePriority.
+	pending  [ranks]atomic.Bool
+	lastPoll time.Time
+	higher   chan struct{}
+	wake     chan struct{}
 	// slots caps one-shots running at once; nil for a pool.
 	slots chan struct{}
 	// ctx ends the loop (with the engine's loops, or by stop when the
@@ -50,6 +61,10 @@ func (r *runner) loop() {
 	defer close(r.done)
 	ctx := r.ctx
 	for ctx.Err() == nil {
+		if r.pausedHere() { // its tasks wait (pause.go)
+			r.idle(ctx)
+			continue
+		}
 		var p place
 		if !r.hasRoom() {
 			if r.slots == nil {
@@ -57,11 +72,11 @@ func (r *runner) loop() {
 				continue
 			}
 			var err error
-			if p, err = r.reserve(ctx); err != nil {
+			if p, err = r.reserve(ctx, host.Priority(host.PriorityNormal)); err != nil {
 				continue // the engine stops
 			}
 		}
-		msg, err := fetchOne(r.cons)
+		msg, prio, err := r.fetch()
 		if err != nil || msg == nil {
 			if p != nil {
 				p.release()
@@ -79,7 +94,7 @@ func (r *runner) loop() {
 				// The free place went meanwhile (to a synchronous task,
 				// say): the task goes back to the queue at once, for this
 				// runner's next place or another host's.
-				_ = msg.Nak()
+				r.handBack(msg, prio)
 				continue
 			}
 		}
@@ -93,7 +108,7 @@ func (r *runner) loop() {
 // the ack wait, after which the task is handed back for later, here or
 // on another host.
 func (r *runner) takeThenReserve(ctx context.Context) {
-	msg, err := fetchOne(r.cons)
+	msg, prio, err := r.fetch()
 	if err != nil || msg == nil {
 		if err != nil {
 			r.e.logger.Debug("fetch failed", "pool", r.pool, "error", err)
@@ -103,7 +118,7 @@ func (r *runner) takeThenReserve(ctx context.Context) {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.e.opts.AckWait/3)
-	p, err := r.reserve(rctx)
+	p, err := r.reserveHolding(rctx, &msg, &prio)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil { // the runner stops: the task goes back at once
@@ -111,8 +126,20 @@ func (r *runner) takeThenReserve(ctx context.Context) {
 			return
 		}
 		r.e.logger.Debug("no room for an asynchronous task yet; handed back", "pool", r.pool, "error", err)
-		_ = msg.NakWithDelay(r.e.opts.PollInterval)
+		if prio.Rank() == 0 {
+			// A high task keeps its turn: back at once, and every host's
+			// runner told, so that one holding a lower task swaps it.
+			r.handBack(msg, prio)
+			r.e.wakeAllPrio(r.pool, prio)
+		} else {
+			_ = msg.NakWithDelay(r.e.opts.PollInterval)
+		}
 		r.idle(ctx)
+		return
+	}
+	if r.pausedHere() { // paused meanwhile: the task waits with the others
+		p.release()
+		r.handBack(msg, prio)
 		return
 	}
 	r.e.tasks.Go(func() { r.e.handle(msg, p) })
@@ -174,10 +201,11 @@ func (r *runner) tryReserve() (place, bool) {
 	}
 }
 
-// reserve waits for room for one task.
-func (r *runner) reserve(ctx context.Context) (place, error) {
+// reserve waits for room for one task; prio is its place in the pool's
+// queue.
+func (r *runner) reserve(ctx context.Context, prio host.TaskOption) (place, error) {
 	if r.slots == nil {
-		res, err := r.e.mgr.Reserve(ctx, r.pool)
+		res, err := r.e.mgr.Reserve(ctx, r.pool, prio)
 		if err != nil {
 			return nil, err
 		}

@@ -37,6 +37,9 @@ type Request struct {
 	// CallbackURL, when not empty, receives a POST of the final record;
 	// it must start with a prefix of Options.CallbackAllow.
 	CallbackURL string
+	// Priority orders the task among its pool's waiting ones
+	// (priority.go); empty means normal.
+	Priority host.TaskPriority
 
 	// RunAt, when set and in the future, delays the task until then
 	// (schedule.go); one in the past runs now.
@@ -92,8 +95,8 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if limit := e.maxMessage(); int64(len(data)) > limit {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
-	subj := subject(j.Pool)
-	if err := e.publishJob(ctx, j, subj, data); err != nil {
+	subj := subject(j.Pool) // the runner's signal
+	if err := e.publishJob(ctx, j, subjectOf(j.Pool, j.Priority), data); err != nil {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
@@ -101,8 +104,9 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return Task{}, err // the runner makes the record from the message
 	}
+	e.notePriority(j.Pool, j.Priority)
 	e.signal(subj)
-	e.wakeAll(subj)
+	e.wakeAllPrio(j.Pool, j.Priority)
 	e.counters.submitted.WithLabelValues(j.Pool).Inc()
 	if rec.State == StateScheduled {
 		e.counters.delayed.WithLabelValues(j.Pool).Inc()
@@ -120,7 +124,8 @@ func (e *Engine) newJob(req Request) (job, error) {
 		}
 	}
 	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded}
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded,
+		Priority: host.Priorities[req.Priority.Rank()]}
 	j.withSchedule(req)
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
@@ -162,7 +167,11 @@ type idempotency struct {
 // draft binds a key to its request's route and body.
 func (req Request) fingerprint() string {
 	h := sha256.New()
-	head, _ := json.Marshal([]any{req.Pool, req.Plugin, req.Run.MemoryLimitMB, req.Run.Timeout, req.CallbackURL})
+	fields := []any{req.Pool, req.Plugin, req.Run.MemoryLimitMB, req.Run.Timeout, req.CallbackURL}
+	if p := req.Priority.Rank(); p != 1 {
+		fields = append(fields, p) // normal keeps older versions' fingerprints
+	}
+	head, _ := json.Marshal(fields)
 	h.Write(head)
 	h.Write([]byte{0})
 	h.Write(req.Input)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,4 +219,22 @@ func TestBrowser_auth(t *testing.T) {
 	))
 	waitJS[bool](t, ctx, "the live stream with the token", `document.querySelector('#conn').textContent === 'live'`)
 	screenshot(t, ctx, "ui-auth-in")
+}
+
+// A pool's Pause button pauses it for the cluster (the page and the API
+// say paused), and Resume resumes it.
+func TestBrowser_pauseResume(t *testing.T) {
+	srv := startServe(t)
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/"), chromedp.WaitVisible(`[data-pool="CPU"] button[data-pause="pause"]`),
+		chromedp.Click(`[data-pool="CPU"] button[data-pause="pause"]`)))
+	waitJS[bool](t, ctx, "CPU shown paused", `!!document.querySelector('[data-pool="CPU"] [data-paused]') && !!document.querySelector('[data-pool="CPU"] button[data-pause="resume"]')`)
+	var pool struct{ Paused bool }
+	require.Equal(t, http.StatusOK, getJSON(t, srv.url+"/v1/pools/CPU", &pool))
+	assert.True(t, pool.Paused)
+	screenshot(t, ctx, "ui-paused")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`[data-pool="CPU"] button[data-pause="resume"]`)))
+	waitJS[bool](t, ctx, "CPU shown resumed", `!document.querySelector('[data-pool="CPU"] [data-paused]') && !!document.querySelector('[data-pool="CPU"] button[data-pause="pause"]')`)
+	require.Equal(t, http.StatusOK, getJSON(t, srv.url+"/v1/pools/CPU", &pool))
+	assert.False(t, pool.Paused)
 }

@@ -8,6 +8,7 @@
 //	wpm new plugin NAME [--lang go|python|node] [--dir DIR]
 //	wpm status [--url URL] [--token T]
 //	wpm tasks submit|get|wait|cancel|list [ID] [--url URL] [--token T]
+//	wpm pools pause|resume NAME [--url URL] [--token T]
 //	wpm version
 package main
 
@@ -70,6 +71,7 @@ func commands() []command {
 		{"plugin", "wpm plugin check NAME [flags]\n\n" + pluginUsage, "check that a plugin starts, answers, survives bad input and a crash, and reports its memory", runPlugin},
 		{"new", "wpm new plugin NAME [flags]\n\n" + newUsage, "write a new plugin (Go, Python or Node.js) with its test", runNew},
 		{"status", "wpm status [--url URL] [--token T] [flags]", "show a running wpm's pools and workers", runStatus},
+		{"pools", "wpm pools pause|resume NAME [flags]\n\n" + poolsUsage, "pause or resume a pool of a running wpm, for the whole cluster", runPools},
 		{"tasks", "wpm tasks submit|get|wait|cancel|list [ID] [flags]\n\n" + tasksUsage, "submit, read, await, cancel and list a running wpm's asynchronous tasks", runTasks},
 		{"schedules", "wpm schedules list|get|add|rm|pause|resume [NAME] [flags]\n\n" + schedulesUsage, "list, make, delete, pause and resume a running wpm's schedules", runSchedules},
 		{"version", "wpm version", "print wpm's version", runVersion},

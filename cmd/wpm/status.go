@@ -188,6 +188,9 @@ func printStatus(w io.Writer, list *client.PoolList) {
 		case p.Degraded:
 			health = "degraded"
 		}
+		if p.Paused {
+			health += ", paused"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\t%d\t%s\n", p.Name, p.Plugin, p.Ready, p.Size,
 			p.QueueDepth, age(p.OldestQueuedMs), p.Running, health)
 	}

@@ -19,6 +19,7 @@ import (
 const tasksUsage = `Subcommands:
   submit --pool P | --plugin X --task JSON|@FILE|-   submit a task asynchronously, print {"id",…};
          [--delay D | --run-at RFC3339]             run it later (it is scheduled until then)
+         [--priority high|normal|low]
   get ID                                            print the task's record
   wait ID                                           wait until the task ends, print its record
   cancel ID                                         cancel a queued or running task
@@ -47,6 +48,7 @@ func runTasks(args []string, e env) int {
 	delay := fs.Duration("delay", 0, "submit: run the task this long from now (like 90s, 2h; at most async.maxDelay)")
 	runAt := fs.String("run-at", "", "submit: run the task at this RFC 3339 time (like 2030-01-02T15:04:05Z); one in the past runs now")
 	state := fs.String("state", "", "list: only tasks in this state (scheduled, queued, running, succeeded, failed, canceled)")
+	priority := fs.String("priority", "", "submit: high, normal (the default) or low: where the task waits among its pool's")
 	limit := fs.Int("limit", 20, "list: at most this many tasks")
 	config.RegisterConfigFlag(fs)
 	if st, done := parseFlags(fs, lookup("tasks"), args, e); done {
@@ -70,7 +72,7 @@ func runTasks(args []string, e env) int {
 	sub, rest := fs.Arg(0), fs.Args()[1:]
 	switch {
 	case sub == "submit" && len(rest) == 0:
-		req := client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback, Delay: *delay}
+		req := client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback, Delay: *delay, Priority: *priority}
 		if *runAt != "" {
 			if req.RunAt, err = time.Parse(time.RFC3339, *runAt); err != nil || *delay != 0 {
 				fmt.Fprintf(e.stderr, "wpm tasks submit: --run-at must be an RFC 3339 time like 2030-01-02T15:04:05Z, and goes without --delay; got %q\n", *runAt)

@@ -50,7 +50,7 @@ func (s *Server) forward(c echo.Context, req queue.Request, seed bool) error {
 	if err != nil {
 		return err
 	}
-	t, err := e.RunRemote(c.Request().Context(), req)
+	t, err := e.RunRemote(c.Request().Context(), prioritized(c, req))
 	if t.ID != "" {
 		c.Set(ctxTaskID, t.ID)
 	}

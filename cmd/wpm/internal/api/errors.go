@@ -32,6 +32,7 @@ var statusOf = map[host.ErrorCode]int{
 	host.CodeWorkerCrashed: http.StatusBadGateway,
 	host.CodeMemoryLimit:   http.StatusBadGateway,
 	host.CodeShuttingDown:  http.StatusServiceUnavailable,
+	host.CodePoolPaused:    http.StatusServiceUnavailable,
 	host.CodeTaskTimeout:   http.StatusGatewayTimeout,
 	codeUnauthorized:       http.StatusUnauthorized,
 	codeNotFound:           http.StatusNotFound,

@@ -276,7 +276,7 @@ func (s *Server) submitStreaming(c echo.Context, pool string, input []byte) erro
 	})
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := s.mgr.Submit(c.Request().Context(), pool, input, listen)
+		res, err := s.mgr.Submit(c.Request().Context(), pool, input, listen, host.Priority(priorityOf(c)))
 		done <- outcome{res, err}
 	}()
 	var out *sse

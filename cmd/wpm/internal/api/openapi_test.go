@@ -485,6 +485,11 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("POST", "/v1/schedules/nightly/resume", "")
 	req("GET", "/ui/nope.js", "")
 	req("GET", "/v1/tasks/nope/events", "")
+	req("POST", "/v1/pools/CPU/pause", "")
+	req("GET", "/v1/pools", "")
+	req("POST", "/v1/pools/CPU/tasks", `{"duration": 1}`) // 503 pool_paused
+	req("POST", "/v1/pools/CPU/resume", "")
+	req("POST", "/v1/pools/GPU/pause", "")
 	s.send(t, "GET", "/v1/events?since=1", nil, "Bearer "+token)
 	// Errors, one or more per operation.
 	req("POST", "/example/pool", `{"poolName": 3}`)

@@ -77,10 +77,10 @@ const routePoolTasks = "/v1/pools/:pool/tasks"
 // queryParams are the query parameters each route takes; a route not
 // listed takes none.
 var queryParams = map[string][]string{
-	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl", "delay", "runAt"},
-	routePoolTasks:      {"async", "callbackUrl", "delay", "runAt"},
-	"/example/pool":     {"async", "callbackUrl", "delay", "runAt"},
-	routeExampleOneShot: {"async", "callbackUrl", "delay", "runAt"},
+	routeRun:            {"memoryLimitMB", "timeout", "async", "callbackUrl", "delay", "runAt", "priority"},
+	routePoolTasks:      {"async", "callbackUrl", "delay", "runAt", "priority"},
+	"/example/pool":     {"async", "callbackUrl", "delay", "runAt", "priority"},
+	routeExampleOneShot: {"async", "callbackUrl", "delay", "runAt", "priority"},
 	routeTasks:          {"state", "pool", "limit"},
 	routeTask:           {"wait"},
 }

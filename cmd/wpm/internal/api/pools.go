@@ -43,6 +43,9 @@ type PoolView struct {
 	Running           int     `json:"running"`
 	Ready             int     `json:"ready"`
 	Degraded          bool    `json:"degraded"`
+	// Paused says the pool is paused for the whole cluster
+	// (POST /v1/pools/{pool}/pause).
+	Paused bool `json:"paused"`
 	// LastError is the pool's last failure to start a worker, if any.
 	LastError   string       `json:"lastError,omitempty"`
 	LastErrorAt *time.Time   `json:"lastErrorAt,omitempty"`
@@ -83,6 +86,7 @@ func viewPool(s host.PoolStats) PoolView {
 		Running:           s.Running,
 		Ready:             s.Ready,
 		Degraded:          s.Degraded(),
+		Paused:            s.Paused,
 		LastError:         s.LastError,
 		Workers:           make([]WorkerView, len(s.Workers)),
 	}

@@ -151,13 +151,14 @@ func New(mgr *host.Manager, opts Options) *Server {
 		return s
 	}
 	apiRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery}
-	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.reserveBody}
+	taskRoute := []echo.MiddlewareFunc{s.decodePathParams, s.checkQuery, s.checkPriority, s.reserveBody}
 	e.POST("/example/pool", s.examplePool, taskRoute...)
 	e.POST(routeExampleOneShot, s.exampleOneShot, taskRoute...)
 	e.POST(routePoolTasks, s.submit, taskRoute...)
 	e.POST(routeRun, s.runOnce, taskRoute...)
 	e.GET("/v1/pools", s.listPools, apiRoute...)
 	e.GET("/v1/pools/:pool", s.getPool, apiRoute...)
+	s.pauseRoutes(apiRoute)
 	e.GET("/v1/plugins", s.listPlugins, apiRoute...)
 	e.GET(routeTasks, s.listTasks, apiRoute...)
 	e.GET(routeTask, s.getTask, apiRoute...)
@@ -224,7 +225,7 @@ func (s *Server) examplePool(c echo.Context) error {
 	if s.forwardsPool(*req.PoolName) {
 		return s.forward(c, poolRequest(*req.PoolName, req.WorkerTask), true)
 	}
-	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask)
+	res, err := s.mgr.Submit(c.Request().Context(), *req.PoolName, req.WorkerTask, host.Priority(priorityOf(c)))
 	s.logTask(c, res, err)
 	if err != nil {
 		if pc, cfgErr := s.mgr.PoolConfig(*req.PoolName); cfgErr == nil && pc.Script != "" {
@@ -277,7 +278,7 @@ func (s *Server) exampleOneShot(c echo.Context) error {
 	if s.opts.NoWorkers {
 		return s.forward(c, oneShotRequest(*req.WorkerScript, req.WorkerTask, opts), true)
 	}
-	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts)
+	res, err := s.mgr.RunOnce(c.Request().Context(), *req.WorkerScript, req.WorkerTask, opts, host.Priority(priorityOf(c)))
 	s.logTask(c, res, err)
 	if err != nil {
 		if host.IsScriptName(*req.WorkerScript) {
@@ -302,7 +303,7 @@ func (s *Server) submit(c echo.Context) error {
 	if s.opts.Events != nil && wantsEventStream(c) {
 		return s.submitStreaming(c, c.Param("pool"), input)
 	}
-	res, err := s.mgr.Submit(c.Request().Context(), c.Param("pool"), input)
+	res, err := s.mgr.Submit(c.Request().Context(), c.Param("pool"), input, host.Priority(priorityOf(c)))
 	s.logTask(c, res, err)
 	if err != nil {
 		return err
@@ -338,7 +339,7 @@ func (s *Server) runOnce(c echo.Context) error {
 	if s.opts.NoWorkers {
 		return s.forward(c, oneShotRequest(c.Param("plugin"), input, opts), false)
 	}
-	res, err := s.mgr.RunOnce(c.Request().Context(), c.Param("plugin"), input, opts)
+	res, err := s.mgr.RunOnce(c.Request().Context(), c.Param("plugin"), input, opts, host.Priority(priorityOf(c)))
 	s.logTask(c, res, err)
 	if err != nil {
 		return err
@@ -613,6 +614,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch code {
 	case host.CodeQueueFull, codeOverloaded, codeStorageFull:
 		c.Response().Header().Set("Retry-After", "1")
+	case host.CodePoolPaused:
+		c.Response().Header().Set("Retry-After", pausedRetryAfter)
 	case codeAsyncUnavailable:
 		if s.opts.Tasks != nil { // NATS out of reach for now, not turned off
 			c.Response().Header().Set("Retry-After", "1")

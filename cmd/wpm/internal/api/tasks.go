@@ -100,7 +100,7 @@ func (s *Server) orAsync(c echo.Context, err error, req queue.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.submitAsync(c, req)
+	return s.submitAsync(c, prioritized(c, req))
 }
 
 // submitAsync stores the task durably and answers 202 with its id and a

@@ -308,6 +308,8 @@ function renderPools() {
         p.minWorkers !== p.maxWorkers ? h("span", { "data-scale": p.target }, "scales " + p.minWorkers + "–" + p.maxWorkers) : null,
         h("span", {}, "running " + p.running),
         h("span", { "data-queue": p.queueDepth }, "queued " + p.queueDepth),
+        p.paused ? h("span", { class: "paused", "data-paused": "true" }, "paused") : null,
+        h("button", { type: "button", "data-pause": p.paused ? "resume" : "pause", "data-for": p.name }, p.paused ? "Resume" : "Pause"),
         p.lastError ? h("span", { class: "error" }, "last start error: " + p.lastError) : null),
       h("table", {}, h("thead", {}, h("tr", {}, ["slot", "pid", "state", "tasks done", "RSS", "RSS history", "restarts", "last exit"].map((c) => h("th", {}, c)))),
         h("tbody", {}, rows)),
@@ -439,6 +441,26 @@ function showAnswer(a) {
   out.textContent = JSON.stringify(a, null, 2);
 }
 
+// pauseClicked pauses or resumes the pool of a pool's Pause/Resume
+// button, for the whole cluster; the pool's next stats agree.
+async function pauseClicked(ev) {
+  const b = ev.target.closest("button[data-pause]");
+  if (!b) return;
+  b.disabled = true;
+  try {
+    const resp = await api("/v1/pools/" + encodeURIComponent(b.dataset.for) + "/" + b.dataset.pause, { method: "POST" });
+    const a = await resp.json();
+    if (!resp.ok) { alert(a.error.message); return; }
+    const p = state.pools.get(a.pool);
+    if (p) p.paused = a.paused;
+    renderPools();
+  } catch (e) {
+    if (e.message !== "unauthorized") alert(e.message);
+  } finally {
+    b.disabled = false;
+  }
+}
+
 async function reload() {
   try {
     const resp = await api("/v1/admin/reload", { method: "POST" });
@@ -458,6 +480,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("logout").addEventListener("click", () => showLogin(""));
   $("reload").addEventListener("click", reload);
+  $("pools").addEventListener("click", pauseClicked);
   $("run-form").addEventListener("submit", run);
   setInterval(renderCharts, 1000);
   start();

@@ -1,0 +1,102 @@
+package queue
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/host"
+)
+
+// A paused pool's queued tasks wait, its running task finishes, its host
+// refuses synchronous tasks; resumed, the queued tasks run.
+func TestEngine_pauseAndResume(t *testing.T) {
+	e := newEngine(t)
+	ctx := context.Background()
+	running := submit(t, e, "M", `{"fault": "sleep", "ms": 300}`)
+	waitFor(t, e, running.ID, inState(StateRunning))
+	require.NoError(t, e.Pause(ctx, "M"))
+	assert.True(t, e.Paused("M"))
+	assert.Equal(t, []string{"M"}, e.PausedPools())
+	var queued []Task
+	for range 3 {
+		queued = append(queued, submit(t, e, "M", `{"fault": "echo"}`))
+	}
+	assert.Equal(t, StateSucceeded, waitFor(t, e, running.ID, ended).State, "the running task finishes")
+	time.Sleep(500 * time.Millisecond)
+	for _, q := range queued {
+		got, err := e.Get(ctx, q.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateQueued, got.State, "a paused pool's task waits")
+	}
+	_, err := e.mgr.Submit(ctx, "M", []byte(`{"fault": "echo"}`))
+	require.ErrorIs(t, err, host.ErrPoolPaused)
+	_, err = e.RunRemote(ctx, Request{Pool: "M", Input: []byte(`{"fault": "echo"}`)})
+	require.ErrorIs(t, err, host.ErrPoolPaused)
+	require.ErrorIs(t, e.Pause(ctx, "nope"), host.ErrUnknownPool)
+
+	require.NoError(t, e.Resume(ctx, "M"))
+	assert.False(t, e.Paused("M"))
+	for _, q := range queued {
+		assert.Equal(t, StateSucceeded, waitFor(t, e, q.ID, ended).State)
+	}
+	_, err = e.mgr.Submit(ctx, "M", []byte(`{"fault": "echo"}`))
+	require.NoError(t, err)
+}
+
+// A pause outlives a restart of the engine.
+func TestEngine_pauseSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	mgr := newManager(t, testPools())
+	opts := testOptions(dir)
+	e := startEngine(t, mgr, opts)
+	ctx := context.Background()
+	require.NoError(t, e.Pause(ctx, "M"))
+	q := submit(t, e, "M", `{"fault": "echo"}`)
+	stopEngine(t, e)
+	mgr.SetPaused("M", false) // as a new process would start
+
+	e = startEngine(t, mgr, opts)
+	assert.True(t, e.Paused("M"), "paused after the restart")
+	assert.True(t, mgr.Paused("M"), "the host is told at once")
+	time.Sleep(300 * time.Millisecond)
+	got, err := e.Get(ctx, q.ID)
+	require.NoError(t, err)
+	assert.Equal(t, StateQueued, got.State)
+
+	require.NoError(t, e.Resume(ctx, "M"))
+	assert.Equal(t, StateSucceeded, waitFor(t, e, q.ID, ended).State)
+}
+
+// A pause made on one host is seen by another on the same NATS, and so is
+// the resume.
+func TestEngine_pauseIsShared(t *testing.T) {
+	opts, addr := listenOptions(t)
+	mgr1 := newManager(t, testPools())
+	first := startEngine(t, mgr1, opts)
+	cfg := host.DefaultConfig()
+	cfg.PluginDir, cfg.Pools = pluginDir, testPools()
+	mgr2, err := host.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { // the first manager's cleanup checks for leftover workers
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, mgr2.Shutdown(ctx))
+	})
+	second := startEngine(t, mgr2, Options{Name: "second", URL: "nats://" + testToken + "@" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	require.NoError(t, first.Pause(ctx, "R"))
+	require.Eventually(t, func() bool { return second.Paused("R") && mgr2.Paused("R") }, 5*time.Second, 10*time.Millisecond)
+	q := submit(t, second, "R", `{"fault": "echo"}`)
+	time.Sleep(300 * time.Millisecond)
+	got, err := first.Get(ctx, q.ID)
+	require.NoError(t, err)
+	assert.Equal(t, StateQueued, got.State, "neither host runs a paused pool's task")
+	require.NoError(t, second.Resume(ctx, "R"))
+	require.Eventually(t, func() bool { return !first.Paused("R") && !mgr1.Paused("R") }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, StateSucceeded, waitFor(t, first, q.ID, ended).State)
+	stopEngine(t, second) // before the server it uses
+}
