@@ -170,6 +170,8 @@ type Engine struct {
 	kv     jetstream.KeyValue
 	// results keeps results too large for their records (results.go).
 	results jetstream.ObjectStore
+	// index is the stream of new tasks' entries (index.go).
+	index jetstream.Stream
 
 	// loops ends the runners; work ends running tasks (at the end of the
 	// shutdown grace period).
@@ -305,6 +307,9 @@ func (e *Engine) setUp(ctx context.Context) error {
 	e.results, err = ensureResults(ctx, js, e.resultsConfig())
 	if err != nil {
 		return fmt.Errorf("make the results store %s: %w", resultsBucket, err)
+	}
+	if err := e.setUpIndex(ctx); err != nil {
+		return err
 	}
 	return e.setUpCallbacks(ctx)
 }

@@ -62,6 +62,19 @@ type Task struct {
 	Error *TaskError `json:"error,omitempty"`
 	// CallbackURL receives a POST of the final record.
 	CallbackURL string `json:"callbackUrl,omitempty"`
+
+	// Input is the task's JSON input, kept so that the task can be shown
+	// and retried; an input over maxInlineInput is kept beside the record
+	// (InputSize), and GET /v1/tasks/{id} shows it whole (input.go).
+	Input json.RawMessage `json:"input,omitempty"`
+	// InputSize is the size of an input kept beside the record.
+	InputSize int64 `json:"inputSize,omitempty"`
+	// Options are a one-shot's run options, kept for a retry.
+	Options *TaskOptions `json:"options,omitempty"`
+	// RetryOf is the task this one retries (POST /v1/tasks/{id}/retry).
+	RetryOf string `json:"retryOf,omitempty"`
+	// RetriedBy is the task that retries this one.
+	RetriedBy string `json:"retriedBy,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.
@@ -96,11 +109,15 @@ type job struct {
 	// caller on another host: its result has no async.maxResultBytes
 	// bound, as it has none when run locally.
 	Forwarded bool `json:"forwarded,omitempty"`
+	// RetryOf is the task this one retries.
+	RetryOf string `json:"retryOf,omitempty"`
 }
 
 // record returns a new job's first record.
 func (j job) record() Task {
-	return Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL}
+	t := Task{ID: j.ID, Pool: j.Pool, Plugin: j.Plugin, State: StateQueued, CreatedAt: j.CreatedAt, CallbackURL: j.CallbackURL}
+	j.keep(&t)
+	return t
 }
 
 // now returns the current time in UTC, as records keep it.

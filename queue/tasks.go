@@ -39,6 +39,9 @@ type Request struct {
 
 	// forwarded is set by RunRemote (job.Forwarded).
 	forwarded bool
+	// retryOf and id are set by Retry: the task retried and the id of
+	// its retry (retry.go).
+	retryOf, id string
 }
 
 // Submit checks req without running it (unknown pool or plugin, input too
@@ -80,12 +83,18 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if limit := e.maxMessage(); int64(len(data)) > limit {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
+	if err := e.keepInput(ctx, j); err != nil {
+		return Task{}, err
+	}
 	subj := subject(j.Pool)
 	if _, err := e.js.Publish(ctx, subj, data, jetstream.WithMsgID(j.ID)); err != nil {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
-	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	switch err := e.create(ctx, rec); {
+	case err == nil:
+		e.indexTask(ctx, rec)
+	case !errors.Is(err, jetstream.ErrKeyExists):
 		return Task{}, err // the runner makes the record from the message
 	}
 	e.signal(subj)
@@ -103,8 +112,8 @@ func (e *Engine) newJob(req Request) (job, error) {
 			return job{}, err
 		}
 	}
-	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
-		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded}
+	j := job{ID: req.taskID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
+		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded, RetryOf: req.retryOf}
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
 		if err != nil {
@@ -204,7 +213,7 @@ func (e *Engine) Get(ctx context.Context, id string) (Task, error) {
 	if err != nil {
 		return t, err
 	}
-	t, err = e.withResult(ctx, t)
+	t, err = e.withResult(ctx, e.withInput(ctx, t))
 	return t, e.unavailable(err)
 }
 
@@ -241,7 +250,7 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (Task, er
 	defer cancel()
 	t, err := e.follow(ctx, id, 0, nil)
 	if err == nil {
-		t, err = e.withResult(ctx, t)
+		t, err = e.withResult(ctx, e.withInput(ctx, t))
 	}
 	return t, e.unavailable(err)
 }
@@ -293,52 +302,28 @@ func (e *Engine) follow(ctx context.Context, id string, tick time.Duration, give
 	}
 }
 
-// Filter selects tasks for List.
+// Filter selects tasks for List and Page.
 type Filter struct {
 	// State, when not empty, keeps tasks in that state.
 	State State
 	// Pool, when not empty, keeps tasks of that pool.
 	Pool string
+	// Plugin, when not empty, keeps tasks of that plugin.
+	Plugin string
+	// Schedule, when not empty, keeps tasks that schedule made.
+	Schedule string
 	// Limit is how many tasks to return at most; 0 means 100.
 	Limit int
+	// Cursor, when not empty, is a Page's Next: the page goes on from
+	// there.
+	Cursor string
 }
 
-// List returns the tasks that pass f, newest first.
+// List returns the tasks that pass f, newest first: the first page of
+// Page.
 func (e *Engine) List(ctx context.Context, f Filter) ([]Task, error) {
-	v, err := e.list(ctx, f)
-	return v, e.unavailable(err)
-}
-
-// list is List before NATS errors are translated.
-func (e *Engine) list(ctx context.Context, f Filter) ([]Task, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	keys, err := e.kv.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return []Task{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
-	}
-	out := []Task{}
-	for _, k := range keys {
-		if !validID(k) {
-			continue
-		}
-		t, _, err := e.get(ctx, k)
-		if err != nil {
-			continue // expired meanwhile
-		}
-		if (f.State == "" || t.State == f.State) && (f.Pool == "" || t.Pool == f.Pool) {
-			out = append(out, t)
-		}
-	}
-	slices.SortFunc(out, func(a, b Task) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
+	p, err := e.Page(ctx, f)
+	return p.Tasks, err
 }
 
 // Cancel ends a queued or running task as canceled: a queued one never

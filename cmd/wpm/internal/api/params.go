@@ -80,7 +80,7 @@ var queryParams = map[string][]string{
 	routePoolTasks:      {"async", "callbackUrl"},
 	"/example/pool":     {"async", "callbackUrl"},
 	routeExampleOneShot: {"async", "callbackUrl"},
-	routeTasks:          {"state", "pool", "limit"},
+	routeTasks:          {"state", "pool", "plugin", "schedule", "limit", "cursor"},
 	routeTask:           {"wait"},
 }
 
