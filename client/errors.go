@@ -38,6 +38,8 @@ const (
 	CodeResultTooLarge       Code = "result_too_large"
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	CodeStorageFull          Code = "storage_full"
+	CodeTaskNotEnded         Code = "task_not_ended"
+	CodeTaskNotRetryable     Code = "task_not_retryable"
 )
 
 // Sentinels to compare an error with [errors.Is]: an [*Error] is one of
@@ -67,6 +69,8 @@ var (
 	ErrResultTooLarge       = &Error{Code: CodeResultTooLarge}
 	ErrIdempotencyKeyReused = &Error{Code: CodeIdempotencyKeyReused}
 	ErrStorageFull          = &Error{Code: CodeStorageFull}
+	ErrTaskNotEnded         = &Error{Code: CodeTaskNotEnded}
+	ErrTaskNotRetryable     = &Error{Code: CodeTaskNotRetryable}
 )
 
 // Error is an error answer of the API, or the error an asynchronous task
