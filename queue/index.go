@@ -32,8 +32,6 @@ const (
 	// indexSlack is how much longer than async.retention entries are
 	// kept: a task ends some time after it was made.
 	indexSlack = 24 * time.Hour
-	// indexBatch is how many entries, or records, a page reads at once.
-	indexBatch = 128
 	// indexReaders bounds a page's reads in flight.
 	indexReaders = 16
 	// maxScanFactor bounds the entries one page reads, as a multiple of
@@ -41,6 +39,14 @@ const (
 	// tasks than its limit, and its Next goes on.
 	maxScanFactor = 20
 	minScan       = 2000
+	// pageTime bounds a page's reading too, once it has read timedScan
+	// entries: a page of a rare state answers in about this time plus one
+	// read, with fewer tasks than its limit and a next.
+	pageTime  = 25 * time.Millisecond
+	timedScan = 200
+	// maxRead is the most entries, or records, one read asks for (a
+	// batched direct get of many subjects answers 1,024 at most).
+	maxRead = 512
 )
 
 // indexEntry is one task's entry in the index.
@@ -143,8 +149,9 @@ func cursorSeq(cursor string) (uint64, error) {
 // Page returns the tasks that pass f, newest first, from f.Cursor on, and
 // the cursor of the next page. It reads the index entries from the cursor
 // down and only the records of those that pass f's pool, plugin and
-// schedule filters, until it has f.Limit tasks or has read maxScanFactor
-// times as many entries (at least minScan). New tasks do not move a
+// schedule filters, until it has f.Limit tasks, or has read maxScanFactor
+// times as many entries (at least minScan), or has read for pageTime
+// (and at least timedScan entries). New tasks do not move a
 // cursor: pages that follow it have no duplicates or gaps.
 func (e *Engine) Page(ctx context.Context, f Filter) (Page, error) {
 	p, err := e.page(ctx, f)
@@ -174,9 +181,20 @@ func (e *Engine) page(ctx context.Context, f Filter) (Page, error) {
 	}
 	out := Page{Tasks: []Task{}}
 	budget := max(maxScanFactor*f.Limit, minScan)
-	for top > first && top > 1 && budget > 0 {
-		lo := max(first, top-min(uint64(indexBatch), top-1), 1)
+	// Each read asks for the entries the page still needs, times factor:
+	// 1 at first without filters, 4 with; doubled after each read, as a
+	// read costs more than a few hundred entries (docs/BENCHMARKS.md).
+	factor := 1
+	if f.State != "" || f.Pool != "" || f.Plugin != "" || f.Schedule != "" {
+		factor = 4
+	}
+	start, scanned := time.Now(), 0
+	for top > first && top > 1 && budget > 0 && (scanned < timedScan || time.Since(start) < pageTime) {
+		batch := min((f.Limit-len(out.Tasks))*factor, maxRead, budget)
+		factor *= 2
+		lo := max(first, top-min(uint64(batch), top-1), 1)
 		budget -= int(top - lo)
+		scanned += int(top - lo)
 		entries, err := e.entries(ctx, lo, top)
 		if err != nil {
 			return Page{}, err
