@@ -51,10 +51,13 @@ func (e *Engine) retryTask(ctx context.Context, id string) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
+	stale := "" // a retry whose record expired: retried anew
 	if old.RetriedBy != "" {
-		if t, err := e.Get(ctx, old.RetriedBy); err == nil {
-			return t, nil
+		t, err := e.retryOf(ctx, old.RetriedBy) // it may be being made now
+		if err == nil || !errors.Is(err, ErrUnknownTask) {
+			return t, err
 		}
+		stale = old.RetriedBy
 	}
 	if err := canRetry(old); err != nil {
 		return old, err
@@ -68,7 +71,7 @@ func (e *Engine) retryTask(ctx context.Context, id string) (Task, error) {
 		if err := canRetry(*t); err != nil {
 			return err
 		}
-		if t.RetriedBy != "" {
+		if t.RetriedBy != "" && t.RetriedBy != stale {
 			return errRetriedBy{t.RetriedBy}
 		}
 		t.RetriedBy = next
@@ -76,7 +79,11 @@ func (e *Engine) retryTask(ctx context.Context, id string) (Task, error) {
 	})
 	var won errRetriedBy
 	if errors.As(err, &won) {
-		return e.retryOf(ctx, won.id)
+		t, err := e.retryOf(ctx, won.id)
+		if errors.Is(err, ErrUnknownTask) {
+			err = fmt.Errorf("%w: task %s is being retried by task %s, whose record is not stored yet; retry later", ErrUnavailable, id, won.id)
+		}
+		return t, err
 	}
 	if err != nil {
 		return old, err
@@ -101,12 +108,13 @@ func (e *Engine) retryTask(ctx context.Context, id string) (Task, error) {
 	return t, nil
 }
 
-// retryOf returns the record of id, a retry another Retry is making: it
-// may not be stored yet.
+// retryOf returns the record of id, a retry that another Retry may be
+// making: it waits a second for it to be stored, then gives
+// ErrUnknownTask (it expired, or its submit failed).
 func (e *Engine) retryOf(ctx context.Context, id string) (Task, error) {
-	for range 20 {
+	for i := 0; ; i++ {
 		t, err := e.Get(ctx, id)
-		if !errors.Is(err, ErrUnknownTask) {
+		if !errors.Is(err, ErrUnknownTask) || i == 20 {
 			return t, err
 		}
 		select {
@@ -115,7 +123,6 @@ func (e *Engine) retryOf(ctx context.Context, id string) (Task, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return Task{}, fmt.Errorf("%w: the task is being retried by task %s, whose record is not stored yet; retry later", ErrUnavailable, id)
 }
 
 // canRetry says why t can not be retried, if it can not.

@@ -90,3 +90,23 @@ func TestRetry_canceledOneShotLargeInput(t *testing.T) {
 	assert.Equal(t, StateSucceeded, end.State, "%+v", end)
 	assert.Equal(t, input, string(end.Input))
 }
+
+// A task whose retry's record expired is retried anew.
+func TestRetry_retryExpired(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t)
+	failed := submit(t, e, "M", `{"fault": "fail"}`)
+	waitFor(t, e, failed.ID, ended)
+	first, err := e.Retry(ctx, failed.ID)
+	require.NoError(t, err)
+	waitFor(t, e, first.ID, ended)
+	require.NoError(t, e.kv.Purge(ctx, first.ID)) // as if it expired
+
+	second, err := e.Retry(ctx, failed.ID)
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, second.ID)
+	assert.Equal(t, failed.ID, second.RetryOf)
+	old, err := e.Get(ctx, failed.ID)
+	require.NoError(t, err)
+	assert.Equal(t, second.ID, old.RetriedBy)
+}
