@@ -417,3 +417,51 @@ func TestClient_status(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"CPU", "M", "ONE"}, pools)
 }
+
+// A failed task is retried, linked both ways; a running one is
+// task_not_ended, an unknown one unknown_task; pages of M's tasks go
+// newest first with a cursor, the input shown.
+func TestClient_retryAndPages(t *testing.T) {
+	c, ctx := newClient(t), testCtx(t)
+	failed, err := c.Submit(ctx, client.SubmitRequest{Pool: "M", Input: json.RawMessage(`{"fault":"fail"}`)})
+	require.NoError(t, err)
+	task, err := c.Wait(ctx, failed.ID, 20*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, client.StateFailed, task.State)
+	assert.JSONEq(t, `{"fault":"fail"}`, string(task.Input))
+
+	again, err := c.Retry(ctx, failed.ID)
+	require.NoError(t, err)
+	assert.Equal(t, failed.ID, again.RetryOf)
+	old, err := c.Task(ctx, failed.ID)
+	require.NoError(t, err)
+	assert.Equal(t, again.ID, old.RetriedBy)
+	end, err := c.Wait(ctx, again.ID, 20*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, client.StateFailed, end.State, "failed again")
+
+	slow, err := c.Submit(ctx, client.SubmitRequest{Pool: "M", Input: json.RawMessage(`{"fault":"sleep","ms":20000}`)})
+	require.NoError(t, err)
+	_, err = c.Retry(ctx, slow.ID)
+	require.ErrorIs(t, err, client.ErrTaskNotEnded)
+	_, err = c.Retry(ctx, "0123456789abcdef")
+	require.ErrorIs(t, err, client.ErrUnknownTask)
+
+	// Newest first: slow, the retry, the failed one.
+	var ids []string
+	opts := client.ListOptions{Pool: "M", Plugin: "misbehave", Limit: 1}
+	for {
+		p, err := c.TaskPage(ctx, opts)
+		require.NoError(t, err)
+		for _, task := range p.Tasks {
+			ids = append(ids, task.ID)
+		}
+		if p.Next == "" || len(ids) == 3 {
+			break
+		}
+		opts.Cursor = p.Next
+	}
+	assert.Equal(t, []string{slow.ID, again.ID, failed.ID}, ids[:3])
+	_, err = c.Cancel(ctx, slow.ID)
+	require.NoError(t, err)
+}

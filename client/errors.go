@@ -41,6 +41,8 @@ const (
 	CodeUnknownSchedule      Code = "unknown_schedule"
 	CodeScheduleExists       Code = "schedule_exists"
 	CodePoolPaused           Code = "pool_paused"
+	CodeTaskNotEnded         Code = "task_not_ended"
+	CodeTaskNotRetryable     Code = "task_not_retryable"
 )
 
 // Sentinels to compare an error with [errors.Is]: an [*Error] is one of
@@ -73,6 +75,8 @@ var (
 	ErrUnknownSchedule      = &Error{Code: CodeUnknownSchedule}
 	ErrScheduleExists       = &Error{Code: CodeScheduleExists}
 	ErrPoolPaused           = &Error{Code: CodePoolPaused}
+	ErrTaskNotEnded         = &Error{Code: CodeTaskNotEnded}
+	ErrTaskNotRetryable     = &Error{Code: CodeTaskNotRetryable}
 )
 
 // Error is an error answer of the API, or the error an asynchronous task

@@ -146,32 +146,50 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Task, error) {
 	return c.taskAnswer(ctx, &request{method: http.MethodDelete, path: taskPath(id), idempotent: true})
 }
 
-// ListTasks returns recent asynchronous tasks, newest first (GET
-// /v1/tasks). A listed task whose result was kept beside its record has
-// no Result, only ResultSize.
+// Retry retries a failed or canceled asynchronous task (POST
+// /v1/tasks/{id}/retry) and returns the new task's record, whose RetryOf
+// is id; a task retried already gives its retry. A queued or running task
+// is [ErrTaskNotEnded], a succeeded one [ErrTaskNotRetryable].
+func (c *Client) Retry(ctx context.Context, id string) (*Task, error) {
+	return c.taskAnswer(ctx, &request{method: http.MethodPost, path: taskPath(id) + "/retry", idempotent: true})
+}
+
+// ListTasks returns the first page of asynchronous tasks, newest first
+// (GET /v1/tasks). A listed task whose result or input was kept beside its
+// record has no Result or Input, only ResultSize or InputSize.
 func (c *Client) ListTasks(ctx context.Context, opts ListOptions) ([]Task, error) {
-	q := url.Values{}
-	if opts.State != "" {
-		q.Set("state", string(opts.State))
+	p, err := c.TaskPage(ctx, opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.Pool != "" {
-		q.Set("pool", opts.Pool)
+	return p.Tasks, nil
+}
+
+// TaskPage returns a page of asynchronous tasks, newest first, from
+// opts.Cursor on (GET /v1/tasks); give its Next as the Cursor of the next.
+func (c *Client) TaskPage(ctx context.Context, opts ListOptions) (*TaskPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"state": string(opts.State), "pool": opts.Pool, "plugin": opts.Plugin, "schedule": opts.Schedule, "cursor": opts.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
 	var list struct {
 		Tasks []json.RawMessage `json:"tasks"`
+		Next  string            `json:"next"`
 	}
 	if err := c.getJSON(ctx, "/v1/tasks", q, &list); err != nil {
 		return nil, err
 	}
-	tasks := make([]Task, len(list.Tasks))
+	p := &TaskPage{Tasks: make([]Task, len(list.Tasks)), Next: list.Next}
 	for i, raw := range list.Tasks {
-		tasks[i].Raw = raw
-		if err := decode(raw, "/v1/tasks", &tasks[i]); err != nil {
+		p.Tasks[i].Raw = raw
+		if err := decode(raw, "/v1/tasks", &p.Tasks[i]); err != nil {
 			return nil, err
 		}
 	}
-	return tasks, nil
+	return p, nil
 }

@@ -131,8 +131,28 @@ type Task struct {
 	Schedule string `json:"schedule,omitempty"`
 	// Priority is the task's priority: high, normal or low.
 	Priority string `json:"priority,omitempty"`
+	// Input is the task's input; one over 16 KiB is kept beside the
+	// record: a task read alone shows it whole, a listed one has only
+	// InputSize.
+	Input json.RawMessage `json:"input,omitempty"`
+	// InputSize is set when the input was kept beside the record.
+	InputSize int64 `json:"inputSize,omitempty"`
+	// Options are a one-shot's run options, as submitted.
+	Options *TaskOptions `json:"options,omitempty"`
+	// RetryOf is the task this one retries ([Client.Retry]).
+	RetryOf string `json:"retryOf,omitempty"`
+	// RetriedBy is the task that retries this one.
+	RetriedBy string `json:"retriedBy,omitempty"`
 	// Raw is the record as the server sent it.
 	Raw json.RawMessage `json:"-"`
+}
+
+// TaskOptions are a one-shot's run options in its record.
+type TaskOptions struct {
+	// MemoryLimitMB caps the process's memory.
+	MemoryLimitMB int `json:"memoryLimitMB,omitempty"`
+	// Timeout is a Go duration.
+	Timeout string `json:"timeout,omitempty"`
 }
 
 // Err returns the task's error as an [*Error] (with TaskID set and no
@@ -163,14 +183,29 @@ type TaskError struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// ListOptions filter [Client.ListTasks]; zero values filter nothing.
+// ListOptions filter [Client.ListTasks] and [Client.TaskPage]; zero
+// values filter nothing.
 type ListOptions struct {
 	// State keeps only tasks in this state.
 	State TaskState
 	// Pool keeps only this pool's tasks.
 	Pool string
+	// Plugin keeps only this plugin's tasks.
+	Plugin string
+	// Schedule keeps only the tasks this schedule made.
+	Schedule string
 	// Limit is how many tasks at most (the server's default is 100).
 	Limit int
+	// Cursor is the Next of the page before; empty for the first page.
+	Cursor string
+}
+
+// TaskPage is a page of tasks, newest first.
+type TaskPage struct {
+	// Tasks are the page's tasks.
+	Tasks []Task
+	// Next is the cursor of the next page; empty on the last.
+	Next string
 }
 
 // PoolList is the answer of GET /v1/pools.

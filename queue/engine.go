@@ -177,6 +177,8 @@ type Engine struct {
 	kv     jetstream.KeyValue
 	// results keeps results too large for their records (results.go).
 	results jetstream.ObjectStore
+	// index is the stream of new tasks' entries (index.go).
+	index jetstream.Stream
 
 	// loops ends the runners; work ends running tasks (at the end of the
 	// shutdown grace period).
@@ -327,6 +329,9 @@ func (e *Engine) setUp(ctx context.Context) error {
 		return fmt.Errorf("make the results store %s: %w", resultsBucket, err)
 	}
 	if err := e.setUpSchedules(ctx); err != nil {
+		return err
+	}
+	if err := e.setUpIndex(ctx); err != nil {
 		return err
 	}
 	return e.setUpCallbacks(ctx)

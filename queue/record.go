@@ -74,6 +74,19 @@ type Task struct {
 	// Priority is the task's priority: high, normal or low (empty in
 	// records of older versions: normal).
 	Priority host.TaskPriority `json:"priority,omitempty"`
+
+	// Input is the task's JSON input, kept so that the task can be shown
+	// and retried; an input over maxInlineInput is kept beside the record
+	// (InputSize), and GET /v1/tasks/{id} shows it whole (input.go).
+	Input json.RawMessage `json:"input,omitempty"`
+	// InputSize is the size of an input kept beside the record.
+	InputSize int64 `json:"inputSize,omitempty"`
+	// Options are a one-shot's run options, kept for a retry.
+	Options *TaskOptions `json:"options,omitempty"`
+	// RetryOf is the task this one retries (POST /v1/tasks/{id}/retry).
+	RetryOf string `json:"retryOf,omitempty"`
+	// RetriedBy is the task that retries this one.
+	RetriedBy string `json:"retriedBy,omitempty"`
 }
 
 // Progress is a plugin's progress report on a task.
@@ -113,6 +126,8 @@ type job struct {
 	Schedule string     `json:"schedule,omitempty"`
 	// Priority is the task's priority; empty (older versions) is normal.
 	Priority host.TaskPriority `json:"priority,omitempty"`
+	// RetryOf is the task this one retries.
+	RetryOf string `json:"retryOf,omitempty"`
 }
 
 // record returns a new job's first record.
@@ -122,6 +137,7 @@ func (j job) record() Task {
 	if j.RunAt != nil && j.RunAt.After(time.Now()) {
 		t.State = StateScheduled
 	}
+	j.keep(&t)
 	return t
 }
 

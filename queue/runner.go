@@ -300,7 +300,10 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
 	t, rev, err := e.modify(ctx, Task{ID: j.ID}, 0, casOnce, e.startChange(j))
 	if errors.Is(err, ErrUnknownTask) {
 		// wpm stopped between storing the message and its record.
-		if err = e.create(ctx, j.record()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		switch err = e.create(ctx, j.record()); {
+		case err == nil:
+			e.indexTask(ctx, j.record())
+		case !errors.Is(err, jetstream.ErrKeyExists):
 			return Task{}, 0, false, fmt.Errorf("record task %s: %w", j.ID, err)
 		}
 		t, rev, err = e.modify(ctx, Task{ID: j.ID}, 0, casOnce, e.startChange(j))

@@ -49,8 +49,9 @@ type Request struct {
 
 	// forwarded is set by RunRemote (job.Forwarded).
 	forwarded bool
-	// id, when set, is the task's id (a schedule's tick's).
-	id string
+	// retryOf is set by Retry: the task retried (retry.go). id, when set,
+	// is the task's id: its retry's (Retry), a schedule's tick's.
+	retryOf, id string
 }
 
 // Submit checks req without running it (unknown pool or plugin, input too
@@ -95,13 +96,19 @@ func (e *Engine) submit(ctx context.Context, req Request) (Task, error) {
 	if limit := e.maxMessage(); int64(len(data)) > limit {
 		return Task{}, fmt.Errorf("%w: the task is %d bytes, over the NATS server's max_payload of %d; send a smaller task or run it synchronously", ErrTooLarge, len(data), limit)
 	}
+	if err := e.keepInput(ctx, j); err != nil {
+		return Task{}, err
+	}
 	subj := subject(j.Pool) // the runner's signal
 	if err := e.publishJob(ctx, j, subjectOf(j.Pool, j.Priority), data); err != nil {
 		return Task{}, fmt.Errorf("store the task in the queue: %w", err)
 	}
 	rec := j.record()
 	rec.TraceID = e.traceID(ctx)
-	if err := e.create(ctx, rec); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	switch err := e.create(ctx, rec); {
+	case err == nil:
+		e.indexTask(ctx, rec)
+	case !errors.Is(err, jetstream.ErrKeyExists):
 		return Task{}, err // the runner makes the record from the message
 	}
 	e.notePriority(j.Pool, j.Priority)
@@ -123,9 +130,9 @@ func (e *Engine) newJob(req Request) (job, error) {
 			return job{}, err
 		}
 	}
-	j := job{ID: newID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
+	j := job{ID: req.taskID(), Pool: req.Pool, Input: req.Input, CreatedAt: time.Now().UTC(),
 		MemoryLimitMB: req.Run.MemoryLimitMB, Timeout: req.Run.Timeout, CallbackURL: callback, Forwarded: req.forwarded,
-		Priority: host.Priorities[req.Priority.Rank()]}
+		Priority: host.Priorities[req.Priority.Rank()], RetryOf: req.retryOf}
 	j.withSchedule(req)
 	if req.Pool != "" {
 		plugin, err := e.checkPool(req.Pool)
@@ -230,7 +237,7 @@ func (e *Engine) Get(ctx context.Context, id string) (Task, error) {
 	if err != nil {
 		return t, err
 	}
-	t, err = e.withResult(ctx, t)
+	t, err = e.withResult(ctx, e.withInput(ctx, t))
 	return t, e.unavailable(err)
 }
 
@@ -267,7 +274,7 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (Task, er
 	defer cancel()
 	t, err := e.follow(ctx, id, 0, nil)
 	if err == nil {
-		t, err = e.withResult(ctx, t)
+		t, err = e.withResult(ctx, e.withInput(ctx, t))
 	}
 	return t, e.unavailable(err)
 }
@@ -319,52 +326,28 @@ func (e *Engine) follow(ctx context.Context, id string, tick time.Duration, give
 	}
 }
 
-// Filter selects tasks for List.
+// Filter selects tasks for List and Page.
 type Filter struct {
 	// State, when not empty, keeps tasks in that state.
 	State State
 	// Pool, when not empty, keeps tasks of that pool.
 	Pool string
+	// Plugin, when not empty, keeps tasks of that plugin.
+	Plugin string
+	// Schedule, when not empty, keeps tasks that schedule made.
+	Schedule string
 	// Limit is how many tasks to return at most; 0 means 100.
 	Limit int
+	// Cursor, when not empty, is a Page's Next: the page goes on from
+	// there.
+	Cursor string
 }
 
-// List returns the tasks that pass f, newest first.
+// List returns the tasks that pass f, newest first: the first page of
+// Page.
 func (e *Engine) List(ctx context.Context, f Filter) ([]Task, error) {
-	v, err := e.list(ctx, f)
-	return v, e.unavailable(err)
-}
-
-// list is List before NATS errors are translated.
-func (e *Engine) list(ctx context.Context, f Filter) ([]Task, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	keys, err := e.kv.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return []Task{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
-	}
-	out := []Task{}
-	for _, k := range keys {
-		if !validID(k) {
-			continue
-		}
-		t, _, err := e.get(ctx, k)
-		if err != nil {
-			continue // expired meanwhile
-		}
-		if (f.State == "" || t.State == f.State) && (f.Pool == "" || t.Pool == f.Pool) {
-			out = append(out, t)
-		}
-	}
-	slices.SortFunc(out, func(a, b Task) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
+	p, err := e.Page(ctx, f)
+	return p.Tasks, err
 }
 
 // Cancel ends a queued or running task as canceled: a queued one never

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +207,84 @@ func TestServe_asyncTaskProgress(t *testing.T) {
 	require.NotNil(t, end.Progress)
 	assert.GreaterOrEqual(t, end.Progress.Fraction, seen)
 	t.Logf("progress seen while running: %.2f; at the end: %.2f %q", seen, end.Progress.Fraction, end.Progress.Message)
+}
+
+// retryConfig has a pool of the test plugin and one of cpuload.
+const retryConfig = `
+shutdown: {grace: 5s}
+async: {ackWait: 2s}
+pools:
+  - {name: M, plugin: misbehave, workers: 1, queueLimit: 8}
+  - {name: CPU, plugin: cpuload, workers: 1}
+`
+
+// wpm tasks wait shows a task's progress as wpm run does, then prints the
+// record; wpm tasks retry makes a new task of a failed one (retryOf and
+// retriedBy), refuses a running one (task_not_ended) and an unknown one;
+// wpm tasks list pages with --cursor.
+func TestCLI_tasksRetryWaitPages(t *testing.T) {
+	s := startServeConfig(t, retryConfig)
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "CPU", "--task", `{"duration": 1500}`)
+	require.Equal(t, 0, code, errOut)
+	var cpu struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &cpu), out)
+	code, out, errOut = runCLI(t, "", "tasks", "wait", cpu.ID, "--url", s.url)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "progress", "progress lines on standard error")
+	assert.Contains(t, errOut, "100%")
+	var rec struct {
+		taskRecord
+		Input     json.RawMessage `json:"input"`
+		RetryOf   string          `json:"retryOf"`
+		RetriedBy string          `json:"retriedBy"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+	assert.Equal(t, "succeeded", rec.State)
+	assert.JSONEq(t, `{"duration": 1500}`, string(rec.Input), "the record shows its input")
+
+	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
+	require.Equal(t, 0, code, errOut)
+	var failed struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &failed), out)
+	code, _, errOut = runCLI(t, "", "tasks", "wait", failed.ID, "--url", s.url)
+	require.Equal(t, 1, code, errOut)
+	code, out, errOut = runCLI(t, "", "tasks", "retry", failed.ID, "--url", s.url)
+	require.Equal(t, 0, code, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+	assert.Equal(t, failed.ID, rec.RetryOf)
+	retry := rec.ID
+	code, out, errOut = runCLI(t, "", "tasks", "wait", retry, "--url", s.url)
+	assert.Equal(t, 1, code, "the retry failed again: %s", errOut)
+	assert.Contains(t, out, `"retryOf": "`+failed.ID+`"`)
+	code, out, _ = runCLI(t, "", "tasks", "get", failed.ID, "--url", s.url)
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, `"retriedBy": "`+retry+`"`)
+
+	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "sleep", "ms": 5000}`)
+	require.Equal(t, 0, code, errOut)
+	var slow struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &slow), out)
+	code, _, errOut = runCLI(t, "", "tasks", "retry", slow.ID, "--url", s.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "task_not_ended")
+	code, _, errOut = runCLI(t, "", "tasks", "retry", "0123456789abcdef", "--url", s.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "unknown_task")
+
+	// M's tasks, newest first, one a page: slow, the retry, the failed one.
+	base := []string{"tasks", "list", "--url", s.url, "--pool", "M", "--plugin", "misbehave", "--limit", "1"}
+	args := base
+	var seen []string
+	for range 3 {
+		code, out, errOut = runCLI(t, "", args...)
+		require.Equal(t, 0, code, errOut)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		require.Len(t, lines, 2, out)
+		seen = append(seen, strings.Fields(lines[1])[0])
+		_, next, ok := strings.Cut(errOut, "--cursor ")
+		require.True(t, ok, errOut)
+		args = append(slices.Clip(base), "--cursor", strings.Fields(next)[0])
+	}
+	assert.Equal(t, []string{slow.ID, retry, failed.ID}, seen)
+	runCLI(t, "", "tasks", "cancel", slow.ID, "--url", s.url)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wpmdev/wpm/client"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/config"
+	"github.com/wpmdev/wpm/host"
 )
 
 // tasksUsage lists wpm tasks' subcommands.
@@ -21,11 +22,15 @@ const tasksUsage = `Subcommands:
          [--delay D | --run-at RFC3339]             run it later (it is scheduled until then)
          [--priority high|normal|low]
   get ID                                            print the task's record
-  wait ID                                           wait until the task ends, print its record
+  wait ID                                           wait until the task ends, showing its progress; print its record
   cancel ID                                         cancel a queued or running task
-  list [--state S] [--pool P] [--limit N]           list recent tasks, newest first
+  retry ID                                          retry a failed or canceled task as a new one, print its record
+  list [--state S] [--pool P] [--plugin X] [--schedule NAME] [--limit N] [--cursor C]
+                                                    list tasks, newest first, a page at a time
 
-wait prints the record it has when --timeout passes, and exits 3.
+wait shows progress as wpm run does (on standard error) and prints the
+record it has when --timeout passes, and exits 3. list says on standard
+error how to get the next page (--cursor).
 
 ` + tasksExitStatuses
 
@@ -41,7 +46,7 @@ func runTasks(args []string, e env) int {
 	token := fs.String("token", "", "bearer token, when wpm serve has http.authToken (default: $"+tokenEnv+", else http.authToken from the config)")
 	timeout := fs.Duration("timeout", time.Hour, "how long wait waits for the end (then exit status 3); other requests get 30s")
 	pool := fs.String("pool", "", "submit: the pool to run on; list: only this pool's tasks")
-	plugin := fs.String("plugin", "", "submit: run as a one-shot of this plugin instead of on a pool")
+	plugin := fs.String("plugin", "", "submit: run as a one-shot of this plugin instead of on a pool; list: only this plugin's tasks")
 	task := fs.String("task", "", "submit: the task's JSON input; @FILE reads it from a file, - from standard input")
 	key := fs.String("idempotency-key", "", "submit: a repeat with the same key within async.dedupWindow returns the first task")
 	callback := fs.String("callback-url", "", "submit: URL (under async.callbackAllow) that receives the final record")
@@ -50,6 +55,8 @@ func runTasks(args []string, e env) int {
 	state := fs.String("state", "", "list: only tasks in this state (scheduled, queued, running, succeeded, failed, canceled)")
 	priority := fs.String("priority", "", "submit: high, normal (the default) or low: where the task waits among its pool's")
 	limit := fs.Int("limit", 20, "list: at most this many tasks")
+	schedule := fs.String("schedule", "", "list: only the tasks this schedule made")
+	cursor := fs.String("cursor", "", "list: the page after the one that printed this cursor")
 	config.RegisterConfigFlag(fs)
 	if st, done := parseFlags(fs, lookup("tasks"), args, e); done {
 		return st
@@ -81,8 +88,8 @@ func runTasks(args []string, e env) int {
 		}
 		return tc.submit(req, *task)
 	case sub == "list" && len(rest) == 0:
-		return tc.list(client.ListOptions{State: client.TaskState(*state), Pool: *pool, Limit: *limit})
-	case (sub == "get" || sub == "wait" || sub == "cancel") && len(rest) == 1:
+		return tc.list(client.ListOptions{State: client.TaskState(*state), Pool: *pool, Plugin: *plugin, Schedule: *schedule, Limit: *limit, Cursor: *cursor})
+	case (sub == "get" || sub == "wait" || sub == "cancel" || sub == "retry") && len(rest) == 1:
 		return tc.one(sub, rest[0], *timeout)
 	}
 	fmt.Fprintf(e.stderr, "wpm tasks: unknown subcommand or wrong arguments: %s\n\n%s\n", strings.Join(fs.Args(), " "), tasksUsage)
@@ -119,8 +126,11 @@ func (tc tasksCmd) one(sub, id string, timeout time.Duration) int {
 	ctx, cancel := context.WithTimeout(context.Background(), requestBound)
 	defer cancel()
 	get := tc.c.Task
-	if sub == "cancel" {
+	switch sub {
+	case "cancel":
 		get = tc.c.Cancel
+	case "retry":
+		get = tc.c.Retry
 	}
 	t, err := get(ctx, id)
 	if err != nil {
@@ -135,7 +145,7 @@ func (tc tasksCmd) one(sub, id string, timeout time.Duration) int {
 func (tc tasksCmd) wait(id string, timeout time.Duration) int {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+requestBound)
 	defer cancel()
-	t, err := tc.c.Wait(ctx, id, timeout)
+	t, err := tc.waitShowing(ctx, id, timeout)
 	switch {
 	case err != nil:
 		return tc.fail("wait", err)
@@ -150,13 +160,40 @@ func (tc tasksCmd) wait(id string, timeout time.Duration) int {
 	return exitTimedOut
 }
 
+// waitShowing is Client.Wait while the task's progress events, from its
+// event stream, are shown on standard error as wpm run shows them. The
+// stream is best effort: a task running on another host of a cluster
+// shows no progress here, and its record still ends the wait.
+func (tc tasksCmd) waitShowing(ctx context.Context, id string, timeout time.Duration) (*client.Task, error) {
+	view := newProgressView(tc.e.stderr)
+	events, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev, err := range tc.c.TaskEvents(events, id, client.EventsOptions{}) {
+			if err != nil {
+				return
+			}
+			if ev.Type == client.EventTaskProgress && ev.Fraction != nil {
+				view.event(host.Event{Type: host.EventTaskProgress, Fraction: *ev.Fraction, Message: ev.Message})
+			}
+		}
+	}()
+	t, err := tc.c.Wait(ctx, id, timeout)
+	stop()
+	<-done
+	view.done()
+	return t, err
+}
+
 func (tc tasksCmd) list(opts client.ListOptions) int {
 	ctx, cancel := context.WithTimeout(context.Background(), requestBound)
 	defer cancel()
-	tasks, err := tc.c.ListTasks(ctx, opts)
+	page, err := tc.c.TaskPage(ctx, opts)
 	if err != nil {
 		return tc.fail("list", err)
 	}
+	tasks := page.Tasks
 	tw := tabwriter.NewWriter(tc.e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tPOOL\tPLUGIN\tATTEMPTS\tCREATED\tERROR")
 	for _, t := range tasks {
@@ -170,6 +207,9 @@ func (tc tasksCmd) list(opts client.ListOptions) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.State, pool, t.Plugin, t.Attempts, t.CreatedAt.Local().Format(time.DateTime), code)
 	}
 	_ = tw.Flush()
+	if page.Next != "" {
+		fmt.Fprintf(tc.e.stderr, "next page: wpm tasks list --cursor %s (with the same filters)\n", page.Next)
+	}
 	return 0
 }
 

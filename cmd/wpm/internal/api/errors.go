@@ -42,6 +42,8 @@ var statusOf = map[host.ErrorCode]int{
 	codeOverloaded:         http.StatusServiceUnavailable,
 	codeUnknownTask:        http.StatusNotFound,
 	codeTaskEnded:          http.StatusConflict,
+	codeTaskNotEnded:       http.StatusConflict,
+	codeNotRetryable:       http.StatusConflict,
 	codeKeyReused:          http.StatusUnprocessableEntity,
 	codeStorageFull:        http.StatusServiceUnavailable,
 	codeAsyncUnavailable:   http.StatusServiceUnavailable,

@@ -457,6 +457,11 @@ func TestOpenAPI_responses(t *testing.T) {
 	req("GET", "/v1/tasks?state=queued&limit=5", "")
 	req("DELETE", "/v1/tasks/"+queued.ID, "")
 	req("DELETE", "/v1/tasks/"+queued.ID, "") // 409: ended
+	req("POST", "/v1/tasks/"+queued.ID+"/retry", "")
+	req("POST", "/v1/tasks/"+queued.ID+"/retry", "") // the same retry
+	req("POST", "/v1/tasks/0123456789abcdef/retry", "")
+	req("GET", "/v1/tasks?pool=M&plugin=misbehave&limit=1", "")
+	req("GET", "/v1/tasks?cursor=nope", "")
 	req("GET", "/v1/tasks/0123456789abcdef", "")
 	req("GET", "/v1/tasks?state=done", "")
 	req("DELETE", "/v1/tasks/0123456789abcdef", "")

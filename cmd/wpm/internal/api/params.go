@@ -81,7 +81,7 @@ var queryParams = map[string][]string{
 	routePoolTasks:      {"async", "callbackUrl", "delay", "runAt", "priority"},
 	"/example/pool":     {"async", "callbackUrl", "delay", "runAt", "priority"},
 	routeExampleOneShot: {"async", "callbackUrl", "delay", "runAt", "priority"},
-	routeTasks:          {"state", "pool", "limit"},
+	routeTasks:          {"state", "pool", "plugin", "schedule", "limit", "cursor"},
 	routeTask:           {"wait"},
 }
 

@@ -163,6 +163,7 @@ func New(mgr *host.Manager, opts Options) *Server {
 	e.GET(routeTasks, s.listTasks, apiRoute...)
 	e.GET(routeTask, s.getTask, apiRoute...)
 	e.DELETE(routeTask, s.cancelTask, apiRoute...)
+	e.POST(routeRetry, s.retryTask, apiRoute...)
 	s.probeRoutes()
 	e.GET(routeCluster, s.cluster, apiRoute...)
 	if opts.Reload != nil {

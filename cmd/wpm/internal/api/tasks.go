@@ -22,6 +22,8 @@ const (
 	codeTaskEnded                       = queue.CodeTaskEnded
 	codeKeyReused                       = queue.CodeIdempotencyKeyReused
 	codeStorageFull                     = queue.CodeStorageFull
+	codeTaskNotEnded                    = queue.CodeTaskNotEnded
+	codeNotRetryable                    = queue.CodeTaskNotRetryable
 	codeAsyncUnavailable host.ErrorCode = "async_unavailable"
 )
 
@@ -29,6 +31,7 @@ const (
 const (
 	routeTasks = "/v1/tasks"
 	routeTask  = "/v1/tasks/:id"
+	routeRetry = "/v1/tasks/:id/retry"
 )
 
 // maxWait is the longest GET /v1/tasks/{id}?wait= a caller may ask for.
@@ -47,6 +50,7 @@ type accepted struct {
 // taskList is the body of GET /v1/tasks.
 type taskList struct {
 	Tasks []queue.Task `json:"tasks"`
+	Next  string       `json:"next,omitempty"`
 }
 
 // asyncWanted reports whether the request asks to run its task
@@ -138,6 +142,9 @@ var queueCodes = []struct {
 }{
 	{queue.ErrUnknownTask, codeUnknownTask},
 	{queue.ErrTaskEnded, codeTaskEnded},
+	{queue.ErrTaskNotEnded, codeTaskNotEnded},
+	{queue.ErrNotRetryable, codeNotRetryable},
+	{queue.ErrBadCursor, codeBadRequest},
 	{queue.ErrUnavailable, codeAsyncUnavailable},
 	{queue.ErrStorageFull, codeStorageFull},
 	{queue.ErrTooLarge, codeBodyTooLarge},
@@ -158,7 +165,7 @@ func taskError(id string, err error) error {
 				msg = clipName(msg, id)
 			}
 			e := &Error{Code: q.code, Message: msg}
-			if q.code == codeTaskEnded {
+			if q.code == codeTaskEnded || q.code == codeTaskNotEnded || q.code == codeNotRetryable {
 				e.TaskID = id
 			}
 			return e
@@ -213,22 +220,52 @@ func (s *Server) listTasks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := queue.Filter{State: queue.State(c.QueryParam("state")), Pool: c.QueryParam("pool"), Limit: 100}
+	q := c.QueryParam
+	f := queue.Filter{State: queue.State(q("state")), Pool: q("pool"), Plugin: q("plugin"), Schedule: q("schedule"), Cursor: q("cursor"), Limit: 100}
 	if f.State != "" && !slices.Contains(queue.States, f.State) {
-		return badRequest(fmt.Sprintf("query parameter state must be one of scheduled, queued, running, succeeded, failed, canceled, got %q", clip(string(f.State))))
+		return badRequest(fmt.Sprintf("query parameter state must be one of %s, got %q", states(), clip(string(f.State))))
 	}
-	if v := c.QueryParam("limit"); v != "" {
+	if v := q("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
 			return badRequest(fmt.Sprintf("query parameter limit must be a whole number from 1 to 1000, got %q", clip(v)))
 		}
 		f.Limit = n
 	}
-	list, err := e.List(c.Request().Context(), f)
+	page, err := e.Page(c.Request().Context(), f)
 	if err != nil {
+		if errors.Is(err, queue.ErrBadCursor) {
+			return badRequest("query parameter cursor must be the next of a page of GET /v1/tasks, as it was given")
+		}
 		return taskError("", err)
 	}
-	return c.JSON(http.StatusOK, taskList{Tasks: list})
+	return c.JSON(http.StatusOK, taskList{Tasks: page.Tasks, Next: page.Next})
+}
+
+// states lists the states a task may be in, for a message.
+func states() string {
+	names := make([]string, len(queue.States))
+	for i, st := range queue.States {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
+}
+
+// retryTask is POST /v1/tasks/{id}/retry: a new task with a failed or
+// canceled task's input and options, answered 202 with its record.
+func (s *Server) retryTask(c echo.Context) error {
+	e, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	t, err := e.Retry(c.Request().Context(), id)
+	if err != nil {
+		return taskError(id, err)
+	}
+	c.Set(ctxTaskID, t.ID)
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/tasks/"+t.ID)
+	return c.JSON(http.StatusAccepted, t)
 }
 
 func (s *Server) cancelTask(c echo.Context) error {
