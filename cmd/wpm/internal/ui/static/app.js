@@ -54,13 +54,16 @@ function headers(extra) {
   return hd;
 }
 
-// api fetches path; a 401 shows the token form and throws.
+// api fetches path; a 401 shows the token form and throws. Whether the
+// token was refused is judged by what this request sent: another request's
+// 401 may have cleared the stored token meanwhile.
 async function api(path, opts) {
   const o = Object.assign({}, opts || {});
+  const sent = token();
   o.headers = headers(o.headers);
   const resp = await fetch(path, o);
   if (resp.status === 401) {
-    showLogin(token() ? "That token was refused." : "");
+    showLogin(sent ? "That token was refused." : "");
     throw new Error("unauthorized");
   }
   return resp;
