@@ -31,15 +31,9 @@ func runPools(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "wpm pools: unknown subcommand or wrong arguments: %s\n\n%s\n", strings.Join(fs.Args(), " "), poolsUsage)
 		return 2
 	}
-	base, tok, err := statusTarget(fs, *urlFlag, *token, e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm pools: %v\n", err)
-		return 2
-	}
-	c, err := newClient(base, tok)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm pools: %v\n", err)
-		return exitFailed
+	c, st := serverClient("pools", fs, *urlFlag, *token, e)
+	if c == nil {
+		return st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestBound)
 	defer cancel()

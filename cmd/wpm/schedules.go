@@ -46,15 +46,9 @@ func runSchedules(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "wpm schedules: name a subcommand\n\n%s\n", schedulesUsage)
 		return 2
 	}
-	base, tok, err := statusTarget(fs, *urlFlag, *token, e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm schedules: %v\n", err)
-		return 2
-	}
-	c, err := newClient(base, tok)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm schedules: %v\n", err)
-		return 1
+	c, st := serverClient("schedules", fs, *urlFlag, *token, e)
+	if c == nil {
+		return st
 	}
 	sc := schedulesCmd{tasksCmd{c: c, e: e}}
 	sub, rest := fs.Arg(0), fs.Args()[1:]

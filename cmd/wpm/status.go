@@ -38,18 +38,12 @@ func runStatus(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "wpm status: unexpected argument %q; use --url to name the server\n", fs.Arg(0))
 		return 2
 	}
-	base, tok, err := statusTarget(fs, *urlFlag, *token, e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm status: %v\n", err)
-		return 2
+	c, st := serverClient("status", fs, *urlFlag, *token, e)
+	if c == nil {
+		return st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := newClient(base, tok)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm status: %v\n", err)
-		return 1
-	}
 	list, err := c.Pools(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wpm status: %v\n", explain(err))
@@ -155,6 +149,24 @@ func newClient(base, token string) (*client.Client, error) {
 		return nil, fmt.Errorf("bad --url %q: %w", base, err)
 	}
 	return c, nil
+}
+
+// serverClient is the client of the server that command (wpm status,
+// tasks, pools, schedules) talks to, as --url, --token and the config
+// name it (statusTarget). On failure it says why on stderr and returns
+// the exit status: 2 for a server it can not find out, 1 for a bad URL.
+func serverClient(command string, fs *pflag.FlagSet, u, token string, e env) (*client.Client, int) {
+	base, tok, err := statusTarget(fs, u, token, e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wpm %s: %v\n", command, err)
+		return nil, exitUsage
+	}
+	c, err := newClient(base, tok)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wpm %s: %v\n", command, err)
+		return nil, exitFailed
+	}
+	return c, 0
 }
 
 // explain adds to a client's error what a person can do about it: start

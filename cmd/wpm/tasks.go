@@ -65,15 +65,9 @@ func runTasks(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "wpm tasks: name a subcommand\n\n%s\n", tasksUsage)
 		return 2
 	}
-	base, tok, err := statusTarget(fs, *urlFlag, *token, e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm tasks: %v\n", err)
-		return 2
-	}
-	c, err := newClient(base, tok)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wpm tasks: %v\n", err)
-		return 1
+	c, st := serverClient("tasks", fs, *urlFlag, *token, e)
+	if c == nil {
+		return st
 	}
 	tc := tasksCmd{c: c, e: e}
 	sub, rest := fs.Arg(0), fs.Args()[1:]
@@ -81,6 +75,7 @@ func runTasks(args []string, e env) int {
 	case sub == "submit" && len(rest) == 0:
 		req := client.SubmitRequest{Pool: *pool, Plugin: *plugin, IdempotencyKey: *key, CallbackURL: *callback, Delay: *delay, Priority: *priority}
 		if *runAt != "" {
+			var err error
 			if req.RunAt, err = time.Parse(time.RFC3339, *runAt); err != nil || *delay != 0 {
 				fmt.Fprintf(e.stderr, "wpm tasks submit: --run-at must be an RFC 3339 time like 2030-01-02T15:04:05Z, and goes without --delay; got %q\n", *runAt)
 				return 2
