@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -27,26 +24,10 @@ type checkRun struct {
 }
 
 // pluginCheck runs the built bin/wpm plugin check with args, from an empty
-// folder (no config file), and bounds it to a minute.
+// folder (no config file), bounded as runIn bounds it.
 func pluginCheck(t *testing.T, args ...string) checkRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "wpm"), append([]string{"plugin"}, args...)...)
-	cmd.Dir = t.TempDir()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := checkRun{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		r.code = exit.ExitCode()
-	} else {
-		require.NoError(t, err, "wpm plugin %s", strings.Join(args, " "))
-	}
-	t.Logf("wpm plugin %s → %d in %s\n%s%s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
-	return r
+	return runIn(t, t.TempDir(), nil, filepath.Join(binDir, "wpm"), append([]string{"plugin"}, args...)...)
 }
 
 // stepLine returns the line of the step named step.
