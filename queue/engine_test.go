@@ -298,21 +298,31 @@ func TestStart_externalURL(t *testing.T) {
 	opts, addr := listenOptions(t)
 	first := startEngine(t, newManager(t, testPools()), opts)
 
-	cfg := host.DefaultConfig()
-	cfg.PluginDir, cfg.Pools = pluginDir, testPools()
-	mgr, err := host.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { // the first manager's cleanup checks for leftover workers
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, mgr.Shutdown(ctx))
-	})
-	second := startEngine(t, mgr, Options{Name: "second", URL: "nats://" + testToken + "@" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	second, _ := secondHost(t, addr, "second", testPools())
 	assert.Nil(t, second.srv, "nothing is embedded")
 	task := submit(t, second, "M", `{"fault": "echo"}`)
 	got := waitFor(t, first, task.ID, ended)
 	assert.Equal(t, StateSucceeded, got.State, "the record is shared")
 	stopEngine(t, second) // before the server it uses
+}
+
+// secondHost starts another host, named name, with its own manager over
+// pools and an engine on the NATS server of listenOptions at addr. Its
+// manager shuts down at the end without the leftover-worker check, which
+// the first manager's cleanup makes.
+func secondHost(t *testing.T, addr, name string, pools []host.PoolConfig) (*Engine, *host.Manager) {
+	t.Helper()
+	cfg := host.DefaultConfig()
+	cfg.PluginDir, cfg.Pools = pluginDir, pools
+	mgr, err := host.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, mgr.Shutdown(ctx))
+	})
+	e := startEngine(t, mgr, Options{Name: name, URL: "nats://" + testToken + "@" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	return e, mgr
 }
 
 // testToken is the token of listenOptions' server.

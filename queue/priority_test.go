@@ -107,16 +107,7 @@ func TestEngine_priorityAcrossHosts(t *testing.T) {
 	opts, addr := listenOptions(t)
 	mgr1 := newManager(t, testPools())
 	first := startEngine(t, mgr1, opts)
-	cfg := host.DefaultConfig()
-	cfg.PluginDir, cfg.Pools = pluginDir, testPools()
-	mgr2, err := host.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { // the first manager's cleanup checks for leftover workers
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, mgr2.Shutdown(ctx))
-	})
-	second := startEngine(t, mgr2, Options{Name: "second", URL: "nats://" + testToken + "@" + addr, AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	second, mgr2 := secondHost(t, addr, "second", testPools())
 	t.Cleanup(func() { stopEngine(t, second) }) // before the server it uses
 
 	// Each host's worker busy with a synchronous task.

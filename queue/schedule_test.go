@@ -166,18 +166,9 @@ func TestSchedule_oncePerTickTwoHosts(t *testing.T) {
 	opts, addr := listenOptions(t)
 	opts.Name = "a"
 	first := startEngine(t, newManager(t, pools), opts)
-	cfg := host.DefaultConfig()
-	cfg.PluginDir, cfg.Pools = pluginDir, pools
-	mgrB, err := host.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, mgrB.Shutdown(ctx))
-	})
-	startEngine(t, mgrB, Options{URL: "nats://" + testToken + "@" + addr, Name: "b", AckWait: 2 * time.Second, PollInterval: 50 * time.Millisecond})
+	secondHost(t, addr, "b", pools)
 
-	_, err = first.CreateSchedule(context.Background(), Schedule{Name: "both", Pool: "M", Input: []byte(`{"fault": "echo"}`), Every: "1s"})
+	_, err := first.CreateSchedule(context.Background(), Schedule{Name: "both", Pool: "M", Input: []byte(`{"fault": "echo"}`), Every: "1s"})
 	require.NoError(t, err)
 	time.Sleep(5500 * time.Millisecond)
 	_, err = first.PauseSchedule(context.Background(), "both")
