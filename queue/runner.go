@@ -98,6 +98,11 @@ func (r *runner) loop() {
 				continue
 			}
 		}
+		if r.pausedHere() { // paused between the check above and the fetch: the task waits
+			p.release()
+			r.handBack(msg, prio)
+			continue
+		}
 		r.e.tasks.Go(func() { r.e.handle(msg, p) })
 	}
 }
