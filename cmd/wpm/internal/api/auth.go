@@ -20,6 +20,7 @@ const (
 	routeUI     = "/ui"
 	routeUIPage = "/ui/"
 	routeUIFile = "/ui/:file"
+	routeUITask = "/ui/tasks/:id"
 )
 
 // authenticate refuses a request without the configured bearer token with
@@ -61,7 +62,7 @@ func (s *Server) checkToken(c echo.Context) error {
 // probes' is 401 and says nothing about the API.
 func (s *Server) needsToken(route string) bool {
 	switch route {
-	case routeHealthz, routeReadyz, routeUI, routeUIPage, routeUIFile:
+	case routeHealthz, routeReadyz, routeUI, routeUIPage, routeUIFile, routeUITask:
 		return false
 	case routeMetrics:
 		return s.opts.MetricsAuth

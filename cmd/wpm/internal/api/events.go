@@ -341,5 +341,6 @@ func (s *Server) eventRoutes(apiRoute []echo.MiddlewareFunc) {
 		s.echo.GET(routeUI, echo.WrapHandler(s.opts.UI))
 		s.echo.GET(routeUIPage, echo.WrapHandler(s.opts.UI))
 		s.echo.GET(routeUIFile, echo.WrapHandler(s.opts.UI))
+		s.echo.GET(routeUITask, echo.WrapHandler(s.opts.UI))
 	}
 }

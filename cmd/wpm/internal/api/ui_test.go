@@ -20,4 +20,11 @@ func TestUI_servedAtSlash(t *testing.T) {
 		assert.Equal(t, http.StatusMovedPermanently, a.Status, path)
 		assert.Equal(t, "/ui/", a.Header.Get("Location"), path)
 	}
+	// A view's address is the page too, so that a link to a task opens
+	// it; like the page, it needs no token.
+	for _, path := range []string{"/ui/tasks", "/ui/tasks/01JAB", "/ui/schedules"} {
+		a := s.doRaw(t, http.MethodGet, path, nil, "")
+		assert.Equal(t, http.StatusOK, a.Status, path)
+		assert.Contains(t, a.Raw, `src="/ui/tasks.js"`, path)
+	}
 }

@@ -31,7 +31,7 @@ func TestHandler(t *testing.T) {
 	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
 	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'self'", "nothing loads from outside")
 	assert.Contains(t, body, `src="/ui/app.js"`)
-	for path, typ := range map[string]string{"/ui/app.js": "text/javascript", "/ui/style.css": "text/css", "/ui/icon.svg": "image/svg+xml"} {
+	for path, typ := range map[string]string{"/ui/app.js": "text/javascript", "/ui/tasks.js": "text/javascript", "/ui/schedules.js": "text/javascript", "/ui/style.css": "text/css", "/ui/icon.svg": "image/svg+xml"} {
 		resp, body := get(t, path)
 		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 		assert.Contains(t, resp.Header.Get("Content-Type"), typ, path)
@@ -39,4 +39,18 @@ func TestHandler(t *testing.T) {
 	}
 	resp, _ = get(t, "/ui/nope.js")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	for _, path := range []string{"/ui/tasks/a/b", "/ui/schedules/x"} {
+		resp, _ = get(t, path)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+	}
+}
+
+// The views' addresses are the page, so that a link to a task opens it.
+func TestHandler_views(t *testing.T) {
+	for _, path := range []string{"/ui/tasks", "/ui/tasks/", "/ui/tasks/01JABCDEF", "/ui/tasks/01JABCDEF/", "/ui/schedules"} {
+		resp, body := get(t, path)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Contains(t, resp.Header.Get("Content-Type"), "text/html", path)
+		assert.Contains(t, body, `src="/ui/tasks.js"`, path)
+	}
 }

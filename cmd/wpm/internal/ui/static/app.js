@@ -1,7 +1,10 @@
 // wpm's dashboard. Plain JavaScript, no build step and no library: the
 // page reads GET /v1/pools and /v1/plugins once, then lives on the
 // Server-Sent Events of GET /v1/events (read with fetch, so that the
-// bearer token travels in a header, never in a URL).
+// bearer token travels in a header, never in a URL). This file is the
+// overview (/ui/) and what every view shares: the token, the event
+// stream and the routing between views; tasks.js and schedules.js are
+// the other views.
 "use strict";
 
 const tokenKey = "wpm.token";
@@ -24,6 +27,46 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+// views are the page's views by name, each shown in the element
+// view-<name>: {show(arg), hide(), onEvent(type, e)}. tasks.js and
+// schedules.js add theirs; the overview lives on render().
+const views = { overview: { show() { render(); }, hide() {}, onEvent() {} } };
+let currentView = "";
+
+// route shows the view of the address bar: /ui/ (overview),
+// /ui/tasks, /ui/tasks/{id} and /ui/schedules.
+function route() {
+  const path = location.pathname.replace(/\/+$/, "");
+  let name = "overview", arg = "";
+  if (path === "/ui/tasks") name = "tasks";
+  else if (path.startsWith("/ui/tasks/")) { name = "task"; arg = decodeURIComponent(path.slice("/ui/tasks/".length)); }
+  else if (path === "/ui/schedules") name = "schedules";
+  if (!views[name]) name = "overview";
+  if (currentView && currentView !== name) views[currentView].hide();
+  currentView = name;
+  for (const el of document.querySelectorAll("main > .view")) el.hidden = el.id !== "view-" + name;
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.dataset.view === name || (name === "task" && a.dataset.view === "tasks")) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  views[name].show(arg);
+}
+
+// go moves to path, one of the page's views, without reloading the page.
+function go(path) {
+  history.pushState(null, "", path);
+  route();
+}
+
+// linkClicked keeps a click on a link to one of the page's views in the
+// page (a click with a modifier key opens a new tab as usual).
+function linkClicked(ev) {
+  const a = ev.target.closest("a[href^='/ui/']");
+  if (!a || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey || a.target) return;
+  ev.preventDefault();
+  if (a.getAttribute("href") !== location.pathname + location.search) go(a.getAttribute("href"));
+}
 
 // h builds an element; children are nodes or text (never parsed as HTML).
 function h(tag, attrs, ...children) {
@@ -73,6 +116,7 @@ function showLogin(msg) {
   sessionStorage.removeItem(tokenKey);
   stopStream();
   $("main").hidden = true;
+  $("nav").hidden = true;
   $("reload").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -87,11 +131,13 @@ async function start() {
     const gj = await plugins.json();
     $("login").hidden = true;
     $("main").hidden = false;
+    $("nav").hidden = false;
     $("reload").hidden = false;
     $("logout").hidden = !token();
     setPools(pj.pools || []);
     fillTargets(pj.pools || [], gj.plugins || []);
-    render();
+    currentView = "";
+    route();
     follow();
   } catch (e) {
     if (e.message !== "unauthorized") {
@@ -210,6 +256,7 @@ function onEvent(type, id, e) {
         .catch(() => {});
       break;
   }
+  for (const [name, v] of Object.entries(views)) if (name === currentView) v.onEvent(type, e);
   scheduleRender();
 }
 
@@ -423,7 +470,7 @@ async function runAsync(path, input) {
   const a = await resp.json();
   if (!a.ok) { showAnswer(a); return; }
   out.setAttribute("data-task", a.id);
-  out.textContent = "queued as " + a.id + "…";
+  out.replaceChildren("queued as ", h("a", { href: "/ui/tasks/" + encodeURIComponent(a.id) }, a.id), "…");
   const events = await api("/v1/tasks/" + encodeURIComponent(a.id) + "/events", { headers: { Accept: "text/event-stream" } });
   if ((events.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
     await readSSE(events, (type, _id, e) => {
@@ -482,6 +529,8 @@ document.addEventListener("DOMContentLoaded", () => {
     start();
   });
   $("logout").addEventListener("click", () => showLogin(""));
+  document.addEventListener("click", linkClicked);
+  window.addEventListener("popstate", route);
   $("reload").addEventListener("click", reload);
   $("pools").addEventListener("click", pauseClicked);
   $("run-form").addEventListener("submit", run);
