@@ -12,9 +12,13 @@ const windowSeconds = 300;   // the charts' span
 const rssSamples = 60;       // points in a worker's RSS chart
 const maxTasks = 50;         // rows of recent tasks
 const goneMillis = 15000;    // how long an exited worker stays listed
+const clusterEvery = 2000;   // how often the cluster's pools are read again
 
 const state = {
   pools: new Map(),        // name → PoolView from /v1/pools or a stats event
+  cluster: {},             // name → the cluster's sums of a pool (cluster in /v1/pools)
+  hosts: [],               // the cluster's hosts (GET /v1/cluster)
+  clusterTimer: null,      // the next readCluster
   rss: new Map(),          // pid → [bytes…]
   gone: new Map(),         // pid → {pool, slot, reason, at}
   workerLog: new Map(),    // pool → [line…]
@@ -135,7 +139,9 @@ async function start() {
     $("reload").hidden = false;
     $("logout").hidden = !token();
     setPools(pj.pools || []);
+    state.cluster = pj.cluster || {};
     fillTargets(pj.pools || [], gj.plugins || []);
+    readCluster();
     currentView = "";
     route();
     follow();
@@ -167,11 +173,49 @@ function setPools(list) {
   while (state.queue.length && state.queue[0].t < now - windowSeconds * 1000) state.queue.shift();
 }
 
+// remotePools lists the cluster's pools that do not run on this host
+// (all of them on a host of role api), by name, with their plugin.
+function remotePools() {
+  const out = [];
+  for (const name of Object.keys(state.cluster).sort()) {
+    if (state.pools.has(name)) continue;
+    const on = state.hosts.find((x) => (x.pools || []).some((p) => p.name === name));
+    out.push({ name, plugin: on ? on.pools.find((p) => p.name === name).plugin : "", ...state.cluster[name] });
+  }
+  return out;
+}
+
+// readCluster reads the cluster's pools and hosts again, every
+// clusterEvery while some pool runs only on other hosts: the stats events
+// carry this host's pools only.
+async function readCluster() {
+  clearTimeout(state.clusterTimer);
+  try {
+    const [pools, cluster] = await Promise.all([api("/v1/pools"), api("/v1/cluster")]);
+    if (pools.ok) state.cluster = (await pools.json()).cluster || {};
+    if (cluster.ok) state.hosts = (await cluster.json()).hosts || [];
+    if (remotePools().length) {
+      if (!$("run-target").querySelector("option[value^='pool:']")) {
+        const plugins = await (await api("/v1/plugins")).json();
+        fillTargets([...state.pools.values()], plugins.plugins || []);
+      }
+      scheduleRender();
+    }
+  } catch (e) {
+    if (e.message === "unauthorized") return;
+  }
+  // A host of role api has no pool of its own; a host among others may
+  // see pools it does not run appear.
+  const clustered = state.pools.size === 0 || state.hosts.length > 1;
+  if (clustered && !$("main").hidden) state.clusterTimer = setTimeout(readCluster, clusterEvery);
+}
+
 function fillTargets(pools, plugins) {
   const sel = $("run-target");
   const keep = sel.value;
+  const all = pools.map((p) => ({ name: p.name, plugin: p.plugin })).concat(remotePools());
   sel.replaceChildren(
-    h("optgroup", { label: "pools" }, pools.map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
+    h("optgroup", { label: "pools" }, all.map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
     h("optgroup", { label: "plugins (one-shot)" }, plugins.map((p) => h("option", { value: "plugin:" + p.name }, p.name))),
   );
   if (keep) sel.value = keep;
@@ -252,7 +296,7 @@ function onEvent(type, id, e) {
     case "pool.reloaded":
       Promise.all([api("/v1/pools"), api("/v1/plugins")])
         .then(([p, g]) => Promise.all([p.json(), g.json()]))
-        .then(([pj, gj]) => { setPools(pj.pools || []); fillTargets(pj.pools || [], gj.plugins || []); render(); })
+        .then(([pj, gj]) => { setPools(pj.pools || []); state.cluster = pj.cluster || {}; fillTargets(pj.pools || [], gj.plugins || []); render(); })
         .catch(() => {});
       break;
   }
@@ -365,7 +409,27 @@ function renderPools() {
         h("tbody", {}, rows)),
       log.length ? h("div", { class: "mono worker-log" }, log.join("\n")) : null));
   }
+  for (const p of remotePools()) out.push(clusterPool(p));
   $("pools").replaceChildren(...out);
+}
+
+// clusterPool draws a pool that runs on other hosts only: the cluster's
+// sums and, by host, its figures there.
+function clusterPool(p) {
+  const rows = state.hosts.flatMap((x) => (x.pools || []).filter((hp) => hp.name === p.name).map((hp) =>
+    h("tr", { "data-host": x.name },
+      h("td", {}, x.name), h("td", { class: "mono" }, x.address), h("td", {}, x.role),
+      h("td", {}, hp.workers), h("td", {}, hp.ready), h("td", {}, hp.running), h("td", {}, hp.queued))));
+  return h("div", { class: "pool", "data-pool": p.name, "data-cluster": "true" },
+    h("div", { class: "head" }, h("b", {}, p.name), h("span", {}, "plugin " + p.plugin),
+      h("span", { "data-hosts": p.hosts }, "on " + p.hosts + (p.hosts === 1 ? " host" : " hosts")),
+      h("span", {}, p.ready + " of " + p.workers + " ready"),
+      h("span", {}, "running " + p.running),
+      h("span", { "data-queue": p.queued }, "queued " + p.queued),
+      p.paused ? h("span", { class: "paused", "data-paused": "true" }, "paused") : null,
+      h("button", { type: "button", "data-pause": p.paused ? "resume" : "pause", "data-for": p.name }, p.paused ? "Resume" : "Pause")),
+    h("table", {}, h("thead", {}, h("tr", {}, ["host", "address", "role", "workers", "ready", "running", "queued"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows)));
 }
 
 function renderTasks() {
@@ -503,6 +567,7 @@ async function pauseClicked(ev) {
     if (!resp.ok) { alert(a.error.message); return; }
     const p = state.pools.get(a.pool);
     if (p) p.paused = a.paused;
+    if (state.cluster[a.pool]) state.cluster[a.pool].paused = a.paused;
     renderPools();
   } catch (e) {
     if (e.message !== "unauthorized") alert(e.message);
