@@ -180,3 +180,39 @@ func TestBrowser_taskRetryAndCancel(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/tasks/nope")))
 	waitTry[bool](t, ctx, "the unknown task's error", `document.querySelector('#task-load-error').textContent.includes('nope')`)
 }
+
+// On a host of role api, which runs no pool, the dashboard shows the
+// cluster's pools with the hosts that run them, pauses them for the
+// cluster, and runs a task on one from the form.
+func TestBrowser_clusterPoolsOnAPIHost(t *testing.T) {
+	url := startNATS(t)
+	clusterHost(t, url, "a", "all", hostAConfig)
+	clusterHost(t, url, "b", "worker", hostBConfig)
+	api := clusterHost(t, url, "c", "api", "pools: []")
+	waitCluster(t, api, "a", "b", "c")
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(api.url+"/ui/")))
+	waitTry[bool](t, ctx, "pool S on hosts a and b, T on a",
+		`document.querySelector('[data-pool="S"][data-cluster]').querySelectorAll('tr[data-host]').length === 2 &&
+		 !!document.querySelector('[data-pool="S"] tr[data-host="a"]') && !!document.querySelector('[data-pool="S"] tr[data-host="b"]') &&
+		 document.querySelector('[data-pool="S"] [data-hosts]').dataset.hosts === '2' &&
+		 !!document.querySelector('[data-pool="T"][data-cluster] tr[data-host="a"]')`)
+	screenshot(t, ctx, "ui-cluster-pools")
+
+	require.NoError(t, chromedp.Do(ctx, clickJS(`[data-pool="S"] button[data-pause="pause"]`)))
+	waitTry[bool](t, ctx, "S shown paused", `!!document.querySelector('[data-pool="S"] [data-paused]') && !!document.querySelector('[data-pool="S"] button[data-pause="resume"]')`)
+	var pools struct{ Cluster map[string]struct{ Paused bool } }
+	require.Equal(t, http.StatusOK, getJSON(t, api.url+"/v1/pools", &pools))
+	assert.True(t, pools.Cluster["S"].Paused)
+	require.NoError(t, chromedp.Do(ctx, clickJS(`[data-pool="S"] button[data-pause="resume"]`)))
+	waitTry[bool](t, ctx, "S shown resumed", `!document.querySelector('[data-pool="S"] [data-paused]')`)
+
+	// The form offers the cluster's pools, and runs a task on one.
+	waitTry[bool](t, ctx, "the form's choice of T, with its plugin", `document.querySelector('#run-target option[value="pool:T"]').textContent === 'T (misbehave)'`)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue("#run-target", "pool:T"),
+		chromedp.SetValue("#run-input", `{"fault": "sleep", "ms": 10}`),
+		chromedp.Click("#run-button")))
+	waitTry[bool](t, ctx, "the task's answer", `document.querySelector('#run-result').dataset.ok === 'true'`)
+}

@@ -19,6 +19,8 @@ const state = {
   cluster: {},             // name → the cluster's sums of a pool (cluster in /v1/pools)
   hosts: [],               // the cluster's hosts (GET /v1/cluster)
   clusterTimer: null,      // the next readCluster
+  plugins: [],             // GET /v1/plugins
+  targets: "",             // the run form's targets, as last filled
   rss: new Map(),          // pid → [bytes…]
   gone: new Map(),         // pid → {pool, slot, reason, at}
   workerLog: new Map(),    // pool → [line…]
@@ -169,6 +171,7 @@ function setPools(list) {
   for (const name of [...state.pools.keys()]) if (!seen.has(name)) state.pools.delete(name);
   let depth = 0;
   for (const p of list) depth += p.queueDepth || 0;
+  for (const p of remotePools()) depth += p.queued || 0;
   state.queue.push({ t: now, v: depth });
   while (state.queue.length && state.queue[0].t < now - windowSeconds * 1000) state.queue.shift();
 }
@@ -195,10 +198,7 @@ async function readCluster() {
     if (pools.ok) state.cluster = (await pools.json()).cluster || {};
     if (cluster.ok) state.hosts = (await cluster.json()).hosts || [];
     if (remotePools().length) {
-      if (!$("run-target").querySelector("option[value^='pool:']")) {
-        const plugins = await (await api("/v1/plugins")).json();
-        fillTargets([...state.pools.values()], plugins.plugins || []);
-      }
+      fillTargets([...state.pools.values()], state.plugins);
       scheduleRender();
     }
   } catch (e) {
@@ -210,10 +210,16 @@ async function readCluster() {
   if (clustered && !$("main").hidden) state.clusterTimer = setTimeout(readCluster, clusterEvery);
 }
 
+// fillTargets fills the run form's choice of pools (this host's and the
+// cluster's) and plugins, when they changed.
 function fillTargets(pools, plugins) {
+  state.plugins = plugins;
   const sel = $("run-target");
   const keep = sel.value;
   const all = pools.map((p) => ({ name: p.name, plugin: p.plugin })).concat(remotePools());
+  const key = JSON.stringify([all.map((p) => [p.name, p.plugin]), plugins.map((p) => p.name)]);
+  if (key === state.targets) return;
+  state.targets = key;
   sel.replaceChildren(
     h("optgroup", { label: "pools" }, all.map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
     h("optgroup", { label: "plugins (one-shot)" }, plugins.map((p) => h("option", { value: "plugin:" + p.name }, p.name))),
