@@ -17,9 +17,10 @@
     list: [],          // the schedules, as GET /v1/schedules sent them
     fetchedAt: 0,      // when the list was last read (ms)
     loading: false,
+    changes: 0,        // local changes (made, paused, deleted…) so far
     rows: new Map(),   // name → its <tr>
   };
-  const shownText = new WeakMap(); // element → the key it was last drawn for
+  const drawnKey = new WeakMap(); // element → the key it was last drawn for
 
   // build makes the view's elements once.
   function build() {
@@ -80,13 +81,17 @@
   }
 
   // refresh reads the schedules again and redraws them; one read at a time.
+  // A list read while the page changed a schedule may predate the change:
+  // it is dropped, and the next tick reads again.
   async function refresh() {
     if (sv.loading) return;
     sv.loading = true;
+    const changes = sv.changes;
     try {
       const resp = await api("/v1/schedules");
       const a = await resp.json();
       if (!resp.ok) throw new Error(a.error ? a.error.message : "GET /v1/schedules answered " + resp.status);
+      if (changes !== sv.changes) return;
       sv.list = a.schedules || [];
       sv.fetchedAt = Date.now();
       setStatus("");
@@ -119,8 +124,8 @@
   // draw replaces el's children with build()'s when key differs from the
   // key it was last drawn for.
   function draw(el, key, build) {
-    if (shownText.get(el) === key) return;
-    shownText.set(el, key);
+    if (drawnKey.get(el) === key) return;
+    drawnKey.set(el, key);
     el.replaceChildren(...[build()].flat().filter((c) => c !== null));
   }
 
@@ -203,6 +208,7 @@
       if (!resp.ok) { setStatus(name + ": " + a.error.message); return; }
       setStatus("");
       sv.list = act === "delete" ? sv.list.filter((x) => x.name !== name) : sv.list.map((x) => x.name === name ? a : x);
+      sv.changes++;
       render();
     } catch (e) {
       if (e.message !== "unauthorized") setStatus(name + ": " + e.message);
@@ -242,6 +248,7 @@
         return;
       }
       sv.list = sv.list.filter((x) => x.name !== a.name).concat([a]).sort((x, y) => x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+      sv.changes++;
       render();
       $("sched-name").value = "";
     } catch (e) {
