@@ -202,7 +202,9 @@ func TestBrowser_clusterPoolsOnAPIHost(t *testing.T) {
 
 	require.NoError(t, chromedp.Do(ctx, clickJS(`[data-pool="S"] button[data-pause="pause"]`)))
 	waitTry[bool](t, ctx, "S shown paused", `!!document.querySelector('[data-pool="S"] [data-paused]') && !!document.querySelector('[data-pool="S"] button[data-pause="resume"]')`)
-	var pools struct{ Cluster map[string]struct{ Paused bool } }
+	var pools struct {
+		Cluster map[string]struct{ Paused bool }
+	}
 	require.Equal(t, http.StatusOK, getJSON(t, api.url+"/v1/pools", &pools))
 	assert.True(t, pools.Cluster["S"].Paused)
 	require.NoError(t, chromedp.Do(ctx, clickJS(`[data-pool="S"] button[data-pause="resume"]`)))
