@@ -220,11 +220,17 @@ function fillTargets(pools, plugins) {
   const key = JSON.stringify([all.map((p) => [p.name, p.plugin]), plugins.map((p) => p.name)]);
   if (key === state.targets) return;
   state.targets = key;
-  sel.replaceChildren(
-    h("optgroup", { label: "pools" }, all.map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
-    h("optgroup", { label: "plugins (one-shot)" }, plugins.map((p) => h("option", { value: "plugin:" + p.name }, p.name))),
-  );
+  sel.replaceChildren(...targetOptions(all, plugins));
   if (keep) sel.value = keep;
+}
+
+// targetOptions are a form's choices of where a task runs: pools
+// ([{name, plugin}]) and plugins, as one-shots.
+function targetOptions(pools, plugins) {
+  return [
+    h("optgroup", { label: "pools" }, pools.map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
+    h("optgroup", { label: "plugins (one-shot)" }, plugins.map((p) => h("option", { value: "plugin:" + p.name }, p.name))),
+  ];
 }
 
 // readSSE reads a text/event-stream response, calling onEvent(type, id, data).

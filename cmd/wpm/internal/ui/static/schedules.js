@@ -67,16 +67,14 @@
     $("sched-tz").disabled = !cron;
   }
 
-  // fillTargets offers the pools and the plugins (as one-shots), as the
-  // overview's run form does, keeping the choice made.
+  // fillTargets offers the pools (the cluster's too) and the plugins (as
+  // one-shots), as the overview's run form does, keeping the choice made.
   async function fillTargets() {
     const [pools, plugins] = await Promise.all([api("/v1/pools"), api("/v1/plugins")]);
     const pj = await pools.json(), gj = await plugins.json();
     const sel = $("sched-target");
     const keep = sel.value;
-    sel.replaceChildren(
-      h("optgroup", { label: "pools" }, (pj.pools || []).map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
-      h("optgroup", { label: "plugins (one-shot)" }, (gj.plugins || []).map((p) => h("option", { value: "plugin:" + p.name }, p.name))));
+    sel.replaceChildren(...targetOptions((pj.pools || []).concat(remotePools()), gj.plugins || []));
     if (keep && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
   }
 
