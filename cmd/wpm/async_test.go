@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/client"
 )
 
 // asyncConfig has one pool of two test workers and a short ack wait, so
@@ -26,12 +28,13 @@ pools:
 
 // taskRecord is the part of GET /v1/tasks/{id} the tests read.
 type taskRecord struct {
-	ID         string          `json:"id"`
-	State      string          `json:"state"`
-	Attempts   int             `json:"attempts"`
-	FinishedAt string          `json:"finishedAt"`
-	WorkerPID  int             `json:"workerPid"`
-	Result     json.RawMessage `json:"result"`
+	ID         string           `json:"id"`
+	State      string           `json:"state"`
+	Attempts   int              `json:"attempts"`
+	FinishedAt string           `json:"finishedAt"`
+	WorkerPID  int              `json:"workerPid"`
+	Result     json.RawMessage  `json:"result"`
+	History    []client.Attempt `json:"history"`
 }
 
 // getJSON gets url and decodes its JSON answer into v.
@@ -94,8 +97,16 @@ func TestServe_asyncTasksSurviveSIGKILL(t *testing.T) {
 			assert.Equal(t, old, r, "a task that had succeeded before the kill ran again")
 		}
 		require.LessOrEqual(t, r.Attempts, 2, "task %s", id)
+		require.Len(t, r.History, r.Attempts, "task %s", id)
+		last := r.History[len(r.History)-1]
+		assert.Equal(t, "ok", last.Cause, "task %s: %+v", id, r.History)
+		assert.Equal(t, r.WorkerPID, last.WorkerPID, "task %s", id)
 		if r.Attempts == 2 {
 			reruns++
+			// Its first attempt's host (this one, before the kill)
+			// stopped answering: the restart found it open.
+			assert.Equal(t, "lost", r.History[0].Cause, "task %s: %+v", id, r.History)
+			assert.NotNil(t, r.History[0].FinishedAt, "task %s", id)
 		}
 	}
 	assert.LessOrEqual(t, reruns, 2, "only the tasks running at the kill (two workers) run again")

@@ -282,6 +282,12 @@ func TestCluster_hostKilledLosesNothing(t *testing.T) {
 		if rec["attempts"].(float64) > 1 {
 			again++
 			assert.Equal(t, "b", rec["host"])
+			// Its attempt on a was found open when b started it again.
+			hist, _ := rec["history"].([]any)
+			require.Len(t, hist, int(rec["attempts"].(float64)), "%v", rec)
+			lost, _ := hist[len(hist)-2].(map[string]any)
+			assert.Equal(t, "a", lost["host"], "%v", rec)
+			assert.Equal(t, "lost", lost["cause"], "%v", rec)
 		}
 	}
 	assert.Positive(t, again, "the tasks a ran were run again")
