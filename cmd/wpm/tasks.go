@@ -190,16 +190,19 @@ func (tc tasksCmd) list(opts client.ListOptions) int {
 	}
 	tasks := page.Tasks
 	tw := tabwriter.NewWriter(tc.e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tPOOL\tPLUGIN\tATTEMPTS\tCREATED\tERROR")
+	fmt.Fprintln(tw, "ID\tSTATE\tPRIORITY\tPOOL\tPLUGIN\tATTEMPTS\tCREATED\tERROR")
 	for _, t := range tasks {
-		pool, code := t.Pool, "-"
+		pool, code, priority := t.Pool, "-", t.Priority
 		if pool == "" {
 			pool = "(one-shot)"
 		}
 		if t.Error != nil {
 			code = string(t.Error.Code)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.State, pool, t.Plugin, t.Attempts, t.CreatedAt.Local().Format(time.DateTime), code)
+		if priority == "" {
+			priority = "normal" // a record of wpm before priorities
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.State, priority, pool, t.Plugin, t.Attempts, t.CreatedAt.Local().Format(time.DateTime), code)
 	}
 	_ = tw.Flush()
 	if page.Next != "" {
