@@ -376,6 +376,9 @@ type HostPool struct {
 	Queued  int `json:"queued"`
 	// TaskTimeoutMs is its taskTimeout; 0 means none.
 	TaskTimeoutMs int64 `json:"taskTimeoutMs"`
+	// Paused is set while the pool is paused on the host, as of its last
+	// heartbeat (now for the host that answers).
+	Paused bool `json:"paused"`
 }
 
 // Readiness is the answer of GET /readyz.
