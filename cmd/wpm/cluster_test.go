@@ -523,6 +523,34 @@ func TestCluster_taskEventsFromAnyHost(t *testing.T) {
 	assert.Equal(t, []string{"task.finished"}, taskEventTypes(t, d, id))
 }
 
+// wpm tasks wait against the api host shows the progress of a task that
+// runs on a worker host: the worker shares its task events over NATS, and
+// the api host's /v1/tasks/{id}/events streams them.
+func TestCluster_tasksWaitShowsRemoteProgress(t *testing.T) {
+	url := startNATS(t)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	// b starts second: its first look at the cluster, at its start, sees
+	// c (a worker host has no /v1/cluster to ask).
+	clusterHost(t, url, "b", "worker", "pools:\n  - {name: CPU, plugin: cpuload, workers: 1}\n")
+	waitCluster(t, c, "b", "c")
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", c.url, "--pool", "CPU", "--task", `{"duration": 1500}`)
+	require.Equal(t, 0, code, errOut)
+	var task struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &task), out)
+
+	code, out, errOut = runCLI(t, "", "tasks", "wait", task.ID, "--url", c.url)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "progress", "progress lines on standard error")
+	assert.Contains(t, errOut, "100%")
+	var rec struct {
+		State string `json:"state"`
+		Host  string `json:"host"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+	assert.Equal(t, "succeeded", rec.State)
+	assert.Equal(t, "b", rec.Host, "the task ran on the worker host")
+}
+
 // taskEventTypes reads GET /v1/tasks/{id}/events on s to its end (at most
 // 20 s) and returns the events' types.
 func taskEventTypes(t *testing.T, s *wpmServer, id string) []string {

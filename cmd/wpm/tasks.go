@@ -156,9 +156,11 @@ func (tc tasksCmd) wait(id string, timeout time.Duration) int {
 }
 
 // waitShowing is Client.Wait while the task's progress events, from its
-// event stream, are shown on standard error as wpm run shows them. The
-// stream is best effort: a task running on another host of a cluster
-// shows no progress here, and its record still ends the wait.
+// event stream, are shown on standard error as wpm run shows them; a task
+// running on another host of a cluster shows its progress too (that host
+// shares its task events over NATS: queue/events.go). The stream is best
+// effort (core NATS; an event may be lost), and the task's record, not
+// the stream, ends the wait.
 func (tc tasksCmd) waitShowing(ctx context.Context, id string, timeout time.Duration) (*client.Task, error) {
 	view := newProgressView(tc.e.stderr)
 	events, stop := context.WithCancel(ctx)
