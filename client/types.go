@@ -143,8 +143,31 @@ type Task struct {
 	RetryOf string `json:"retryOf,omitempty"`
 	// RetriedBy is the task that retries this one.
 	RetriedBy string `json:"retriedBy,omitempty"`
+	// History lists its attempts, oldest first: the latest 20 ended ones
+	// and the running one (Attempts counts them all).
+	History []Attempt `json:"history,omitempty"`
 	// Raw is the record as the server sent it.
 	Raw json.RawMessage `json:"-"`
+}
+
+// Attempt is one run of a task: where and when it ran, and how it ended.
+type Attempt struct {
+	// Host is the host (nats.name) that ran it.
+	Host string `json:"host,omitempty"`
+	// WorkerPID is the worker process that ran it, once it ended; 0 when
+	// it never reached one.
+	WorkerPID int `json:"workerPid,omitempty"`
+	// StartedAt is when it started.
+	StartedAt time.Time `json:"startedAt"`
+	// FinishedAt is when it ended; nil while it runs.
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Cause says how it ended: "ok", an error code (worker_crashed,
+	// timeout, result_too_large...), "interrupted" (wpm stopped; the task
+	// runs again), "lost" (its host stopped answering; the task was
+	// started again) or "canceled"; empty while it runs.
+	Cause string `json:"cause,omitempty"`
+	// Message says more about the cause.
+	Message string `json:"message,omitempty"`
 }
 
 // TaskOptions are a one-shot's run options in its record.
@@ -353,6 +376,9 @@ type HostPool struct {
 	Queued  int `json:"queued"`
 	// TaskTimeoutMs is its taskTimeout; 0 means none.
 	TaskTimeoutMs int64 `json:"taskTimeoutMs"`
+	// Paused is set while the pool is paused on the host, as of its last
+	// heartbeat (now for the host that answers).
+	Paused bool `json:"paused"`
 }
 
 // Readiness is the answer of GET /readyz.

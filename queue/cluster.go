@@ -64,6 +64,9 @@ type HostPool struct {
 	Queued  int `json:"queued"`
 	// TaskTimeoutMs is the pool's taskTimeout; 0 means none.
 	TaskTimeoutMs int64 `json:"taskTimeoutMs"`
+	// Paused says the pool is paused on the host (pause.go), as its
+	// GET /v1/pools says: as it last announced, or now for this host.
+	Paused bool `json:"paused"`
 }
 
 // members is the engine's view of the cluster, refreshed by announce.
@@ -181,6 +184,7 @@ func (e *Engine) announce(ctx context.Context, n int) {
 				Name: p.Config.Name, Plugin: p.Config.Plugin, Workers: p.Target,
 				Ready: p.Ready, Capacity: p.Ready * p.Config.Concurrency,
 				Running: p.Running, Queued: p.QueueDepth, TaskTimeoutMs: p.Config.TaskTimeout.Milliseconds(),
+				Paused: p.Paused,
 			})
 		}
 		m.mu.Lock()
@@ -279,12 +283,19 @@ func (e *Engine) pluginNames() []string {
 }
 
 // Cluster returns the live hosts, this one included (Self), by name.
+// This host's pools say whether they are paused now, not at its last
+// announce, so that a pause shows at once where it was made.
 func (e *Engine) Cluster() []HostInfo {
 	e.members.mu.Lock()
-	defer e.members.mu.Unlock()
 	out := slices.Clone(e.members.hosts)
+	e.members.mu.Unlock()
 	for i := range out {
-		out[i].Self = out[i].Name == e.opts.Name
+		if out[i].Self = out[i].Name == e.opts.Name; out[i].Self {
+			out[i].Pools = slices.Clone(out[i].Pools) // the view's own are shared
+			for j := range out[i].Pools {
+				out[i].Pools[j].Paused = e.mgr.Paused(out[i].Pools[j].Name)
+			}
+		}
 	}
 	return out
 }

@@ -27,7 +27,8 @@
 // when no place is free it takes a message first and waits for a place a
 // bounded time (a third of the ack wait) before it hands the message back,
 // so the queue stays in JetStream and the pool's own queue stays short. Delivery is at least once: a task running
-// when wpm dies runs again after a restart (its attempts show it).
+// when wpm dies runs again after a restart (its attempts show it, and its
+// history: the first attempt lost).
 //
 // An ended task with a callback URL (under [Options.CallbackAllow],
 // compared as parsed URLs) is posted there, signed with HMAC-SHA256 when

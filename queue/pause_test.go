@@ -71,8 +71,21 @@ func TestEngine_pauseSurvivesRestart(t *testing.T) {
 	assert.Equal(t, StateSucceeded, waitFor(t, e, q.ID, ended).State)
 }
 
+// hostPool returns pool of host as e's cluster view has it (the zero
+// HostPool when it has none).
+func hostPool(e *Engine, host, pool string) HostPool {
+	for _, h := range e.Cluster() {
+		for _, p := range h.Pools {
+			if h.Name == host && p.Name == pool {
+				return p
+			}
+		}
+	}
+	return HostPool{}
+}
+
 // A pause made on one host is seen by another on the same NATS, and so is
-// the resume.
+// the resume; each host's pools in the cluster view say so.
 func TestEngine_pauseIsShared(t *testing.T) {
 	opts, addr := listenOptions(t)
 	mgr1 := newManager(t, testPools())
@@ -81,6 +94,9 @@ func TestEngine_pauseIsShared(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, first.Pause(ctx, "R"))
 	require.Eventually(t, func() bool { return second.Paused("R") && mgr2.Paused("R") }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return hostPool(first, "second", "R").Paused && hostPool(first, "wpm", "R").Paused && !hostPool(first, "second", "M").Paused
+	}, 5*time.Second, 10*time.Millisecond, "each host's pool in the cluster view says paused")
 	q := submit(t, second, "R", `{"fault": "echo"}`)
 	time.Sleep(300 * time.Millisecond)
 	got, err := first.Get(ctx, q.ID)
@@ -88,6 +104,8 @@ func TestEngine_pauseIsShared(t *testing.T) {
 	assert.Equal(t, StateQueued, got.State, "neither host runs a paused pool's task")
 	require.NoError(t, second.Resume(ctx, "R"))
 	require.Eventually(t, func() bool { return !first.Paused("R") && !mgr1.Paused("R") }, 5*time.Second, 10*time.Millisecond)
+	assert.False(t, hostPool(first, "wpm", "R").Paused, "this host's at once")
+	require.Eventually(t, func() bool { return !hostPool(first, "second", "R").Paused }, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, StateSucceeded, waitFor(t, first, q.ID, ended).State)
 	stopEngine(t, second) // before the server it uses
 }

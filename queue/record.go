@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wpmdev/wpm/host"
@@ -87,6 +89,107 @@ type Task struct {
 	RetryOf string `json:"retryOf,omitempty"`
 	// RetriedBy is the task that retries this one.
 	RetriedBy string `json:"retriedBy,omitempty"`
+	// History lists the task's attempts, oldest first: the latest
+	// maxHistory (20) ended ones and the running one (Attempts counts
+	// them all). Empty in records of older versions.
+	History []Attempt `json:"history,omitempty"`
+}
+
+// Attempt is one run of a task: where and when it ran, and how it ended.
+type Attempt struct {
+	// Host is the host that ran it (nats.name).
+	Host string `json:"host,omitempty"`
+	// WorkerPID is the worker process that ran it, once it ended; 0 when
+	// it never reached one.
+	WorkerPID int `json:"workerPid,omitempty"`
+	// StartedAt is when it started.
+	StartedAt time.Time `json:"startedAt"`
+	// FinishedAt is when it ended; nil while it runs.
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Cause says how it ended: CauseOK, an error code of the task's error
+	// (worker_crashed, timeout, result_too_large...), CauseInterrupted,
+	// CauseLost or CauseCanceled; empty while it runs.
+	Cause string `json:"cause,omitempty"`
+	// Message says more about the cause: the error's message, or why the
+	// attempt was cut short.
+	Message string `json:"message,omitempty"`
+}
+
+// The causes of an attempt's end other than an error code.
+const (
+	// CauseOK is an attempt that succeeded.
+	CauseOK = "ok"
+	// CauseInterrupted is an attempt handed back to the queue because
+	// wpm was stopping; the task runs again.
+	CauseInterrupted = "interrupted"
+	// CauseLost is an attempt whose host stopped answering (it died, or
+	// was cut off from NATS past async.ackWait): the task was started
+	// again.
+	CauseLost = "lost"
+	// CauseCanceled is an attempt ended by a cancel of its task.
+	CauseCanceled = "canceled"
+)
+
+// maxHistory is how many attempts a record keeps: the latest.
+const maxHistory = 20
+
+// startAttempt adds an attempt on host, started at at. An attempt still
+// open (its host stopped answering, and the task was handed out again)
+// is closed first as lost. A record keeps the latest maxHistory ended
+// attempts and the running one: the oldest go as the new one starts, and
+// as it ends (so that dropAttempt gives back the record as it was).
+func (t *Task) startAttempt(host string, at time.Time) {
+	h := slices.Clone(t.History) // never write into the array of the record it was copied from
+	if n := len(h); n > 0 && h[n-1].FinishedAt == nil {
+		h[n-1].FinishedAt, h[n-1].Cause = &at, CauseLost
+		h[n-1].Message = fmt.Sprintf("host %s stopped answering while running the task (it died, or was cut off past async.ackWait); the task was started again", h[n-1].Host)
+	}
+	t.History = append(keepLatest(h, maxHistory), Attempt{Host: host, StartedAt: at})
+}
+
+// keepLatest returns the last n attempts of h.
+func keepLatest(h []Attempt, n int) []Attempt {
+	if len(h) > n {
+		return slices.Delete(h, 0, len(h)-n)
+	}
+	return h
+}
+
+// endAttempt closes the open attempt, the last, at at with the worker's
+// pid (0 to keep none), cause and message; with none open it does
+// nothing.
+func (t *Task) endAttempt(at time.Time, pid int, cause, message string) {
+	n := len(t.History)
+	if n == 0 || t.History[n-1].FinishedAt != nil {
+		return
+	}
+	h := slices.Clone(t.History)
+	h[n-1].FinishedAt, h[n-1].Cause, h[n-1].Message = &at, cause, message
+	if pid != 0 {
+		h[n-1].WorkerPID = pid
+	}
+	t.History = keepLatest(h, maxHistory)
+}
+
+// recauseAttempt changes the cause and message of the last attempt, once
+// it ended.
+func (t *Task) recauseAttempt(cause, message string) {
+	if n := len(t.History); n > 0 && t.History[n-1].FinishedAt != nil {
+		h := slices.Clone(t.History)
+		h[n-1].Cause, h[n-1].Message = cause, message
+		t.History = h
+	}
+}
+
+// dropAttempt removes the open attempt, the last: it never ran.
+func (t *Task) dropAttempt() {
+	switch n := len(t.History); {
+	case n == 0 || t.History[n-1].FinishedAt != nil:
+	case n == 1:
+		t.History = nil
+	default:
+		t.History = slices.Clone(t.History[:n-1])
+	}
 }
 
 // Progress is a plugin's progress report on a task.

@@ -72,19 +72,20 @@ func (e *Engine) runRemote(ctx context.Context, req Request) (Task, error) {
 		t, err = e.withResult(ctx, t)
 		return t, e.unavailable(err)
 	case ctx.Err() != nil:
-		e.abandon(t.ID, "its caller left or its timeout passed")
+		e.abandon(t.ID, "the task was canceled: its caller on host "+e.opts.Name+" left, or its timeout passed", CauseCanceled)
 		return t, context.Cause(ctx)
 	}
-	e.abandon(t.ID, "host "+t.Host+" running it stopped answering")
+	e.abandon(t.ID, "the task was canceled: host "+t.Host+" running it stopped answering, and its caller on host "+e.opts.Name+" gave up", CauseLost)
 	return t, fmt.Errorf("%w: %w: host %s went while running the task", host.ErrWorkerCrashed, errNoHost, t.Host)
 }
 
 // abandon cancels a forwarded task nobody waits for any more, so that it
-// does not run again after a redelivery.
-func (e *Engine) abandon(id, why string) {
+// does not run again after a redelivery; why is its error's message, and
+// its running attempt's, which ends with cause.
+func (e *Engine) abandon(id, why, cause string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := e.Cancel(ctx, id); err != nil && !errors.Is(err, ErrTaskEnded) {
+	if _, err := e.cancel(ctx, id, why, cause); err != nil && !errors.Is(err, ErrTaskEnded) {
 		e.logger.Warn("can not cancel an abandoned forwarded task", "task", id, "why", why, "error", err)
 	}
 }

@@ -57,6 +57,7 @@ func (e *Engine) fitRecord(ctx context.Context, t *Task) error {
 	t.State, t.Result, t.ResultSize, t.Progress = StateFailed, nil, 0, nil
 	t.Error = &TaskError{Code: CodeResultTooLarge, Message: fmt.Sprintf(
 		"the task's record is %d bytes, over what the NATS server stores in one message (max_payload %d, less headers); return less, or raise the server's max_payload", len(b), e.nc.MaxPayload())}
+	t.recauseAttempt(string(t.Error.Code), t.Error.Message)
 	return nil
 }
 

@@ -323,7 +323,9 @@ func (e *Engine) start(ctx context.Context, j job) (Task, uint64, bool, error) {
 }
 
 // startChange is start's change of the record: running on this host, one
-// more attempt; errEndedMeanwhile when it has ended.
+// more attempt (in its history too, where an attempt left open by a host
+// that stopped answering is closed as lost); errEndedMeanwhile when it
+// has ended.
 func (e *Engine) startChange(j job) func(*Task) error {
 	return func(t *Task) error {
 		if t.State.Ended() {
@@ -334,6 +336,7 @@ func (e *Engine) startChange(j job) func(*Task) error {
 		}
 		t.State, t.StartedAt, t.Error, t.Host = StateRunning, now(), nil, e.opts.Name
 		t.Attempts++
+		t.startAttempt(t.Host, *t.StartedAt)
 		return nil
 	}
 }
@@ -371,6 +374,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		return
 	case e.work.Err() != nil && err != nil:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
+		t.endAttempt(*now(), pidOf(res, err), CauseInterrupted, "wpm stopped while the task ran ("+t.Error.Message+"); it runs again")
 		if errors.Is(e.save(ctx, at, rev, t), errStartedElsewhere) {
 			e.dropStale(j)
 			return
@@ -380,6 +384,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	case err != nil && host.Code(err) == host.CodeQueueFull:
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
 		t.Attempts-- // it did not run
+		t.dropAttempt()
 		if errors.Is(e.save(ctx, at, rev, t), errStartedElsewhere) {
 			e.dropStale(j)
 			return
@@ -388,6 +393,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		return
 	case err != nil && e.retry(j, t, err):
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
+		t.endAttempt(*now(), pidOf(res, err), string(t.Error.Code), t.Error.Message)
 		switch serr := e.save(ctx, at, rev, t); {
 		case errors.Is(serr, errStartedElsewhere):
 			e.dropStale(j)
@@ -401,14 +407,10 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		}
 		return
 	}
-	t.State, t.FinishedAt, t.WorkerPID, t.Error = StateSucceeded, now(), res.WorkerPID, nil
+	t.State, t.FinishedAt, t.WorkerPID, t.Error = StateSucceeded, now(), pidOf(res, err), nil
 	switch {
 	case err != nil:
 		t.State, t.Error = StateFailed, errorOf(err)
-		var te *host.TaskError
-		if errors.As(err, &te) {
-			t.WorkerPID = te.WorkerPID
-		}
 	case !j.Forwarded && int64(len(res.Output)) > e.opts.MaxResultBytes:
 		t.State = StateFailed
 		t.Error = &TaskError{Code: CodeResultTooLarge, Message: fmt.Sprintf(
@@ -418,6 +420,11 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		t.Error = &TaskError{Code: host.CodeTaskFailed, Message: "the plugin answered with output that is not valid JSON; a plugin must return a JSON value"}
 	default:
 		t.Result = res.Output
+	}
+	if t.Error != nil {
+		t.endAttempt(*t.FinishedAt, t.WorkerPID, string(t.Error.Code), t.Error.Message)
+	} else {
+		t.endAttempt(*t.FinishedAt, t.WorkerPID, CauseOK, "")
 	}
 	if ferr := e.fitRecord(ctx, &t); ferr != nil {
 		// Not stored for now (NATS between leaders, say): the task runs
@@ -439,6 +446,16 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		// stay "running" for ever (at least once).
 		_ = msg.NakWithDelay(e.opts.PollInterval)
 	}
+}
+
+// pidOf returns the worker process that ran an attempt: res's, or err's
+// when it failed (0 when it never reached one).
+func pidOf(res host.Result, err error) int {
+	var te *host.TaskError
+	if err != nil && errors.As(err, &te) {
+		return te.WorkerPID
+	}
+	return res.WorkerPID
 }
 
 // dropStale lets go of an attempt whose task started again elsewhere: its

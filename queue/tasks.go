@@ -354,18 +354,20 @@ func (e *Engine) List(ctx context.Context, f Filter) ([]Task, error) {
 // runs, a running one has its worker killed and replaced. An ended task
 // gives ErrTaskEnded with its record.
 func (e *Engine) Cancel(ctx context.Context, id string) (Task, error) {
-	v, err := e.cancel(ctx, id)
+	v, err := e.cancel(ctx, id, "the task was canceled by DELETE /v1/tasks/"+id, CauseCanceled)
 	return v, e.unavailable(err)
 }
 
-// cancel is Cancel before NATS errors are translated.
-func (e *Engine) cancel(ctx context.Context, id string) (Task, error) {
+// cancel is Cancel before NATS errors are translated, with why as the
+// task's error message; a running task's attempt ends with cause and why.
+func (e *Engine) cancel(ctx context.Context, id, why, cause string) (Task, error) {
 	t, _, err := e.modify(ctx, Task{ID: id}, 0, casOnce, func(t *Task) error {
 		if t.State.Ended() {
 			return fmt.Errorf("%w: task %s is %s already; only scheduled, queued and running tasks can be canceled", ErrTaskEnded, id, t.State)
 		}
 		t.State, t.FinishedAt = StateCanceled, now()
-		t.Error = &TaskError{Code: host.CodeCanceled, Message: "the task was canceled by DELETE /v1/tasks/" + id}
+		t.Error = &TaskError{Code: host.CodeCanceled, Message: why}
+		t.endAttempt(*t.FinishedAt, 0, cause, why) // a running task's: its worker is killed
 		return nil
 	})
 	if errors.Is(err, ErrTaskEnded) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wpmdev/wpm/client"
 )
 
 // asyncConfig has one pool of two test workers and a short ack wait, so
@@ -26,12 +28,13 @@ pools:
 
 // taskRecord is the part of GET /v1/tasks/{id} the tests read.
 type taskRecord struct {
-	ID         string          `json:"id"`
-	State      string          `json:"state"`
-	Attempts   int             `json:"attempts"`
-	FinishedAt string          `json:"finishedAt"`
-	WorkerPID  int             `json:"workerPid"`
-	Result     json.RawMessage `json:"result"`
+	ID         string           `json:"id"`
+	State      string           `json:"state"`
+	Attempts   int              `json:"attempts"`
+	FinishedAt string           `json:"finishedAt"`
+	WorkerPID  int              `json:"workerPid"`
+	Result     json.RawMessage  `json:"result"`
+	History    []client.Attempt `json:"history"`
 }
 
 // getJSON gets url and decodes its JSON answer into v.
@@ -94,8 +97,16 @@ func TestServe_asyncTasksSurviveSIGKILL(t *testing.T) {
 			assert.Equal(t, old, r, "a task that had succeeded before the kill ran again")
 		}
 		require.LessOrEqual(t, r.Attempts, 2, "task %s", id)
+		require.Len(t, r.History, r.Attempts, "task %s", id)
+		last := r.History[len(r.History)-1]
+		assert.Equal(t, "ok", last.Cause, "task %s: %+v", id, r.History)
+		assert.Equal(t, r.WorkerPID, last.WorkerPID, "task %s", id)
 		if r.Attempts == 2 {
 			reruns++
+			// Its first attempt's host (this one, before the kill)
+			// stopped answering: the restart found it open.
+			assert.Equal(t, "lost", r.History[0].Cause, "task %s: %+v", id, r.History)
+			assert.NotNil(t, r.History[0].FinishedAt, "task %s", id)
 		}
 	}
 	assert.LessOrEqual(t, reruns, 2, "only the tasks running at the kill (two workers) run again")
@@ -141,7 +152,10 @@ func TestCLI_tasks(t *testing.T) {
 
 	code, out, _ = runCLI(t, "", "tasks", "list", "--url", s.url, "--state", "succeeded")
 	require.Equal(t, 0, code)
-	assert.Contains(t, out, queued.ID)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	assert.Equal(t, []string{"ID", "STATE", "PRIORITY", "POOL", "PLUGIN", "ATTEMPTS", "CREATED", "ERROR"}, strings.Fields(lines[0]))
+	assert.Equal(t, []string{queued.ID, "succeeded", "normal", "M", "misbehave", "1"}, strings.Fields(lines[1])[:6])
 
 	code, _, errOut = runCLI(t, "", "tasks", "cancel", queued.ID, "--url", s.url)
 	assert.Equal(t, 1, code)
@@ -260,7 +274,7 @@ func TestCLI_tasksRetryWaitPages(t *testing.T) {
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, `"retriedBy": "`+retry+`"`)
 
-	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "sleep", "ms": 5000}`)
+	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--priority", "low", "--task", `{"fault": "sleep", "ms": 5000}`)
 	require.Equal(t, 0, code, errOut)
 	var slow struct{ ID string }
 	require.NoError(t, json.Unmarshal([]byte(out), &slow), out)
@@ -274,17 +288,19 @@ func TestCLI_tasksRetryWaitPages(t *testing.T) {
 	// M's tasks, newest first, one a page: slow, the retry, the failed one.
 	base := []string{"tasks", "list", "--url", s.url, "--pool", "M", "--plugin", "misbehave", "--limit", "1"}
 	args := base
-	var seen []string
+	var seen, priorities []string
 	for range 3 {
 		code, out, errOut = runCLI(t, "", args...)
 		require.Equal(t, 0, code, errOut)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		require.Len(t, lines, 2, out)
 		seen = append(seen, strings.Fields(lines[1])[0])
+		priorities = append(priorities, strings.Fields(lines[1])[2])
 		_, next, ok := strings.Cut(errOut, "--cursor ")
 		require.True(t, ok, errOut)
 		args = append(slices.Clip(base), "--cursor", strings.Fields(next)[0])
 	}
 	assert.Equal(t, []string{slow.ID, retry, failed.ID}, seen)
+	assert.Equal(t, []string{"low", "normal", "normal"}, priorities)
 	runCLI(t, "", "tasks", "cancel", slow.ID, "--url", s.url)
 }

@@ -282,6 +282,12 @@ func TestCluster_hostKilledLosesNothing(t *testing.T) {
 		if rec["attempts"].(float64) > 1 {
 			again++
 			assert.Equal(t, "b", rec["host"])
+			// Its attempt on a was found open when b started it again.
+			hist, _ := rec["history"].([]any)
+			require.Len(t, hist, int(rec["attempts"].(float64)), "%v", rec)
+			lost, _ := hist[len(hist)-2].(map[string]any)
+			assert.Equal(t, "a", lost["host"], "%v", rec)
+			assert.Equal(t, "lost", lost["cause"], "%v", rec)
 		}
 	}
 	assert.Positive(t, again, "the tasks a ran were run again")
@@ -515,6 +521,34 @@ func TestCluster_taskEventsFromAnyHost(t *testing.T) {
 
 	d := clusterHost(t, url, "d", "api", "pools: []")
 	assert.Equal(t, []string{"task.finished"}, taskEventTypes(t, d, id))
+}
+
+// wpm tasks wait against the api host shows the progress of a task that
+// runs on a worker host: the worker shares its task events over NATS, and
+// the api host's /v1/tasks/{id}/events streams them.
+func TestCluster_tasksWaitShowsRemoteProgress(t *testing.T) {
+	url := startNATS(t)
+	c := clusterHost(t, url, "c", "api", "pools: []")
+	// b starts second: its first look at the cluster, at its start, sees
+	// c (a worker host has no /v1/cluster to ask).
+	clusterHost(t, url, "b", "worker", "pools:\n  - {name: CPU, plugin: cpuload, workers: 1}\n")
+	waitCluster(t, c, "b", "c")
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", c.url, "--pool", "CPU", "--task", `{"duration": 1500}`)
+	require.Equal(t, 0, code, errOut)
+	var task struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &task), out)
+
+	code, out, errOut = runCLI(t, "", "tasks", "wait", task.ID, "--url", c.url)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "progress", "progress lines on standard error")
+	assert.Contains(t, errOut, "100%")
+	var rec struct {
+		State string `json:"state"`
+		Host  string `json:"host"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+	assert.Equal(t, "succeeded", rec.State)
+	assert.Equal(t, "b", rec.Host, "the task ran on the worker host")
 }
 
 // taskEventTypes reads GET /v1/tasks/{id}/events on s to its end (at most

@@ -156,9 +156,11 @@ func (tc tasksCmd) wait(id string, timeout time.Duration) int {
 }
 
 // waitShowing is Client.Wait while the task's progress events, from its
-// event stream, are shown on standard error as wpm run shows them. The
-// stream is best effort: a task running on another host of a cluster
-// shows no progress here, and its record still ends the wait.
+// event stream, are shown on standard error as wpm run shows them; a task
+// running on another host of a cluster shows its progress too (that host
+// shares its task events over NATS: queue/events.go). The stream is best
+// effort (core NATS; an event may be lost), and the task's record, not
+// the stream, ends the wait.
 func (tc tasksCmd) waitShowing(ctx context.Context, id string, timeout time.Duration) (*client.Task, error) {
 	view := newProgressView(tc.e.stderr)
 	events, stop := context.WithCancel(ctx)
@@ -190,16 +192,19 @@ func (tc tasksCmd) list(opts client.ListOptions) int {
 	}
 	tasks := page.Tasks
 	tw := tabwriter.NewWriter(tc.e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tPOOL\tPLUGIN\tATTEMPTS\tCREATED\tERROR")
+	fmt.Fprintln(tw, "ID\tSTATE\tPRIORITY\tPOOL\tPLUGIN\tATTEMPTS\tCREATED\tERROR")
 	for _, t := range tasks {
-		pool, code := t.Pool, "-"
+		pool, code, priority := t.Pool, "-", t.Priority
 		if pool == "" {
 			pool = "(one-shot)"
 		}
 		if t.Error != nil {
 			code = string(t.Error.Code)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.State, pool, t.Plugin, t.Attempts, t.CreatedAt.Local().Format(time.DateTime), code)
+		if priority == "" {
+			priority = "normal" // a record of wpm before priorities
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.State, priority, pool, t.Plugin, t.Attempts, t.CreatedAt.Local().Format(time.DateTime), code)
 	}
 	_ = tw.Flush()
 	if page.Next != "" {

@@ -24,8 +24,27 @@ func (s *server) poolOf(t *testing.T, name string) map[string]any {
 	return nil
 }
 
+// clusterPaused returns, by pool, the paused flag of this host's pools
+// in GET /v1/cluster.
+func (s *server) clusterPaused(t *testing.T) map[string]any {
+	t.Helper()
+	a := s.do(t, http.MethodGet, "/v1/cluster", nil)
+	require.Equal(t, http.StatusOK, a.Status, a.Raw)
+	out := map[string]any{}
+	for _, h := range a.Body["hosts"].([]any) {
+		if h := h.(map[string]any); h["self"] == true {
+			for _, p := range h["pools"].([]any) {
+				p := p.(map[string]any)
+				out[p["name"].(string)] = p["paused"]
+			}
+		}
+	}
+	return out
+}
+
 // Pause: queued tasks wait, a synchronous task gets 503 pool_paused with
-// Retry-After, /v1/pools, the pool and the metrics say paused; resume
+// Retry-After, /v1/pools, /v1/cluster, the pool and the metrics say
+// paused; resume
 // runs the queued tasks.
 func TestAPI_pauseResume(t *testing.T) {
 	s := newServer(t)
@@ -40,6 +59,7 @@ func TestAPI_pauseResume(t *testing.T) {
 	cluster, _ := a.Body["cluster"].(map[string]any)
 	cpu, _ := cluster["CPU"].(map[string]any)
 	assert.Equal(t, true, cpu["paused"], a.Raw)
+	assert.Equal(t, map[string]any{"CPU": true, "M": false, "MEM": false}, s.clusterPaused(t), "this host's pools in /v1/cluster")
 
 	var ids []string
 	for range 3 {
@@ -65,6 +85,7 @@ func TestAPI_pauseResume(t *testing.T) {
 	a = s.post(t, "/v1/pools/CPU/resume", "")
 	require.Equal(t, http.StatusOK, a.Status, a.Raw)
 	assert.Equal(t, false, a.Body["paused"])
+	assert.Equal(t, map[string]any{"CPU": false, "M": false, "MEM": false}, s.clusterPaused(t))
 	for _, id := range ids {
 		a := s.do(t, http.MethodGet, "/v1/tasks/"+id+"?wait=15s", nil)
 		assert.Equal(t, "succeeded", a.Body["state"], a.Raw)
