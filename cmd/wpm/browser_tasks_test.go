@@ -218,3 +218,34 @@ func TestBrowser_clusterPoolsOnAPIHost(t *testing.T) {
 		chromedp.Click("#run-button")))
 	waitTry[bool](t, ctx, "the task's answer", `document.querySelector('#run-result').dataset.ok === 'true'`)
 }
+
+// A task whose worker crashes at each of its three attempts (two
+// retries) shows the three attempts, each with its worker and cause, and
+// the dead worker's last words.
+func TestBrowser_taskAttempts(t *testing.T) {
+	srv := startServeConfig(t, `
+shutdown: {grace: 5s}
+pools:
+  - {name: M, plugin: misbehave, workers: 1, queueLimit: 8, retries: {max: 2, backoff: 100ms, maxBackoff: 200ms}}
+`)
+	status, _, answer, err := postTask(srv.url+"/v1/pools/M/tasks?async=true", `{"fault": "crash", "lines": ["the last words"]}`)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, status, "%v", answer)
+	id := answer["id"].(string)
+	require.Equal(t, "failed", waitEnded(t, srv, id)["state"])
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/tasks/"+id)))
+	causes := waitTry[[]string](t, ctx, "three attempts",
+		`(()=>{const r=[...document.querySelectorAll('#task-attempts tbody tr')]; return r.length === 3 ? r.map(x => x.dataset.cause) : null})()`)
+	assert.Equal(t, []string{"worker_crashed", "worker_crashed", "worker_crashed"}, causes)
+	pids := waitTry[[]string](t, ctx, "the attempts' workers", `[...document.querySelectorAll('#task-attempts tbody tr td:nth-child(3)')].map(td => td.innerText)`)
+	assert.Len(t, pids, 3)
+	for _, pid := range pids {
+		assert.Regexp(t, `^[1-9][0-9]*$`, pid, "each attempt names its worker")
+	}
+	assert.NotEqual(t, pids[0], pids[1], "a crashed worker is replaced")
+	assert.Contains(t, text(t, ctx, "#task-error-detail"), "the last words")
+	waitTry[bool](t, ctx, "every attempt's events", `document.querySelectorAll('#task-events tr[data-event="task.started"]').length === 3 && document.querySelectorAll('#task-events tr[data-event="task.finished"]').length === 3`)
+	screenshot(t, ctx, "ui-task-attempts")
+}

@@ -117,7 +117,9 @@ func (s *Server) streamEvents(c echo.Context) error {
 }
 
 // streamTaskEvents is GET /v1/tasks/{id}/events: one task's kept events,
-// then its new ones until it finished.
+// then its new ones until it finished: a synchronous task at its
+// task.finished, an asynchronous one when its record ended, so that the
+// attempts of a task that is retried all show.
 func (s *Server) streamTaskEvents(c echo.Context) error {
 	id := c.Param("id")
 	after, err := lastEventID(c)
@@ -138,12 +140,12 @@ func (s *Server) streamTaskEvents(c echo.Context) error {
 		startSSE(c).record(finishedRecord(rec))
 		return nil
 	}
-	var ended <-chan events.Record
 	if isAsync {
-		ended = s.recordEnd(c, id)
+		s.follow(c, startSSE(c), sub, nil, s.recordEnd(c, id))
+		return nil
 	}
 	finished := func(r events.Record) bool { return r.Type == host.EventTaskFinished }
-	s.follow(c, startSSE(c), sub, finished, ended)
+	s.follow(c, startSSE(c), sub, finished, nil)
 	return nil
 }
 
@@ -202,17 +204,21 @@ const recordGrace = time.Second
 
 // follow writes sub's backlog, then its new events, until the client
 // leaves, the bus ends the subscription, or last says an event was the
-// last one. A record on ended (the task's record says it ended) is sent
-// and ends the stream when no last event came within recordGrace.
+// last one. A record on ended (the task's record says it ended) ends the
+// stream: at once if the last event sent was a task.finished, else at the
+// next task.finished, or with the record's own when none came within
+// recordGrace.
 func (s *Server) follow(c echo.Context, out *sse, sub *events.Sub, last func(events.Record) bool, ended <-chan events.Record) {
 	if sub.Gap {
 		out.event(0, eventGap, []byte(`{"type":"stream.gap","message":"some events after Last-Event-ID are no longer kept"}`))
 	}
+	finished := false // the last event sent was a task.finished
 	for _, r := range sub.Backlog {
 		out.record(r)
 		if last != nil && last(r) {
 			return
 		}
+		finished = r.Type == host.EventTaskFinished
 	}
 	tick := time.NewTicker(s.opts.KeepAlive)
 	defer tick.Stop()
@@ -233,12 +239,16 @@ func (s *Server) follow(c echo.Context, out *sse, sub *events.Sub, last func(eve
 				return
 			}
 			out.record(r)
-			if last != nil && last(r) {
+			finished = r.Type == host.EventTaskFinished
+			if last != nil && last(r) || fallback != nil && finished {
 				return
 			}
 		case <-tick.C:
 			out.keepAlive()
 		case r := <-ended:
+			if finished {
+				return
+			}
 			ended, fallback = nil, &r
 			grace = time.After(recordGrace)
 		case <-grace:

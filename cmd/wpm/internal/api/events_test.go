@@ -17,6 +17,7 @@ import (
 	"github.com/wpmdev/wpm/cmd/wpm/internal/api"
 	"github.com/wpmdev/wpm/cmd/wpm/internal/events"
 	"github.com/wpmdev/wpm/host"
+	"github.com/wpmdev/wpm/queue"
 )
 
 // sseEvent is one event read from a stream.
@@ -380,4 +381,42 @@ func TestEvents_resumeGaps(t *testing.T) {
 	require.NotNil(t, one, "status %d: %s", a.Status, a.Raw)
 	got := one.until(t, func(e sseEvent) bool { return e.Type == "task.finished" })
 	assert.NotContains(t, types(got), "stream.gap")
+}
+
+// An asynchronous task that is retried streams every attempt's events,
+// and its stream ends once its record ended, after the last attempt's
+// task.finished; opened after the end, it replays them all.
+func TestEvents_asyncTaskStreamsEveryAttempt(t *testing.T) {
+	s := newServer(t)
+	s.tasks.SetRetries(map[string]queue.Retries{"M": {Max: 2, Backoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})
+	id := s.submitAsync(t, "/v1/pools/M/tasks?async=true", `{"fault": "crash"}`)
+	count := func(got []sseEvent, typ string) int {
+		n := 0
+		for _, e := range got {
+			if e.Type == typ {
+				n++
+			}
+		}
+		return n
+	}
+	for _, when := range []string{"while it runs", "after it ended"} {
+		one, a := s.openStream(t, "GET", "/v1/tasks/"+id+"/events", "", "", nil)
+		require.NotNil(t, one, "%s: status %d: %s", when, a.Status, a.Raw)
+		var got []sseEvent
+		for {
+			e, more := one.next(t)
+			if !more {
+				break
+			}
+			got = append(got, e)
+		}
+		require.NotEmpty(t, got, when)
+		assert.Equal(t, 3, count(got, "task.started"), "%s: three attempts", when)
+		assert.Equal(t, 3, count(got, "task.finished"), "%s: each ends", when)
+		last := got[len(got)-1]
+		assert.Equal(t, "task.finished", last.Type, when)
+		assert.Equal(t, "worker_crashed", last.Data["code"], when)
+		rec := s.do(t, "GET", "/v1/tasks/"+id, nil)
+		assert.Equal(t, "failed", rec.Body["state"], "%s: the stream ended with the record", when)
+	}
 }

@@ -9,6 +9,7 @@
 const taskPageSize = 25;
 const taskRefetchMillis = 1000; // the least time between two refetches of a live list
 const taskEventsShown = 200;    // the task view's latest events shown
+const endStates = ["succeeded", "failed", "canceled"];
 
 const taskList = {
   cursors: [""],  // the cursor of each page seen, the first page's empty
@@ -190,34 +191,51 @@ views.task = {
     }
   },
 
-  // follow reads the task's events (its kept ones, then new ones until it
-  // ends), showing each; at each change of state it reads the record again.
+  // follow reads the task's events (its kept ones, then new ones until an
+  // attempt finishes), showing each; at each change of state it reads the
+  // record again. A task that will run again (a retry) is followed on,
+  // from the last event seen, until its record ends.
   async follow() {
-    const rec = taskView.rec;
-    if (!rec || !taskView.id) return;
     const gen = taskView.generation;
-    const ctl = new AbortController();
-    taskView.abort = ctl;
-    try {
-      const resp = await api("/v1/tasks/" + encodeURIComponent(taskView.id) + "/events", { headers: { Accept: "text/event-stream" }, signal: ctl.signal });
-      if (!(resp.headers.get("Content-Type") || "").startsWith("text/event-stream")) return;
-      await readSSE(resp, (type, _id, e) => {
-        if (gen !== taskView.generation) return;
-        taskView.events.push({ type, e });
-        if (taskView.events.length > 2 * taskEventsShown) { taskView.events.splice(0, taskEventsShown); taskView.dropped += taskEventsShown; }
-        if (type === "task.progress" && taskView.rec && !taskView.rec.state.match(/^(succeeded|failed|canceled)$/)) {
-          taskView.rec.state = "running";
-          taskView.rec.progress = { fraction: e.fraction || 0, message: e.message || "" };
-          this.renderSoon();
-        } else {
-          this.renderSoon();
-          this.load(type === "task.finished" ? "10s" : "");
-        }
-      });
-    } catch (e) {
-      if (e.name === "AbortError" || e.message === "unauthorized") return;
+    let after = "";
+    for (;;) {
+      const ctl = new AbortController();
+      taskView.abort = ctl;
+      let got = 0;
+      try {
+        const hd = { Accept: "text/event-stream" };
+        if (after) hd["Last-Event-ID"] = after;
+        const resp = await api("/v1/tasks/" + encodeURIComponent(taskView.id) + "/events", { headers: hd, signal: ctl.signal });
+        if (!(resp.headers.get("Content-Type") || "").startsWith("text/event-stream")) return;
+        await readSSE(resp, (type, id, e) => {
+          if (gen !== taskView.generation) return;
+          if (id) after = id;
+          got++;
+          this.event(type, e);
+        });
+      } catch (e) {
+        if (e.name === "AbortError" || e.message === "unauthorized") return;
+      }
+      if (gen !== taskView.generation) return;
+      await this.load("2s");
+      if (gen !== taskView.generation || !taskView.rec || endStates.includes(taskView.rec.state)) return;
+      if (!got) await new Promise((r) => setTimeout(r, 1000));
     }
-    if (gen === taskView.generation) this.load("");
+  },
+
+  // event shows one of the task's events: progress at once, any other
+  // change with the record read again.
+  event(type, e) {
+    taskView.events.push({ type, e });
+    if (taskView.events.length > 2 * taskEventsShown) { taskView.events.splice(0, taskEventsShown); taskView.dropped += taskEventsShown; }
+    const t = taskView.rec;
+    if (type === "task.progress" && t && !endStates.includes(t.state)) {
+      t.state = "running";
+      t.progress = { fraction: e.fraction || 0, message: e.message || "" };
+    } else if (type !== "task.finished") {
+      this.load("");
+    }
+    this.renderSoon();
   },
 
   // renderSoon draws the view at the next frame, once however many events
@@ -231,7 +249,7 @@ views.task = {
   render() {
     const t = taskView.rec;
     if (!t) return;
-    const ended = ["succeeded", "failed", "canceled"].includes(t.state);
+    const ended = endStates.includes(t.state);
     $("task-state").replaceChildren(stateBadge(t.state));
     $("task-state").dataset.state = t.state;
     const facts = [
@@ -264,7 +282,7 @@ views.task = {
           : type === "task.started" ? "pid " + e.pid + (e.host ? " on " + e.host : "")
             : type === "task.finished" ? e.code + (e.error ? ": " + e.error : "") + (e.durationMs !== undefined ? " in " + e.durationMs + " ms" : "")
               : e.pool ? "pool " + e.pool : "")));
-    $("task-body").replaceChildren(
+    $("task-body").replaceChildren(...[
       h("div", { class: "actions" },
         h("button", { type: "button", id: "task-cancel", disabled: ended }, "Cancel"),
         h("button", { type: "button", id: "task-retry", disabled: !(t.state === "failed" || t.state === "canceled"), title: "a new task with the same input and options, linked to this one" }, "Retry"),
@@ -290,7 +308,8 @@ views.task = {
       hidden ? h("p", { class: "muted" }, hidden + " earlier events not shown") : null,
       h("table", { id: "task-events" },
         h("thead", {}, h("tr", {}, ["time", "event", ""].map((c) => h("th", {}, c)))),
-        h("tbody", {}, events)));
+        h("tbody", {}, events)),
+    ].filter((c) => c)); // replaceChildren would show a null as "null"
     $("task-cancel").addEventListener("click", () => this.act("cancel"));
     $("task-retry").addEventListener("click", () => this.act("retry"));
     $("task-again").addEventListener("click", () => this.act("again"));
