@@ -151,7 +151,34 @@ views.tasks = {
 
 // taskView is the shown task: its record, the stream of its events and
 // the events seen.
-const taskView = { id: "", rec: null, abort: null, events: [], dropped: 0, generation: 0, drawPending: false };
+const taskView = { id: "", rec: null, abort: null, events: [], dropped: 0, generation: 0, drawPending: false, actionError: "" };
+
+// progressPart is the task's progress bar and message, or null when it
+// has none to show.
+function progressPart(t) {
+  if (t.state !== "running" && !t.progress) return null;
+  const f = t.state === "succeeded" ? 1 : t.progress ? t.progress.fraction : 0;
+  return h("p", { id: "task-progress", "data-fraction": f }, progressBar(f, t.state), " ", t.progress ? t.progress.message : "");
+}
+
+// eventsPart is the table of the task's latest events.
+function eventsPart() {
+  const skipped = Math.max(0, taskView.events.length - taskEventsShown);
+  const hidden = skipped + taskView.dropped;
+  const rows = taskView.events.slice(skipped).map(({ type, e }) =>
+    h("tr", { "data-event": type },
+      h("td", {}, e.time ? new Date(e.time).toLocaleTimeString() : ""),
+      h("td", {}, type),
+      h("td", { class: "mono" }, type === "task.progress" ? Math.round((e.fraction || 0) * 100) + "% " + (e.message || "")
+        : type === "task.started" ? "pid " + e.pid + (e.host ? " on " + e.host : "")
+          : type === "task.finished" ? e.code + (e.error ? ": " + e.error : "") + (e.durationMs !== undefined ? " in " + e.durationMs + " ms" : "")
+            : e.pool ? "pool " + e.pool : "")));
+  return h("div", { id: "task-events-part" },
+    hidden ? h("p", { class: "muted" }, hidden + " earlier events not shown") : null,
+    h("table", { id: "task-events" },
+      h("thead", {}, h("tr", {}, ["time", "event", ""].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows)));
+}
 
 views.task = {
   show(id) {
@@ -160,6 +187,7 @@ views.task = {
     taskView.rec = null;
     taskView.events = [];
     taskView.dropped = 0;
+    taskView.actionError = "";
     $("view-task").replaceChildren(
       h("p", {}, h("a", { href: "/ui/tasks" }, "← all tasks")),
       h("h2", {}, "Task ", h("span", { class: "mono" }, id), " ", h("span", { id: "task-state" })),
@@ -238,12 +266,21 @@ views.task = {
     this.renderSoon();
   },
 
-  // renderSoon draws the view at the next frame, once however many events
-  // came meanwhile.
+  // renderSoon draws the progress and the events at the next frame, once
+  // however many events came meanwhile, leaving the rest (where text may
+  // be selected) alone; the record, read again at a change of state, is
+  // drawn whole.
   renderSoon() {
     if (taskView.drawPending) return;
     taskView.drawPending = true;
-    requestAnimationFrame(() => { taskView.drawPending = false; this.render(); });
+    requestAnimationFrame(() => {
+      taskView.drawPending = false;
+      const t = taskView.rec, bar = $("task-progress"), events = $("task-events-part");
+      const next = t && progressPart(t);
+      if (!events || !bar !== !next) { this.render(); return; }
+      if (bar) bar.replaceWith(next);
+      events.replaceWith(eventsPart());
+    });
   },
 
   render() {
@@ -272,24 +309,13 @@ views.task = {
       cause: t.state === "succeeded" ? "ok" : t.error ? t.error.code : "", message: t.error ? t.error.message : "",
     }] : [];
     const input = t.input !== undefined ? JSON.stringify(t.input, null, 2) : t.inputSize ? "(" + t.inputSize + " bytes, kept beside the record)" : "(not kept: a task of an older version)";
-    const skipped = Math.max(0, taskView.events.length - taskEventsShown);
-    const hidden = skipped + taskView.dropped;
-    const events = taskView.events.slice(skipped).map(({ type, e }) =>
-      h("tr", { "data-event": type },
-        h("td", {}, e.time ? new Date(e.time).toLocaleTimeString() : ""),
-        h("td", {}, type),
-        h("td", { class: "mono" }, type === "task.progress" ? Math.round((e.fraction || 0) * 100) + "% " + (e.message || "")
-          : type === "task.started" ? "pid " + e.pid + (e.host ? " on " + e.host : "")
-            : type === "task.finished" ? e.code + (e.error ? ": " + e.error : "") + (e.durationMs !== undefined ? " in " + e.durationMs + " ms" : "")
-              : e.pool ? "pool " + e.pool : "")));
     $("task-body").replaceChildren(...[
       h("div", { class: "actions" },
         h("button", { type: "button", id: "task-cancel", disabled: ended }, "Cancel"),
         h("button", { type: "button", id: "task-retry", disabled: !(t.state === "failed" || t.state === "canceled"), title: "a new task with the same input and options, linked to this one" }, "Retry"),
         h("button", { type: "button", id: "task-again", disabled: t.input === undefined && !t.inputSize, title: "a new task with the same input and options" }, "Run again"),
-        h("span", { id: "task-action-error", class: "error" })),
-      t.state === "running" || t.progress ? h("p", { id: "task-progress", "data-fraction": t.state === "succeeded" ? 1 : t.progress ? t.progress.fraction : 0 },
-        progressBar(t.state === "succeeded" ? 1 : t.progress ? t.progress.fraction : 0, t.state), " ", t.progress ? t.progress.message : "") : null,
+        h("span", { id: "task-action-error", class: "error" }, taskView.actionError)),
+      progressPart(t),
       h("dl", { id: "task-facts", class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       h("div", { class: "split2" },
         h("div", {}, h("h3", {}, "Input"), h("pre", { id: "task-input", class: "mono box" }, input)),
@@ -305,10 +331,7 @@ views.task = {
           h("td", {}, when(a.startedAt)), h("td", {}, when(a.finishedAt)),
           h("td", {}, a.cause || (a.finishedAt ? "" : "running")), h("td", { class: "err" }, a.message || ""))))),
       h("h3", {}, "Events"),
-      hidden ? h("p", { class: "muted" }, hidden + " earlier events not shown") : null,
-      h("table", { id: "task-events" },
-        h("thead", {}, h("tr", {}, ["time", "event", ""].map((c) => h("th", {}, c)))),
-        h("tbody", {}, events)),
+      eventsPart(),
     ].filter((c) => c)); // replaceChildren would show a null as "null"
     $("task-cancel").addEventListener("click", () => this.act("cancel"));
     $("task-retry").addEventListener("click", () => this.act("retry"));
@@ -318,8 +341,9 @@ views.task = {
   // act cancels the task, retries it or runs it again; a new task opens.
   async act(what) {
     const t = taskView.rec;
-    const out = $("task-action-error");
-    out.textContent = "";
+    const failed = (msg) => { taskView.actionError = msg; this.render(); };
+    taskView.actionError = "";
+    $("task-action-error").textContent = "";
     for (const b of document.querySelectorAll("#task-body .actions button")) b.disabled = true;
     try {
       const id = encodeURIComponent(t.id);
@@ -328,11 +352,11 @@ views.task = {
       else if (what === "retry") resp = await api("/v1/tasks/" + id + "/retry", { method: "POST" });
       else resp = await this.runAgain(t);
       const a = await resp.json();
-      if (!resp.ok) { out.textContent = a.error ? a.error.message : resp.statusText; this.render(); return; }
+      if (!resp.ok) { failed(a.error ? a.error.message : resp.statusText); return; }
       if (what === "cancel") { taskView.rec = a; this.render(); return; }
       go("/ui/tasks/" + encodeURIComponent(a.id));
     } catch (e) {
-      if (e.message !== "unauthorized") { out.textContent = e.message; this.render(); }
+      if (e.message !== "unauthorized") failed(e.message);
     }
   },
 
