@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -248,4 +250,27 @@ pools:
 	assert.Contains(t, text(t, ctx, "#task-error-detail"), "the last words")
 	waitTry[bool](t, ctx, "every attempt's events", `document.querySelectorAll('#task-events tr[data-event="task.started"]').length === 3 && document.querySelectorAll('#task-events tr[data-event="task.finished"]').length === 3`)
 	screenshot(t, ctx, "ui-task-attempts")
+}
+
+// A link to a task on a wpm with a token opens the token form, then the
+// task: the views read the API with the token too.
+func TestBrowser_taskLinkWithToken(t *testing.T) {
+	const token = "task-link-token"
+	srv := startServe(t, "WPM_HTTP_AUTHTOKEN="+token)
+	req, err := http.NewRequest(http.MethodPost, srv.url+"/v1/pools/CPU/tasks?async=true", strings.NewReader(`{"duration": 10}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var a struct{ ID string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&a))
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.url+"/ui/tasks/"+a.ID), chromedp.WaitVisible("#token"),
+		chromedp.SendKeys("#token", token), chromedp.Click(`#login-form button[type="submit"]`)))
+	waitTry[bool](t, ctx, "the task, read with the token", `!document.querySelector('#view-task').hidden && document.querySelector('#task-state').dataset.state === 'succeeded' && document.querySelector('#task-input').innerText.includes('"duration": 10')`)
+	require.NoError(t, chromedp.Do(ctx, clickJS(`#nav a[data-view="tasks"]`)))
+	waitTry[bool](t, ctx, "the list, read with the token", fmt.Sprintf(`(`+listed+`)[0] === %q`, a.ID))
 }
