@@ -219,10 +219,10 @@ views.task = {
     }
   },
 
-  // follow reads the task's events (its kept ones, then new ones until an
-  // attempt finishes), showing each; at each change of state it reads the
-  // record again. A task that will run again (a retry) is followed on,
-  // from the last event seen, until its record ends.
+  // follow reads the task's events (its kept ones, then new ones until
+  // its record ended, every attempt's), showing each; at each change of
+  // state it reads the record again. A stream that breaks before the end
+  // (wpm restarted, say) is opened again from the last event seen.
   async follow() {
     const gen = taskView.generation;
     let after = "";
