@@ -171,6 +171,17 @@ func (t *Task) endAttempt(at time.Time, pid int, cause, message string) {
 	t.History = keepLatest(h, maxHistory)
 }
 
+// endAttemptAsRecorded closes the open attempt at at with the worker's
+// pid, as the record now says it ended: with its error's code and
+// message, or CauseOK.
+func (t *Task) endAttemptAsRecorded(at time.Time, pid int) {
+	if t.Error != nil {
+		t.endAttempt(at, pid, string(t.Error.Code), t.Error.Message)
+		return
+	}
+	t.endAttempt(at, pid, CauseOK, "")
+}
+
 // recauseAttempt changes the cause and message of the last attempt, once
 // it ended.
 func (t *Task) recauseAttempt(cause, message string) {

@@ -393,7 +393,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 		return
 	case err != nil && e.retry(j, t, err):
 		t.State, t.Error, t.Progress = StateQueued, errorOf(err), nil
-		t.endAttempt(*now(), pidOf(res, err), string(t.Error.Code), t.Error.Message)
+		t.endAttemptAsRecorded(*now(), pidOf(res, err))
 		switch serr := e.save(ctx, at, rev, t); {
 		case errors.Is(serr, errStartedElsewhere):
 			e.dropStale(j)
@@ -421,11 +421,7 @@ func (e *Engine) finish(ctx context.Context, msg jetstream.Msg, j job, t Task, r
 	default:
 		t.Result = res.Output
 	}
-	if t.Error != nil {
-		t.endAttempt(*t.FinishedAt, t.WorkerPID, string(t.Error.Code), t.Error.Message)
-	} else {
-		t.endAttempt(*t.FinishedAt, t.WorkerPID, CauseOK, "")
-	}
+	t.endAttemptAsRecorded(*t.FinishedAt, t.WorkerPID)
 	if ferr := e.fitRecord(ctx, &t); ferr != nil {
 		// Not stored for now (NATS between leaders, say): the task runs
 		// again rather than lose its result.

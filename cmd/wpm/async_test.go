@@ -223,6 +223,22 @@ func TestServe_asyncTaskProgress(t *testing.T) {
 	t.Logf("progress seen while running: %.2f; at the end: %.2f %q", seen, end.Progress.Fraction, end.Progress.Message)
 }
 
+// waitShowsProgress submits task to pool with wpm tasks submit against
+// the wpm at url, waits for it with wpm tasks wait, checks that the wait
+// showed its progress up to 100 % and returns the record it printed.
+func waitShowsProgress(t *testing.T, url, pool, task string) string {
+	t.Helper()
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", url, "--pool", pool, "--task", task)
+	require.Equal(t, 0, code, errOut)
+	var submitted struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &submitted), out)
+	code, out, errOut = runCLI(t, "", "tasks", "wait", submitted.ID, "--url", url)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "progress", "progress lines on standard error")
+	assert.Contains(t, errOut, "100%")
+	return out
+}
+
 // retryConfig has a pool of the test plugin and one of cpuload.
 const retryConfig = `
 shutdown: {grace: 5s}
@@ -238,14 +254,7 @@ pools:
 // wpm tasks list pages with --cursor.
 func TestCLI_tasksRetryWaitPages(t *testing.T) {
 	s := startServeConfig(t, retryConfig)
-	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "CPU", "--task", `{"duration": 1500}`)
-	require.Equal(t, 0, code, errOut)
-	var cpu struct{ ID string }
-	require.NoError(t, json.Unmarshal([]byte(out), &cpu), out)
-	code, out, errOut = runCLI(t, "", "tasks", "wait", cpu.ID, "--url", s.url)
-	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, errOut, "progress", "progress lines on standard error")
-	assert.Contains(t, errOut, "100%")
+	out := waitShowsProgress(t, s.url, "CPU", `{"duration": 1500}`)
 	var rec struct {
 		taskRecord
 		Input     json.RawMessage `json:"input"`
@@ -256,7 +265,7 @@ func TestCLI_tasksRetryWaitPages(t *testing.T) {
 	assert.Equal(t, "succeeded", rec.State)
 	assert.JSONEq(t, `{"duration": 1500}`, string(rec.Input), "the record shows its input")
 
-	code, out, errOut = runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
+	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", s.url, "--pool", "M", "--task", `{"fault": "fail"}`)
 	require.Equal(t, 0, code, errOut)
 	var failed struct{ ID string }
 	require.NoError(t, json.Unmarshal([]byte(out), &failed), out)

@@ -533,15 +533,7 @@ func TestCluster_tasksWaitShowsRemoteProgress(t *testing.T) {
 	// c (a worker host has no /v1/cluster to ask).
 	clusterHost(t, url, "b", "worker", "pools:\n  - {name: CPU, plugin: cpuload, workers: 1}\n")
 	waitCluster(t, c, "b", "c")
-	code, out, errOut := runCLI(t, "", "tasks", "submit", "--url", c.url, "--pool", "CPU", "--task", `{"duration": 1500}`)
-	require.Equal(t, 0, code, errOut)
-	var task struct{ ID string }
-	require.NoError(t, json.Unmarshal([]byte(out), &task), out)
-
-	code, out, errOut = runCLI(t, "", "tasks", "wait", task.ID, "--url", c.url)
-	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, errOut, "progress", "progress lines on standard error")
-	assert.Contains(t, errOut, "100%")
+	out := waitShowsProgress(t, c.url, "CPU", `{"duration": 1500}`)
 	var rec struct {
 		State string `json:"state"`
 		Host  string `json:"host"`

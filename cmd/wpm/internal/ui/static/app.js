@@ -142,7 +142,7 @@ async function start() {
     $("logout").hidden = !token();
     setPools(pj.pools || []);
     state.cluster = pj.cluster || {};
-    fillTargets(pj.pools || [], gj.plugins || []);
+    fillTargets(gj.plugins || []);
     readCluster();
     currentView = "";
     route();
@@ -198,7 +198,7 @@ async function readCluster() {
     if (pools.ok) state.cluster = (await pools.json()).cluster || {};
     if (cluster.ok) state.hosts = (await cluster.json()).hosts || [];
     if (remotePools().length) {
-      fillTargets([...state.pools.values()], state.plugins);
+      fillTargets(state.plugins);
       scheduleRender();
     }
   } catch (e) {
@@ -210,27 +210,33 @@ async function readCluster() {
   if (clustered && !$("main").hidden) state.clusterTimer = setTimeout(readCluster, clusterEvery);
 }
 
-// fillTargets fills the run form's choice of pools (this host's and the
-// cluster's) and plugins, when they changed.
-function fillTargets(pools, plugins) {
+// fillTargets fills every form's choice of where a task runs (the
+// selects of class "targets": the run form's, the schedule form's) when
+// the pools (this host's and the cluster's) or the plugins changed.
+function fillTargets(plugins) {
   state.plugins = plugins;
-  const sel = $("run-target");
-  const keep = sel.value;
-  const all = pools.map((p) => ({ name: p.name, plugin: p.plugin })).concat(remotePools());
-  const key = JSON.stringify([all.map((p) => [p.name, p.plugin]), plugins.map((p) => p.name)]);
+  const key = JSON.stringify([targetPools(), plugins.map((p) => p.name)]);
   if (key === state.targets) return;
   state.targets = key;
-  sel.replaceChildren(...targetOptions(all, plugins));
-  if (keep) sel.value = keep;
+  for (const sel of document.querySelectorAll("select.targets")) fillTargetSelect(sel);
 }
 
-// targetOptions are a form's choices of where a task runs: pools
-// ([{name, plugin}]) and plugins, as one-shots.
-function targetOptions(pools, plugins) {
-  return [
-    h("optgroup", { label: "pools" }, pools.map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
-    h("optgroup", { label: "plugins (one-shot)" }, plugins.map((p) => h("option", { value: "plugin:" + p.name }, p.name))),
-  ];
+// targetPools lists the pools a task may run on, this host's and the
+// cluster's: [{name, plugin}].
+function targetPools() {
+  return [...state.pools.values()].map((p) => ({ name: p.name, plugin: p.plugin }))
+    .concat(remotePools().map((p) => ({ name: p.name, plugin: p.plugin })));
+}
+
+// fillTargetSelect offers in sel the pools and the plugins (as
+// one-shots), keeping the choice made when it is still offered.
+function fillTargetSelect(sel) {
+  const keep = sel.value;
+  sel.replaceChildren(
+    h("optgroup", { label: "pools" }, targetPools().map((p) => h("option", { value: "pool:" + p.name }, p.name + " (" + p.plugin + ")"))),
+    h("optgroup", { label: "plugins (one-shot)" }, state.plugins.map((p) => h("option", { value: "plugin:" + p.name }, p.name))),
+  );
+  if (keep && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
 }
 
 // readSSE reads a text/event-stream response, calling onEvent(type, id, data).
@@ -308,7 +314,7 @@ function onEvent(type, id, e) {
     case "pool.reloaded":
       Promise.all([api("/v1/pools"), api("/v1/plugins")])
         .then(([p, g]) => Promise.all([p.json(), g.json()]))
-        .then(([pj, gj]) => { setPools(pj.pools || []); state.cluster = pj.cluster || {}; fillTargets(pj.pools || [], gj.plugins || []); render(); })
+        .then(([pj, gj]) => { setPools(pj.pools || []); state.cluster = pj.cluster || {}; fillTargets(gj.plugins || []); render(); })
         .catch(() => {});
       break;
   }

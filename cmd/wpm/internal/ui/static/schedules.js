@@ -31,7 +31,7 @@
     const form = h("form", { id: "schedule-form" },
       h("label", {}, "Name ", h("input", { id: "sched-name", required: "", maxlength: "64", pattern: "[A-Za-z0-9_\\-]+",
         placeholder: "letters, digits, - and _", autocomplete: "off" })),
-      h("label", {}, "On ", h("select", { id: "sched-target", required: "" })),
+      h("label", {}, "On ", h("select", { id: "sched-target", class: "targets", required: "" })),
       h("label", {}, "Input (JSON) ", h("textarea", { id: "sched-input", rows: "3" }, "{}")),
       h("div", { class: "when" },
         h("label", {}, "Runs ", kind),
@@ -65,17 +65,6 @@
     $("sched-spec").placeholder = cron ? "0 */5 * * * *" : "30s";
     $("sched-tz-field").hidden = !cron;
     $("sched-tz").disabled = !cron;
-  }
-
-  // fillTargets offers the pools (the cluster's too) and the plugins (as
-  // one-shots), as the overview's run form does, keeping the choice made.
-  async function fillTargets() {
-    const [pools, plugins] = await Promise.all([api("/v1/pools"), api("/v1/plugins")]);
-    const pj = await pools.json(), gj = await plugins.json();
-    const sel = $("sched-target");
-    const keep = sel.value;
-    sel.replaceChildren(...targetOptions((pj.pools || []).concat(remotePools()), gj.plugins || []));
-    if (keep && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
   }
 
   // refresh reads the schedules again and redraws them; one read at a time.
@@ -259,7 +248,7 @@
   views.schedules = {
     show() {
       if (!sv.built) build();
-      fillTargets().catch((e) => { if (e.message !== "unauthorized") setStatus("Can not read the pools and plugins: " + e.message); });
+      fillTargetSelect($("sched-target")); // app.js keeps it filled from then on
       refresh();
       stop();
       sv.timer = setInterval(tick, 1000);
@@ -268,7 +257,7 @@
     onEvent(type) {
       // A tick's task is queued: show it among the last runs now.
       if (type === "task.queued" && sv.list.some((s) => s.nextRun && Date.parse(s.nextRun) <= Date.now() + 500)) refresh();
-      if (type === "pool.reloaded") { fillTargets().catch(() => {}); refresh(); }
+      if (type === "pool.reloaded") refresh(); // app.js fills the targets again
     },
   };
 })();
