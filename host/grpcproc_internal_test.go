@@ -39,6 +39,7 @@ func TestGRPCProc_pingAndInfo(t *testing.T) {
 	assert.JSONEq(t, `{"mode": "echo"}`, string(out))
 
 	require.NoError(t, syscall.Kill(w.PID(), syscall.SIGSTOP))
+	testkit.WaitStopped(t, w.PID())
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel2()
 	start := time.Now()

@@ -153,6 +153,36 @@ func Alive(pid int) bool {
 	return ok && state != "Z"
 }
 
+// WaitStopped waits until every thread of pid is stopped (state T), as
+// it is some time after a SIGSTOP: kill returns before the threads stop,
+// and one may still answer meanwhile. It fails tb after 5 s.
+func WaitStopped(tb testing.TB, pid int) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(pid) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("process %d never stopped", pid)
+		}
+		time.Sleep(time.Millisecond) // the kernel tells no one when a thread stops
+	}
+}
+
+// allStopped reports whether every thread of pid is stopped.
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || len(b) < i+3 || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
 // parentOf reads a process's parent pid and state from /proc/PID/stat.
 func parentOf(pid int) (ppid int, state string, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
